@@ -1,0 +1,7 @@
+"""`python -m daemon` is the same as the `assetd` console script."""
+
+import sys
+
+from daemon.cli import main
+
+sys.exit(main())

@@ -1,0 +1,144 @@
+"""`assetd`: argument parsing, config lookup, and turning errors into one line + exit code.
+
+Each command lives in a module of this package that registers its subparsers and calls one
+service; nothing below the CLI prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from peewee import OperationalError
+
+from daemon import __version__, logs
+from daemon.config import Config, ConfigError, empty_config, find_config_path, load_config
+from daemon.errors import EXIT_FAILURES, EXIT_USAGE, UsageError
+from daemon.store import Store
+from daemon.store.db import DatabaseUrlError
+from daemon.store.migrations import SchemaTooNewError
+
+
+@dataclass
+class Context:
+    """What a command handler gets: its arguments, the config, and the store on demand."""
+
+    args: argparse.Namespace
+    config: Config
+    _store: Store | None = field(default=None, repr=False)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.config.daemon.database)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+Handler = Callable[[Context], int]
+
+
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Global options work before and after the command (`assetd scan --config X`)."""
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--config", metavar="PATH", default=default,
+                        help="config file (default: $ASSETD_CONFIG, "
+                        "$XDG_CONFIG_HOME/assetd/config.toml, /etc/assetd/config.toml)")
+    parser.add_argument("--db", metavar="URL", default=default,
+                        help="database URL, overrides [daemon].database "
+                        "(sqlite:////path/index.db or postgresql://user@host/db)")
+    parser.add_argument("--log-format", choices=("json", "console", "auto"), default=default,
+                        help="log format (default: the config's log_format)")
+    parser.add_argument("--log-level", choices=logs.LEVEL_NAMES, default=default,
+                        help="log level; one-shot commands default to warning, `run` to the "
+                        "config's log_level; debug also prints tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from daemon.cli import commands_index, commands_meta, commands_run
+
+    parser = argparse.ArgumentParser(
+        prog="assetd",
+        description="Index the files under a set of library roots and keep the index true "
+        "while files are added, changed, moved, deleted, and while disks go offline.",
+        epilog="Exit codes: 0 ok; 1 some files failed (or verify found mismatches); "
+        "2 usage or config error; 3 a library in scope was offline.",
+    )
+    parser.add_argument("--version", action="version", version=f"assetd {__version__}")
+    _global_options(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, suppress=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in (commands_run, commands_index, commands_meta):
+        module.register(sub, common)
+    return parser
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    path = find_config_path(args.config)
+    if path is None:
+        if args.db:
+            return empty_config(args.db)
+        raise UsageError(
+            "no config file found (looked at $ASSETD_CONFIG, $XDG_CONFIG_HOME/assetd/config.toml, "
+            "/etc/assetd/config.toml); pass --config PATH"
+        )
+    config = load_config(path)
+    if args.db:
+        config = _with_database(config, args.db)
+    return config
+
+
+def _with_database(config: Config, url: str) -> Config:
+    from dataclasses import replace
+
+    return replace(config, daemon=replace(config.daemon, database=url))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    debug = args.log_level == "debug"
+    context = None
+    try:
+        config = _load_config(args)
+        is_daemon = args.command == "run"
+        logs.configure(
+            level=args.log_level or (config.daemon.log_level if is_daemon else "warning"),
+            fmt=args.log_format or config.daemon.log_format,
+            log_file=config.daemon.log_file if is_daemon else "",
+        )
+        context = Context(args, config)
+        return args.handler(context)
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except (UsageError, DatabaseUrlError, SchemaTooNewError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except OperationalError as exc:
+        return _fail(f"database error: {str(exc).strip().splitlines()[0]}", EXIT_USAGE,
+                     debug=debug)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        return _fail(
+            f"internal error: {type(exc).__name__}: {exc} "
+            "(run with --log-level debug for a traceback)", EXIT_FAILURES, debug=debug,
+        )
+    finally:
+        if context is not None:
+            context.close()
+
+
+def _fail(message: str, code: int, *, debug: bool = False) -> int:
+    if debug:
+        traceback.print_exc()
+    print(f"assetd: {message}", file=sys.stderr)
+    return code

@@ -1,0 +1,10 @@
+"""Errors the CLI turns into one line on stderr and an exit code."""
+
+EXIT_OK = 0
+EXIT_FAILURES = 1  # some files failed, or verify found mismatches
+EXIT_USAGE = 2  # usage or config error
+EXIT_OFFLINE = 3  # a library in scope was offline
+
+
+class UsageError(Exception):
+    """A request that cannot be carried out as asked: one line, exit 2."""

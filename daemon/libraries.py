@@ -1,0 +1,45 @@
+"""Which library a filesystem path belongs to, and the libraries a command is about."""
+
+from __future__ import annotations
+
+import os
+
+from daemon.config import Config, LibraryConfig
+from daemon.errors import UsageError
+
+
+def _relative_to(path: str, root: str) -> str | None:
+    root = root.rstrip("/") or "/"
+    if path == root:
+        return ""
+    prefix = root if root.endswith("/") else root + "/"
+    return path[len(prefix):] if path.startswith(prefix) else None
+
+
+def resolve_path(config: Config, path: str) -> tuple[LibraryConfig, bytes]:
+    """(library, rel_path bytes) for a path inside a configured library root.
+
+    The last component is not resolved (a symlink inside a library is its own entry), but
+    the directories above it are, so a root reached through a symlink still matches.
+    """
+    absolute = os.path.abspath(path)
+    real = os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
+    for library in config.libraries:
+        for candidate, root in ((absolute, library.path), (real, os.path.realpath(library.path))):
+            rel = _relative_to(os.path.normpath(candidate), root)
+            if rel is not None:
+                return library, os.fsencode(rel)
+    raise UsageError(f"{path}: not inside any configured library")
+
+
+def select_libraries(config: Config, names: list[str]) -> list[LibraryConfig]:
+    if not names:
+        return list(config.libraries)
+    selected = []
+    for name in names:
+        library = config.library(name)
+        if library is None:
+            known = ", ".join(lib.name for lib in config.libraries) or "none configured"
+            raise UsageError(f"unknown library {name!r} (known: {known})")
+        selected.append(library)
+    return selected

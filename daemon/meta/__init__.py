@@ -1,0 +1,1 @@
+"""Metadata keyed by content: tags (user intent) and insights (derived data), enrichers."""

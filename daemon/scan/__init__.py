@@ -1,0 +1,1 @@
+"""Scanning: walk, hash, probe, plan (disk vs DB), apply (plan → DB), and the scanner."""

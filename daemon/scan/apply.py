@@ -1,0 +1,157 @@
+"""Apply a plan to the database: batched executemany, one transaction per batch.
+
+Every change here keeps rows (and so tags and insights): a vanished file is marked missing, a
+moved one keeps its id, an edited one keeps its tags on the new content.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from daemon.scan.hash import Hashed
+from daemon.scan.plan import DbRow, Plan
+from daemon.scan.walk import DiskEntry
+from daemon.store import Store
+from daemon.store.models import STATE_NEW
+
+BATCH_ROWS = 5000
+
+_INSERT_FILE = (
+    "INSERT INTO file (library_id, rel_path, path_text, size, mtime_ns, inode, device,"
+    " content_hash, is_missing, missing_since, state, first_seen, last_seen)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)"
+)
+_REWRITE_FILE = (
+    "UPDATE file SET rel_path = ?, path_text = ?, size = ?, mtime_ns = ?, inode = ?,"
+    " device = ?, content_hash = ?, is_missing = ?, missing_since = NULL, state = ?,"
+    " last_seen = ? WHERE id = ?"
+)
+_MARK_MISSING = "UPDATE file SET is_missing = ?, missing_since = ? WHERE id = ? AND is_missing = ?"
+# Tags set by path while the hash was unknown follow a moved file to its new path.
+_MOVE_PATH_TAGS = (
+    "UPDATE tag SET rel_path = ? WHERE library_id = ? AND rel_path = ? AND content_hash IS NULL"
+)
+_MOVE_PATH_INSIGHTS = (
+    "UPDATE insight SET rel_path = ?"
+    " WHERE library_id = ? AND rel_path = ? AND content_hash IS NULL"
+)
+# An in-place edit keeps the file's tags: copy the old content's tags to the new content
+# (or to the path, with a NULL hash, when the new content is not hashed yet; the NULL-hash
+# fill pass completes them). The old rows stay for other copies of the old bytes.
+_CARRY_TAGS_TO_HASH = (
+    "INSERT INTO tag (library_id, rel_path, content_hash, tag, created_at)"
+    " SELECT ?, ?, ?, t.tag, ? FROM tag t WHERE t.content_hash = ?"
+    " AND NOT EXISTS (SELECT 1 FROM tag u WHERE u.tag = t.tag AND u.content_hash = ?)"
+    " GROUP BY t.tag"
+)
+_CARRY_TAGS_TO_PATH = (
+    "INSERT INTO tag (library_id, rel_path, content_hash, tag, created_at)"
+    " SELECT ?, ?, NULL, t.tag, ? FROM tag t WHERE t.content_hash = ?"
+    " AND NOT EXISTS (SELECT 1 FROM tag u WHERE u.tag = t.tag AND u.content_hash IS NULL"
+    " AND u.library_id = ? AND u.rel_path = ?)"
+    " GROUP BY t.tag"
+)
+
+
+def path_text(rel_path: bytes) -> str:
+    """How people see a path: undecodable bytes as \\xNN escapes."""
+    return rel_path.decode("utf-8", "backslashreplace")
+
+
+def apply_plan(
+    store: Store,
+    library_id: int,
+    plan: Plan,
+    hashes: dict[bytes, Hashed],
+    *,
+    now: float | None = None,
+) -> None:
+    """Write the plan. `hashes` holds the files hashed this scan (by rel_path)."""
+    now = time.time() if now is None else now
+    inserts = [_insert_row(library_id, entry, hashes.get(entry.rel_path), now)
+               for entry in plan.created]
+    rewrites: list[tuple] = []
+    carries: list[tuple[bytes, str, str | None]] = []
+    for row, entry in plan.updated + plan.restored + plan.moved:
+        rewrite, carry = _rewrite_row(row, entry, hashes.get(entry.rel_path), now)
+        rewrites.append(rewrite)
+        if carry:
+            carries.append(carry)
+    for row in plan.unchanged:
+        hashed = hashes.get(row.rel_path)
+        if hashed is not None and row.content_hash is None:
+            rewrite, _ = _rewrite_row(row, _entry_of(row), hashed, now)
+            rewrites.append(rewrite)
+    moved_paths = [(entry.rel_path, library_id, row.rel_path) for row, entry in plan.moved]
+    missing = [(True, now, row.id, False) for row in plan.missing]
+
+    _run_batches(store, _INSERT_FILE, inserts)
+    _run_batches(store, _REWRITE_FILE, rewrites)
+    _run_batches(store, _MOVE_PATH_TAGS, moved_paths)
+    _run_batches(store, _MOVE_PATH_INSIGHTS, moved_paths)
+    _run_batches(store, _MARK_MISSING, missing)
+    carry_tags(store, library_id, carries, now)
+
+
+def carry_tags(
+    store: Store,
+    library_id: int,
+    carries: Sequence[tuple[bytes, str, str | None]],
+    now: float,
+) -> int:
+    """(rel_path, old_hash, new_hash_or_None) per edited file: its tags go with it."""
+    to_hash = [(library_id, rel, new, now, old, new) for rel, old, new in carries if new]
+    to_path = [(library_id, rel, now, old, library_id, rel)
+               for rel, old, new in carries if not new]
+    _run_batches(store, _CARRY_TAGS_TO_HASH, to_hash)
+    _run_batches(store, _CARRY_TAGS_TO_PATH, to_path)
+    return len(carries)
+
+
+def mark_missing(store: Store, row_ids: Iterable[int], now: float | None = None) -> int:
+    now = time.time() if now is None else now
+    return _run_batches(store, _MARK_MISSING, [(True, now, row_id, False) for row_id in row_ids])
+
+
+def _entry_of(row: DbRow) -> DiskEntry:
+    return DiskEntry(row.rel_path, row.size, row.mtime_ns, row.inode, row.device)
+
+
+def _insert_row(library_id: int, entry: DiskEntry, hashed: Hashed | None, now: float) -> tuple:
+    stat = hashed or entry
+    return (
+        library_id, entry.rel_path, path_text(entry.rel_path), stat.size, stat.mtime_ns,
+        stat.inode, stat.device, hashed.content_hash if hashed else None, False, STATE_NEW,
+        now, now,
+    )
+
+
+def _rewrite_row(
+    row: DbRow, entry: DiskEntry, hashed: Hashed | None, now: float
+) -> tuple[tuple, tuple[bytes, str, str | None] | None]:
+    """The UPDATE parameters, plus a tag carry when the content changed under the tags."""
+    stat = hashed or entry
+    content_hash, state, carry = row.content_hash, row.state, None
+    if hashed is not None:
+        content_hash = hashed.content_hash
+    elif row.content_hash is not None and (row.size, row.mtime_ns) != (entry.size, entry.mtime_ns):
+        content_hash = None  # changed, not hashed now (--no-hash, or a read error)
+    if content_hash != row.content_hash and row.content_hash is not None:
+        state = STATE_NEW
+        carry = (entry.rel_path, row.content_hash, content_hash)
+    elif content_hash is None:
+        state = STATE_NEW
+    rewrite = (
+        entry.rel_path, path_text(entry.rel_path), stat.size, stat.mtime_ns, stat.inode,
+        stat.device, content_hash, False, state, now, row.id,
+    )
+    return rewrite, carry
+
+
+def _run_batches(store: Store, sql: str, rows: Sequence[tuple[Any, ...]]) -> int:
+    for start in range(0, len(rows), BATCH_ROWS):
+        with store.write_tx():
+            store.executemany(sql, rows[start:start + BATCH_ROWS])
+    return len(rows)

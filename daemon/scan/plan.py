@@ -1,0 +1,145 @@
+"""Plan: a disk snapshot and a DB snapshot in, plain data out. No I/O here.
+
+A scan computes the plan, hashes what the plan says needs hashing, matches the remaining
+disappearances to new files by content (a copy-then-delete across filesystems changes the
+inode), checks the mass-missing guard, and only then applies. `--dry-run` stops before apply.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from daemon.scan.walk import DiskEntry
+
+
+class DbRow(NamedTuple):
+    id: int
+    rel_path: bytes
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+    content_hash: str | None
+    is_missing: bool
+    state: str
+
+
+def same_stat(row: DbRow, entry: DiskEntry) -> bool:
+    """The fast path: unchanged (size, mtime_ns, inode) means the bytes are not re-read."""
+    return (row.size, row.mtime_ns, row.inode) == (entry.size, entry.mtime_ns, entry.inode)
+
+
+@dataclass
+class Plan:
+    created: list[DiskEntry] = field(default_factory=list)
+    updated: list[tuple[DbRow, DiskEntry]] = field(default_factory=list)
+    unchanged: list[DbRow] = field(default_factory=list)
+    moved: list[tuple[DbRow, DiskEntry]] = field(default_factory=list)
+    missing: list[DbRow] = field(default_factory=list)
+    restored: list[tuple[DbRow, DiskEntry]] = field(default_factory=list)
+    # Already-missing rows in scope that may still turn out to be the source of a move.
+    still_missing: list[DbRow] = field(default_factory=list)
+
+    def needs_hash(self) -> list[DiskEntry]:
+        """Files whose bytes must be read: new, changed, or never hashed."""
+        entries = list(self.created)
+        entries += [entry for _, entry in self.updated]
+        entries += [e for row, e in self.moved + self.restored
+                    if row.content_hash is None or not same_stat(row, e)]
+        entries += [_as_entry(row) for row in self.unchanged if row.content_hash is None]
+        return entries
+
+
+def _as_entry(row: DbRow) -> DiskEntry:
+    return DiskEntry(row.rel_path, row.size, row.mtime_ns, row.inode, row.device)
+
+
+def _is_under(rel_path: bytes, prefixes: list[bytes]) -> bool:
+    return any(
+        not prefix or rel_path == prefix or rel_path.startswith(prefix + b"/")
+        for prefix in prefixes
+    )
+
+
+def make_plan(
+    disk: dict[bytes, DiskEntry],
+    db: dict[bytes, DbRow],
+    *,
+    unreadable: list[bytes] | None = None,
+) -> Plan:
+    """Compare the snapshots; moves are matched by (device, inode, size, mtime_ns) here."""
+    plan = Plan()
+    unreadable = unreadable or []
+    for rel_path, entry in disk.items():
+        row = db.get(rel_path)
+        if row is None:
+            plan.created.append(entry)
+        elif row.is_missing:
+            plan.restored.append((row, entry))
+        elif same_stat(row, entry):
+            plan.unchanged.append(row)
+        else:
+            plan.updated.append((row, entry))
+    vanished: list[DbRow] = []
+    for rel_path, row in db.items():
+        if rel_path in disk or _is_under(rel_path, unreadable):
+            continue
+        (plan.still_missing if row.is_missing else vanished).append(row)
+
+    # Rows that vanished this scan are better move sources than rows missing for a while.
+    by_identity: dict[tuple, DbRow] = {}
+    for row in plan.still_missing + vanished:
+        by_identity[(row.device, row.inode, row.size, row.mtime_ns)] = row
+    created = plan.created
+    plan.created = []
+    for entry in created:
+        row = by_identity.pop((entry.device, entry.inode, entry.size, entry.mtime_ns), None)
+        if row is None:
+            plan.created.append(entry)
+        else:
+            plan.moved.append((row, entry))
+    moved_ids = {row.id for row, _ in plan.moved}
+    plan.missing = [row for row in vanished if row.id not in moved_ids]
+    plan.still_missing = [row for row in plan.still_missing if row.id not in moved_ids]
+    return plan
+
+
+def match_moves_by_hash(plan: Plan, hashes: dict[bytes, str]) -> None:
+    """Second move pass: a new file whose (size, hash) equals a vanished row's is that row.
+
+    Among several candidates the one with the same file name wins, then one that vanished in
+    this scan over one that was already missing, then the oldest row.
+    """
+    candidates: dict[tuple[int, str], list[tuple[int, DbRow]]] = defaultdict(list)
+    for rank, rows in ((0, plan.missing), (1, plan.still_missing)):
+        for row in rows:
+            if row.content_hash is not None:
+                candidates[(row.size, row.content_hash)].append((rank, row))
+    if not candidates:
+        return
+    remaining: list[DiskEntry] = []
+    for entry in plan.created:
+        content_hash = hashes.get(entry.rel_path)
+        options = candidates.get((entry.size, content_hash)) if content_hash else None
+        if not options:
+            remaining.append(entry)
+            continue
+        name = entry.rel_path.rpartition(b"/")[2]
+        best = min(
+            options, key=lambda o: (o[1].rel_path.rpartition(b"/")[2] != name, o[0], o[1].id)
+        )
+        options.remove(best)
+        plan.moved.append((best[1], entry))
+    plan.created = remaining
+    moved_ids = {row.id for row, _ in plan.moved}
+    plan.missing = [row for row in plan.missing if row.id not in moved_ids]
+    plan.still_missing = [row for row in plan.still_missing if row.id not in moved_ids]
+
+
+def mass_missing_exceeded(
+    would_mark: int, indexed_present: int, threshold: float, *, minimum_files: int = 100
+) -> bool:
+    """The guard: more than `threshold` of a 100+ file library vanishing looks like an outage."""
+    return indexed_present >= minimum_files and would_mark > threshold * indexed_present

@@ -1,0 +1,153 @@
+"""Walk a library root (or part of it) with os.scandir: regular files only, excludes applied.
+
+Everything is bytes: names that are not valid UTF-8 must survive the round trip to the
+database and back to `open()`. FIFOs, sockets and devices are recognised from the stat of the
+directory entry and never opened (opening a FIFO for reading blocks forever). Symlinks are
+skipped unless `follow_symlinks`; then each directory is entered once by (device, inode), so a
+symlink loop ends.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from daemon.scan.filters import ExcludeMatcher
+
+
+class DiskEntry(NamedTuple):
+    rel_path: bytes
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+
+
+@dataclass
+class WalkResult:
+    entries: dict[bytes, DiskEntry] = field(default_factory=dict)
+    # Directories we could not list: rows under them must not be marked missing.
+    unreadable: list[bytes] = field(default_factory=list)
+    errors: list[tuple[bytes, str]] = field(default_factory=list)
+    skipped_special: int = 0
+
+
+def to_signed64(value: int) -> int:
+    """Inodes and device numbers are unsigned 64-bit; both databases store signed BIGINT."""
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def entry_from_stat(rel_path: bytes, st: os.stat_result) -> DiskEntry:
+    return DiskEntry(
+        rel_path, st.st_size, st.st_mtime_ns, to_signed64(st.st_ino), to_signed64(st.st_dev)
+    )
+
+
+def join_rel(rel_dir: bytes, name: bytes) -> bytes:
+    return rel_dir + b"/" + name if rel_dir else name
+
+
+def walk(
+    root: bytes,
+    scope: bytes = b"",
+    *,
+    matcher: ExcludeMatcher | None = None,
+    follow_symlinks: bool = False,
+    skip_abs: frozenset[bytes] = frozenset(),
+) -> WalkResult:
+    """Regular files under `root/scope` (scope b"" is the whole root; it may name a file)."""
+    result = WalkResult()
+    matcher = matcher or ExcludeMatcher(())
+    if scope:
+        if matcher.excluded(scope, is_dir=False):
+            return result
+        start = root + b"/" + scope
+        try:
+            st = os.stat(start) if follow_symlinks else os.lstat(start)
+        except FileNotFoundError:
+            return result
+        except OSError as exc:
+            result.unreadable.append(scope)
+            result.errors.append((scope, _describe(exc)))
+            return result
+        if stat.S_ISREG(st.st_mode):
+            if start not in skip_abs:
+                result.entries[scope] = entry_from_stat(scope, st)
+            return result
+        if not stat.S_ISDIR(st.st_mode):
+            return result
+    _walk_tree(root, scope, matcher, follow_symlinks, skip_abs, result)
+    return result
+
+
+def _walk_tree(
+    root: bytes,
+    scope: bytes,
+    matcher: ExcludeMatcher,
+    follow_symlinks: bool,
+    skip_abs: frozenset[bytes],
+    result: WalkResult,
+) -> None:
+    visited_dirs: set[tuple[int, int]] = set()
+    if follow_symlinks:
+        top = os.stat(root + b"/" + scope if scope else root)
+        visited_dirs.add((top.st_dev, top.st_ino))
+    stack: list[bytes] = [scope]
+    while stack:
+        rel_dir = stack.pop()
+        abs_dir = root + b"/" + rel_dir if rel_dir else root
+        try:
+            with os.scandir(abs_dir) as it:
+                dir_entries = list(it)
+        except FileNotFoundError:
+            continue  # removed while we walked: its rows are missing, which is the truth
+        except OSError as exc:
+            result.unreadable.append(rel_dir)
+            result.errors.append((rel_dir, _describe(exc)))
+            continue
+        for entry in dir_entries:
+            rel = join_rel(rel_dir, entry.name)
+            try:
+                _visit(entry, rel, matcher, follow_symlinks, skip_abs, visited_dirs, stack, result)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                result.errors.append((rel, _describe(exc)))
+
+
+def _visit(entry, rel, matcher, follow_symlinks, skip_abs, visited_dirs, stack, result) -> None:
+    if entry.is_symlink():
+        if not follow_symlinks:
+            return
+        st = entry.stat(follow_symlinks=True)
+    elif entry.is_dir(follow_symlinks=False):
+        if matcher.excluded(rel, is_dir=True):
+            return
+        if follow_symlinks:
+            st = entry.stat(follow_symlinks=False)
+            key = (st.st_dev, st.st_ino)
+            if key in visited_dirs:
+                return
+            visited_dirs.add(key)
+        stack.append(rel)
+        return
+    else:
+        st = entry.stat(follow_symlinks=False)
+    if stat.S_ISDIR(st.st_mode):  # a followed symlink to a directory
+        key = (st.st_dev, st.st_ino)
+        if key not in visited_dirs and not matcher.excluded(rel, is_dir=True):
+            visited_dirs.add(key)
+            stack.append(rel)
+        return
+    if not stat.S_ISREG(st.st_mode):
+        result.skipped_special += 1
+        return
+    if matcher.excluded(rel, is_dir=False) or entry.path in skip_abs:
+        return
+    result.entries[rel] = entry_from_stat(rel, st)
+
+
+def _describe(exc: OSError) -> str:
+    return f"{type(exc).__name__}: {exc.strerror or exc}"

@@ -1,0 +1,9 @@
+"""The database: peewee models, connect-by-URL, migrations and bulk operations.
+
+Services open one `Store` and own their transactions through `write_tx`; nothing above this
+package writes SQL.
+"""
+
+from daemon.store.db import Store, connect, redact_url, sqlite_path
+
+__all__ = ["Store", "connect", "redact_url", "sqlite_path"]

@@ -1,0 +1,140 @@
+"""Connect by URL, SQLite pragmas, transactions that never fail with "database is locked".
+
+SQLite: WAL (readers never block the writer), a long busy_timeout, and write transactions
+opened with BEGIN IMMEDIATE: a deferred transaction that reads and then writes can fail at
+once with SQLITE_BUSY when another process committed in between, and busy_timeout does not
+help there. PostgreSQL: one connection per thread; passes take an advisory lock so the same
+pass never runs twice at once, even from several hosts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+
+from peewee import Database, PostgresqlDatabase, SqliteDatabase
+
+from daemon.store import migrations
+from daemon.store.models import database_proxy
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+class DatabaseUrlError(ValueError):
+    pass
+
+
+def sqlite_path(url: str) -> str | None:
+    """The database file of a sqlite:/// URL (None for other backends)."""
+    if not url.startswith("sqlite://"):
+        return None
+    path = url[len("sqlite://"):]
+    # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy spells them.
+    if path.startswith("/"):
+        path = path[1:]
+    return os.path.abspath(unquote(path)) if path else None
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for status output and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _open(url: str) -> Database:
+    path = sqlite_path(url)
+    if path is not None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return SqliteDatabase(
+            path,
+            pragmas={
+                "journal_mode": "wal",
+                "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
+                "synchronous": "normal",
+                "foreign_keys": 1,
+                "cache_size": -64_000,
+            },
+            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise DatabaseUrlError(f"unsupported database URL {redact_url(url)!r}")
+    dbname = unquote(parts.path.lstrip("/"))
+    if not dbname:
+        raise DatabaseUrlError(f"database URL {redact_url(url)!r} names no database")
+    options: dict[str, Any] = dict(parse_qsl(parts.query))
+    return PostgresqlDatabase(
+        dbname,
+        user=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        host=parts.hostname or None,
+        port=parts.port or None,
+        autorollback=True,
+        **options,
+    )
+
+
+class Store:
+    """An open, migrated database plus the few raw-SQL helpers the hot paths need."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.db = _open(url)
+        self.is_sqlite = isinstance(self.db, SqliteDatabase)
+        self.param = self.db.param
+        database_proxy.initialize(self.db)
+        self.db.connect(reuse_if_open=True)
+        migrations.migrate(self)
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.db.close()
+
+    @contextlib.contextmanager
+    def write_tx(self) -> Iterator[None]:
+        """One write transaction; BEGIN IMMEDIATE on SQLite (see the module docstring)."""
+        if self.is_sqlite:
+            with self.db.atomic(lock_type="IMMEDIATE"):
+                yield
+        else:
+            with self.db.atomic():
+                yield
+
+    def lock(self, name: str) -> None:
+        """Serialize a named critical section across processes and hosts, until commit.
+
+        Call inside `write_tx`. SQLite's IMMEDIATE transaction already excludes every other
+        writer; PostgreSQL gets a transaction-scoped advisory lock.
+        """
+        if not self.is_sqlite:
+            self.execute("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(name.encode()),))
+
+    def sql(self, text: str) -> str:
+        """Write queries with `?` placeholders; psycopg2 wants `%s`."""
+        return text if self.param == "?" else text.replace("?", self.param)
+
+    def execute(self, text: str, params: Sequence[Any] = ()) -> Any:
+        return self.db.execute_sql(self.sql(text), tuple(params))
+
+    def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return list(self.execute(text, params).fetchall())
+
+    def executemany(self, text: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Batched executemany on the raw cursor: ~10x faster than insert_many on SQLite."""
+        rows = list(rows)
+        if rows:
+            cursor = self.db.cursor()
+            cursor.executemany(self.sql(text), rows)
+        return len(rows)
+
+
+def connect(url: str) -> Store:
+    return Store(url)

@@ -1,0 +1,56 @@
+"""Forward-only schema migrations, run on every open.
+
+`MIGRATIONS[i]` brings the schema from version i to i + 1. Migration 0 creates the tables
+from the models; once a release has shipped, a model change must come with a new migration
+here (playhouse.migrate, guarded so it is safe on both backends) rather than an edit to 0.
+Several processes may open the database at once: the migration runs under the store's write
+lock and re-reads the version inside it, so it runs once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from daemon.store.models import ALL_MODELS, SchemaVersion
+
+if TYPE_CHECKING:
+    from daemon.store.db import Store
+
+
+def _create_tables(store: Store) -> None:
+    store.db.create_tables(ALL_MODELS, safe=True)
+
+
+MIGRATIONS: list[Callable[[Store], None]] = [_create_tables]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNewError(RuntimeError):
+    pass
+
+
+def current_version(store: Store) -> int:
+    if not store.db.table_exists(SchemaVersion._meta.table_name):
+        return 0
+    row = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
+    return row.version if row else 0
+
+
+def migrate(store: Store) -> int:
+    """Apply pending migrations; returns the schema version now in force."""
+    if current_version(store) == SCHEMA_VERSION:
+        return SCHEMA_VERSION
+    with store.write_tx():
+        store.lock("assetd.migrate")
+        version = current_version(store)
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNewError(
+                f"database schema is version {version}, this assetd knows up to "
+                f"{SCHEMA_VERSION}: upgrade assetd"
+            )
+        for step in MIGRATIONS[version:]:
+            step(store)
+        SchemaVersion.delete().execute()
+        SchemaVersion.create(version=SCHEMA_VERSION)
+    return SCHEMA_VERSION

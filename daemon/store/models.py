@@ -1,0 +1,134 @@
+"""peewee models. Times are epoch seconds (floats) so both backends compare them alike.
+
+`rel_path` is the exact bytes of the path relative to the library root (`/`-separated): names
+that are not valid UTF-8 must round-trip, and neither SQLite TEXT nor PostgreSQL text can hold
+them. `path_text` is the same path for people and for glob matching in SQL, with undecodable
+bytes shown as `\\xNN` escapes.
+"""
+
+from __future__ import annotations
+
+from peewee import (
+    BigIntegerField,
+    BlobField,
+    BooleanField,
+    CharField,
+    DatabaseProxy,
+    DoubleField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+database_proxy = DatabaseProxy()
+
+STATE_NEW = "new"
+STATE_ENRICHING = "enriching"
+STATE_READY = "ready"
+
+
+class PathField(BlobField):
+    """Raw path bytes; psycopg2 hands bytea back as memoryview, callers want bytes."""
+
+    def python_value(self, value):
+        return bytes(value) if value is not None else None
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    version = IntegerField()
+
+
+class Library(BaseModel):
+    name = CharField(unique=True)
+    root = TextField()
+    host = CharField()
+    online = BooleanField(null=True)
+    offline_reason = TextField(null=True)
+    last_scan_at = DoubleField(null=True)
+    created_at = DoubleField()
+
+
+class File(BaseModel):
+    library = ForeignKeyField(Library, backref="files", on_delete="CASCADE")
+    rel_path = PathField()
+    path_text = TextField()
+    size = BigIntegerField()
+    mtime_ns = BigIntegerField()
+    inode = BigIntegerField()
+    device = BigIntegerField()
+    content_hash = CharField(null=True, index=True)
+    is_missing = BooleanField(default=False)
+    missing_since = DoubleField(null=True)
+    state = CharField(default=STATE_NEW)
+    enricher_checksum = CharField(null=True)
+    first_seen = DoubleField()
+    last_seen = DoubleField()
+
+    class Meta:
+        indexes = ((("library", "rel_path"), True),)
+
+
+class Tag(BaseModel):
+    """A tag follows the bytes: (library, rel_path) where it was set, and the content hash."""
+
+    library = ForeignKeyField(Library, on_delete="CASCADE")
+    rel_path = PathField()
+    content_hash = CharField(null=True, index=True)
+    tag = CharField()
+    created_at = DoubleField()
+
+    class Meta:
+        indexes = ((("library", "rel_path"), False), (("tag",), False))
+
+
+class Insight(BaseModel):
+    """Derived data keyed by content; at most one current row per (content_hash, kind)."""
+
+    content_hash = CharField(null=True)
+    library = ForeignKeyField(Library, null=True, on_delete="CASCADE")
+    rel_path = PathField(null=True)
+    kind = CharField()
+    value = TextField()
+    generated_at = DoubleField()
+    is_current = BooleanField(default=True)
+    source = CharField()
+    enricher_checksum = CharField(null=True)
+
+    class Meta:
+        indexes = ((("content_hash", "kind"), False), (("library", "rel_path"), False))
+
+
+class ScanRun(BaseModel):
+    library = ForeignKeyField(Library, on_delete="CASCADE")
+    host = CharField()
+    started_at = DoubleField()
+    finished_at = DoubleField()
+    status = CharField()
+    online = BooleanField()
+    reason = TextField(null=True)
+    scope = TextField()
+    stats = TextField()
+
+
+class DaemonProcess(BaseModel):
+    """A heartbeat row per running daemon, shown by `assetd status`."""
+
+    host = CharField()
+    pid = IntegerField()
+    started_at = DoubleField()
+    last_tick = DoubleField(null=True)
+    status = TextField(default="")
+
+    class Meta:
+        table_name = "daemon"
+        indexes = ((("host", "pid"), True),)
+
+
+ALL_MODELS = [SchemaVersion, Library, File, Tag, Insight, ScanRun, DaemonProcess]

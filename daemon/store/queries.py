@@ -1,0 +1,104 @@
+"""Small, atomic queries the services compose: libraries, file snapshots, scan runs."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from peewee import IntegrityError
+
+from daemon.config import LibraryConfig
+from daemon.scan.plan import DbRow
+from daemon.store.db import Store
+from daemon.store.models import File, Library, ScanRun
+
+_SNAPSHOT_COLUMNS = (
+    "id, rel_path, size, mtime_ns, inode, device, content_hash, is_missing, state"
+)
+
+
+def get_library(name: str) -> Library | None:
+    return Library.get_or_none(Library.name == name)
+
+
+def ensure_library(store: Store, library: LibraryConfig, host: str) -> Library:
+    """The library's row, created or updated from the config (name is the identity)."""
+    row = get_library(library.name)
+    if row is None:
+        try:
+            with store.write_tx():
+                return Library.create(
+                    name=library.name, root=library.path, host=host, created_at=time.time()
+                )
+        except IntegrityError:  # another process created it first
+            row = get_library(library.name)
+    if (row.root, row.host) != (library.path, host):
+        with store.write_tx():
+            Library.update(root=library.path, host=host).where(Library.id == row.id).execute()
+        row.root, row.host = library.path, host
+    return row
+
+
+def scope_condition(scopes: list[bytes]) -> tuple[str, list]:
+    """SQL for "rel_path is one of these paths or under one of these directories".
+
+    A range on the raw bytes uses the (library_id, rel_path) index: every path under
+    `dir` sorts between `dir/` and `dir0` ('0' is the byte after '/').
+    """
+    if not scopes or b"" in scopes:
+        return "", []
+    clauses, params = [], []
+    for scope in scopes:
+        clauses.append("(rel_path = ? OR (rel_path >= ? AND rel_path < ?))")
+        params += [scope, scope + b"/", scope + b"0"]
+    return " AND (" + " OR ".join(clauses) + ")", params
+
+
+def file_snapshot(store: Store, library_id: int, scopes: list[bytes]) -> dict[bytes, DbRow]:
+    where, params = scope_condition(scopes)
+    rows = store.query(
+        f"SELECT {_SNAPSHOT_COLUMNS} FROM file WHERE library_id = ?{where}",
+        [library_id, *params],
+    )
+    snapshot = {}
+    for r in rows:
+        rel_path = bytes(r[1])
+        snapshot[rel_path] = DbRow(
+            r[0], rel_path, r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8]
+        )
+    return snapshot
+
+
+def count_present(library_id: int) -> int:
+    return File.select().where((File.library == library_id) & ~File.is_missing).count()
+
+
+def record_scan(
+    store: Store,
+    library_id: int,
+    *,
+    host: str,
+    started_at: float,
+    finished_at: float,
+    status: str,
+    online: bool,
+    reason: str | None,
+    scope: str,
+    stats: dict[str, int],
+) -> None:
+    with store.write_tx():
+        ScanRun.create(
+            library=library_id, host=host, started_at=started_at, finished_at=finished_at,
+            status=status, online=online, reason=reason, scope=scope, stats=json.dumps(stats),
+        )
+        update = {Library.online: online, Library.offline_reason: reason}
+        if online:
+            update[Library.last_scan_at] = finished_at
+        Library.update(update).where(Library.id == library_id).execute()
+
+
+def set_library_online(store: Store, library_id: int, online: bool, reason: str | None) -> None:
+    with store.write_tx():
+        Library.update(online=online, offline_reason=reason).where(
+            Library.id == library_id
+        ).execute()
