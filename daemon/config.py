@@ -149,9 +149,10 @@ def empty_config(database: str | None = None) -> Config:
 def parse_config(raw: dict[str, Any], source: str) -> Config:
     reader = _Reader(source)
     reader.only_keys(raw, "", {"daemon", "library", "enricher"})
-    daemon = _parse_daemon(reader, raw.get("daemon", {}), Path(source).parent)
+    base = Path(os.path.abspath(source)).parent
+    daemon = _parse_daemon(reader, raw.get("daemon", {}), base)
     libraries = tuple(
-        _parse_library(reader, entry, f"library[{i}]", Path(source).parent)
+        _parse_library(reader, entry, f"library[{i}]", base)
         for i, entry in enumerate(reader.table_list(raw, "library"))
     )
     _check_libraries(reader, libraries)
@@ -258,6 +259,9 @@ def _parse_daemon(reader: _Reader, table: Any, base: Path) -> DaemonConfig:
     database = reader.get(table, p, "database", str, "") or default_database_url()
     if not database.startswith(("sqlite://", "postgresql://", "postgres://")):
         raise reader.fail(p + "database", "expected sqlite:///PATH or postgresql://... URL")
+    if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
+        # Like every other path in the file, a relative database path is relative to it.
+        database = "sqlite:///" + os.path.normpath(base / database[len("sqlite:///"):])
     threshold = reader.get(table, p, "mass_missing_threshold", (int, float), 0.5)
     if not 0 < threshold <= 1:
         raise reader.fail(p + "mass_missing_threshold", "must be a fraction in (0, 1]")
@@ -281,7 +285,7 @@ def _parse_daemon(reader: _Reader, table: Any, base: Path) -> DaemonConfig:
         mass_missing_threshold=float(threshold),
         log_format=log_format,
         log_level=log_level,
-        log_file=str(base / log_file) if log_file else "",
+        log_file=os.path.normpath(base / log_file) if log_file else "",
     )
 
 

@@ -67,7 +67,9 @@ def hash_file(
         buf = bytearray(CHUNK_BYTES)
         total = 0
         with open(fd, "rb", buffering=0, closefd=False) as f:
-            while True:
+            # Read the size we stat'ed, no further: a file that keeps growing (a download,
+            # a log) would otherwise be read forever. Growth shows in the second fstat.
+            while total < before.st_size:
                 n = f.readinto(buf)
                 if not n:
                     break

@@ -1,0 +1,126 @@
+"""The plan is plain data: these tests need no disk and no database."""
+
+from daemon.scan.plan import (
+    DbRow,
+    make_plan,
+    mass_missing_exceeded,
+    match_moves_by_hash,
+)
+from daemon.scan.walk import DiskEntry
+
+H1 = "xxh128:" + "1" * 32
+H2 = "xxh128:" + "2" * 32
+
+
+def disk(path: str, size=10, mtime_ns=100, inode=1, device=7) -> DiskEntry:
+    return DiskEntry(path.encode(), size, mtime_ns, inode, device)
+
+
+def row(row_id: int, path: str, size=10, mtime_ns=100, inode=1, device=7, content_hash=H1,
+        missing=False) -> DbRow:
+    return DbRow(row_id, path.encode(), size, mtime_ns, inode, device, content_hash, missing,
+                 "new")
+
+
+def snapshot(*entries):
+    return {e.rel_path: e for e in entries}
+
+
+def test_new_files_are_created_and_need_hashing():
+    plan = make_plan(snapshot(disk("a"), disk("b", inode=2)), {})
+    assert [e.rel_path for e in plan.created] == [b"a", b"b"]
+    assert [e.rel_path for e in plan.needs_hash()] == [b"a", b"b"]
+
+
+def test_unchanged_stat_is_the_fast_path_and_is_not_rehashed():
+    plan = make_plan(snapshot(disk("a")), snapshot(row(1, "a")))
+    assert [r.id for r in plan.unchanged] == [1]
+    assert plan.needs_hash() == []
+
+
+def test_unchanged_but_never_hashed_needs_hashing():
+    plan = make_plan(snapshot(disk("a")), snapshot(row(1, "a", content_hash=None)))
+    assert [r.id for r in plan.unchanged] == [1]
+    assert [e.rel_path for e in plan.needs_hash()] == [b"a"]
+
+
+def test_changed_size_mtime_or_inode_is_updated():
+    db = snapshot(row(1, "a"), row(2, "b", inode=2), row(3, "c", inode=3))
+    plan = make_plan(
+        snapshot(disk("a", size=11), disk("b", inode=2, mtime_ns=101), disk("c", inode=30)), db
+    )
+    assert sorted(r.id for r, _ in plan.updated) == [1, 2, 3]
+    assert len(plan.needs_hash()) == 3
+
+
+def test_vanished_file_is_missing_and_already_missing_stays_put():
+    plan = make_plan({}, snapshot(row(1, "a"), row(2, "b", inode=2, missing=True)))
+    assert [r.id for r in plan.missing] == [1]
+    assert [r.id for r in plan.still_missing] == [2]
+
+
+def test_file_back_at_same_path_is_restored_with_same_row():
+    plan = make_plan(snapshot(disk("a")), snapshot(row(1, "a", missing=True)))
+    assert [(r.id, e.rel_path) for r, e in plan.restored] == [(1, b"a")]
+    assert plan.needs_hash() == []  # same stat as before it vanished
+
+
+def test_rename_is_matched_by_device_inode_size_mtime():
+    plan = make_plan(snapshot(disk("new/name", inode=5)), snapshot(row(1, "old", inode=5)))
+    assert [(r.id, e.rel_path) for r, e in plan.moved] == [(1, b"new/name")]
+    assert plan.created == [] and plan.missing == []
+    assert plan.needs_hash() == []
+
+
+def test_same_inode_on_another_device_is_not_a_move():
+    plan = make_plan(snapshot(disk("b", inode=5, device=8)), snapshot(row(1, "a", inode=5)))
+    assert plan.moved == []
+    assert len(plan.created) == 1 and len(plan.missing) == 1
+
+
+def test_move_by_hash_when_inode_changed():
+    plan = make_plan(snapshot(disk("copy/a", inode=9)), snapshot(row(1, "a", inode=5)))
+    assert plan.moved == []
+    match_moves_by_hash(plan, {b"copy/a": H1})
+    assert [(r.id, e.rel_path) for r, e in plan.moved] == [(1, b"copy/a")]
+    assert plan.created == [] and plan.missing == []
+
+
+def test_hash_move_needs_equal_size_and_hash():
+    plan = make_plan(snapshot(disk("x", inode=9, size=99)), snapshot(row(1, "a", inode=5)))
+    match_moves_by_hash(plan, {b"x": H1})
+    assert plan.moved == []
+    plan = make_plan(snapshot(disk("x", inode=9)), snapshot(row(1, "a", inode=5)))
+    match_moves_by_hash(plan, {b"x": H2})
+    assert plan.moved == []
+
+
+def test_hash_move_prefers_same_name_then_freshly_vanished():
+    db = snapshot(
+        row(1, "old/other", inode=1),
+        row(2, "old/photo.jpg", inode=2, missing=True),
+        row(3, "older/photo.jpg", inode=3),
+    )
+    plan = make_plan(snapshot(disk("new/photo.jpg", inode=9)), db)
+    match_moves_by_hash(plan, {b"new/photo.jpg": H1})
+    assert [r.id for r, _ in plan.moved] == [3]
+    assert sorted(r.id for r in plan.missing) == [1]
+    assert [r.id for r in plan.still_missing] == [2]
+
+
+def test_one_source_row_moves_to_one_destination_only():
+    plan = make_plan(snapshot(disk("x", inode=8), disk("y", inode=9)), snapshot(row(1, "a")))
+    match_moves_by_hash(plan, {b"x": H1, b"y": H1})
+    assert len(plan.moved) == 1 and len(plan.created) == 1
+
+
+def test_rows_under_an_unreadable_directory_are_not_missing():
+    plan = make_plan({}, snapshot(row(1, "locked/a"), row(2, "other")), unreadable=[b"locked"])
+    assert [r.id for r in plan.missing] == [2]
+
+
+def test_mass_missing_guard_threshold():
+    assert not mass_missing_exceeded(60, 99, 0.5)  # small libraries are not guarded
+    assert mass_missing_exceeded(51, 100, 0.5)
+    assert not mass_missing_exceeded(50, 100, 0.5)
+    assert not mass_missing_exceeded(-5, 100, 0.5)

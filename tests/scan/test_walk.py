@@ -1,0 +1,72 @@
+import os
+
+from daemon.scan.filters import ExcludeMatcher
+from daemon.scan.walk import walk
+from tests.conftest import write_tree
+
+
+def rels(result) -> set[bytes]:
+    return set(result.entries)
+
+
+def test_walks_nested_regular_files_with_stat(tmp_path):
+    write_tree(tmp_path, {"a.txt": "aa", "d/e/f.bin": "ffff"})
+    result = walk(os.fsencode(tmp_path))
+    assert rels(result) == {b"a.txt", b"d/e/f.bin"}
+    entry = result.entries[b"d/e/f.bin"]
+    st = os.stat(tmp_path / "d/e/f.bin")
+    assert (entry.size, entry.mtime_ns, entry.inode) == (4, st.st_mtime_ns, st.st_ino)
+
+
+def test_fifo_socket_are_skipped_without_opening(tmp_path):
+    write_tree(tmp_path, {"real": "x"})
+    os.mkfifo(tmp_path / "pipe")  # opening it for reading would block forever
+    result = walk(os.fsencode(tmp_path))
+    assert rels(result) == {b"real"}
+    assert result.skipped_special == 1
+
+
+def test_symlinks_skipped_by_default(tmp_path):
+    write_tree(tmp_path, {"target/file": "x"})
+    os.symlink(tmp_path / "target/file", tmp_path / "link")
+    os.symlink(tmp_path / "target", tmp_path / "dirlink")
+    assert rels(walk(os.fsencode(tmp_path))) == {b"target/file"}
+
+
+def test_follow_symlinks_detects_loops(tmp_path):
+    write_tree(tmp_path, {"a/file": "x"})
+    os.symlink(tmp_path, tmp_path / "a/loop")  # a/loop -> root -> a -> loop ...
+    os.symlink(tmp_path / "a/file", tmp_path / "filelink")
+    result = walk(os.fsencode(tmp_path), follow_symlinks=True)
+    assert rels(result) == {b"a/file", b"filelink"}
+
+
+def test_non_utf8_names_are_kept_as_bytes(tmp_path):
+    name = b"caf\xe9-\xff.jpg"
+    with open(os.path.join(os.fsencode(tmp_path), name), "wb") as f:
+        f.write(b"x")
+    assert rels(walk(os.fsencode(tmp_path))) == {name}
+
+
+def test_excludes_prune_directories_and_names(tmp_path):
+    write_tree(tmp_path, {"keep.jpg": "k", "x.tmp": "t", "sub/y.tmp": "t", ".cache/z": "c",
+                          "sub/.cache/w": "kept: anchored pattern", "raw/a.cr2": "r",
+                          "raw/deep/b.cr2": "r"})
+    matcher = ExcludeMatcher(["*.tmp", ".cache/**", "raw/*.cr2"])
+    assert rels(walk(os.fsencode(tmp_path), matcher=matcher)) == {
+        b"keep.jpg", b"sub/.cache/w", b"raw/deep/b.cr2",
+    }
+
+
+def test_scope_limits_the_walk_to_a_directory_or_file(tmp_path):
+    write_tree(tmp_path, {"a/1": "1", "a/2": "2", "ab/3": "3", "b/4": "4"})
+    root = os.fsencode(tmp_path)
+    assert rels(walk(root, b"a")) == {b"a/1", b"a/2"}
+    assert rels(walk(root, b"b/4")) == {b"b/4"}
+    assert rels(walk(root, b"gone")) == set()
+
+
+def test_skip_paths_are_not_indexed(tmp_path):
+    write_tree(tmp_path, {"index.db": "db", "index.db-wal": "w", "photo": "p"})
+    skip = frozenset({os.fsencode(tmp_path / "index.db"), os.fsencode(tmp_path / "index.db-wal")})
+    assert rels(walk(os.fsencode(tmp_path), skip_abs=skip)) == {b"photo"}
