@@ -70,6 +70,20 @@ def readinto_buffer(chunk_size: int) -> Strategy:
     return run
 
 
+def readinto_fresh_buffer(chunk_size: int) -> Strategy:
+    """readinto + update(buf) with a new bytearray per call: the zero-fill is paid per file."""
+
+    def run(path: bytes) -> str:
+        buffer = bytearray(chunk_size)
+        hasher = xxhash.xxh3_128()
+        with open(path, "rb", buffering=0) as handle:
+            while count := handle.readinto(buffer):
+                hasher.update(buffer if count == chunk_size else buffer[:count])
+        return hasher.hexdigest()
+
+    return run
+
+
 def readinto_memoryview(chunk_size: int) -> Strategy:
     """readinto a reused bytearray; update(view[:n]) every time (zero-copy slice)."""
     buffer = bytearray(chunk_size)
@@ -145,6 +159,8 @@ def build_strategies(chunk_sizes: list[int], *, small: bool) -> dict[str, Strate
         label = f"{chunk_size // 1024} KiB"
         strategies[f"read() new bytes, {label}"] = read_bytes(chunk_size)
         strategies[f"readinto + update(buf), {label}"] = readinto_buffer(chunk_size)
+        if small:
+            strategies[f"same, new buffer per file, {label}"] = readinto_fresh_buffer(chunk_size)
         strategies[f"readinto + update(view[:n]), {label}"] = readinto_memoryview(chunk_size)
     strategies["mmap + one update()"] = whole_mmap
     if small:

@@ -31,7 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CLI_MODULE = REPO_ROOT / "daemon" / "cli.py"
+# The CLI is daemon/cli.py or the package daemon/cli/; either makes `python -m daemon` work.
+CLI_CANDIDATES = (REPO_ROOT / "daemon" / "cli.py", REPO_ROOT / "daemon" / "cli" / "__init__.py")
 TREE_MANIFEST = "tree.json"
 WRITE_CHUNK_BYTES = 16 * 1024 * 1024
 
@@ -566,10 +567,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"scan_bench: `{tool}` not found on PATH", file=sys.stderr)
             return 2
     run_assetd = not args.baselines_only
-    if run_assetd and not CLI_MODULE.is_file():
+    if run_assetd and not any(path.is_file() for path in CLI_CANDIDATES):
         print(
-            f"scan_bench: {CLI_MODULE} does not exist yet; run with --baselines-only to time "
-            "only find/xxhsum",
+            f"scan_bench: no assetd CLI in {REPO_ROOT / 'daemon'} (cli.py or cli/__init__.py); "
+            "run with --baselines-only to time only find/xxhsum",
             file=sys.stderr,
         )
         return 2

@@ -77,7 +77,6 @@ def _open(url: str) -> Database:
         password=unquote(parts.password) if parts.password else None,
         host=parts.hostname or None,
         port=parts.port or None,
-        autorollback=True,
         **options,
     )
 
