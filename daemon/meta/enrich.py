@@ -1,10 +1,156 @@
-"""Enrichers: placeholder until the metadata issue lands (runs nothing)."""
+"""Run the enrichers on content they have not seen: once per (content hash, enricher config).
+
+Work is found per library from the files that are not `ready` under the current enricher set
+(a ready file has nothing pending, so a steady library costs one indexed query). For each
+such file, every enricher whose `match` selects its path and that has no satisfying insight
+for its hash (see `insights.satisfied_condition`) is pending; one file per (hash, enricher)
+is read. A moved or copied file has the same hash, so nothing runs for it again.
+
+The file is stat'ed before and after the enricher: if its size or mtime differ from the row,
+the bytes are not the hashed ones, and the result is dropped (the next scan re-hashes it).
+No transaction is held while an enricher runs; each result is written in its own.
+"""
 
 from __future__ import annotations
 
-from daemon.config import Config
-from daemon.store import Store
+import os
+import stat
+import time
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from daemon import logs
+from daemon.config import Config, EnricherConfig, LibraryConfig
+from daemon.libraries import select_libraries
+from daemon.meta.enrichers import enricher_checksum, enricher_set_checksum, run_enricher
+from daemon.meta.insights import record_insight, satisfied_condition
+from daemon.meta.match import GlobSet
+from daemon.scan.probe import probe
+from daemon.store import Store, queries
+from daemon.store.models import STATE_ENRICHING, STATE_NEW, STATE_READY
+
+_IN_BATCH = 500
 
 
-def enrich_libraries(store: Store, config: Config, names: list[str]) -> int:
-    return 0
+class Work(NamedTuple):
+    content_hash: str
+    enricher: EnricherConfig
+    checksum: str
+    rel_path: bytes
+    path_text: str
+    size: int
+    mtime_ns: int
+
+
+def pending_work(store: Store, config: Config, library_id: int) -> list[Work]:
+    """(hash, enricher) pairs of this library that still need a run, one file each."""
+    rows = store.query(
+        "SELECT content_hash, rel_path, path_text, size, mtime_ns FROM file"
+        " WHERE library_id = ? AND NOT is_missing AND content_hash IS NOT NULL"
+        " AND (state <> ? OR enricher_checksum IS NULL OR enricher_checksum <> ?) ORDER BY id",
+        [library_id, STATE_READY, enricher_set_checksum(config.enrichers)],
+    )
+    enrichers = [(e, enricher_checksum(e), GlobSet(e.match)) for e in config.enrichers]
+    done = _satisfied(store, {row[0] for row in rows}, enrichers)
+    work: dict[tuple[str, str], Work] = {}
+    for content_hash, rel_path, path_text, size, mtime_ns in rows:
+        for enricher, checksum, globs in enrichers:
+            key = (content_hash, enricher.name)
+            if key in work or key in done or not globs.matches(path_text):
+                continue
+            work[key] = Work(content_hash, enricher, checksum, bytes(rel_path), path_text,
+                             size, mtime_ns)
+    return list(work.values())
+
+
+def _satisfied(
+    store: Store, hashes: Iterable[str], enrichers: list[tuple[EnricherConfig, str, GlobSet]]
+) -> set[tuple[str, str]]:
+    if not enrichers:
+        return set()
+    conditions, params = [], []
+    for enricher, checksum, _ in enrichers:
+        sql, sql_params = satisfied_condition(enricher, checksum)
+        conditions.append(sql)
+        params += sql_params
+    hashes = sorted(hashes)
+    done: set[tuple[str, str]] = set()
+    for start in range(0, len(hashes), _IN_BATCH):
+        batch = hashes[start:start + _IN_BATCH]
+        rows = store.query(
+            "SELECT DISTINCT i.content_hash, i.kind FROM insight i WHERE i.content_hash IN ("
+            + ", ".join("?" for _ in batch) + f") AND ({' OR '.join(conditions)})",
+            [*batch, *params],
+        )
+        done.update((content_hash, kind) for content_hash, kind in rows)
+    return done
+
+
+def enrich_library(
+    store: Store, config: Config, library: LibraryConfig, *, budget_s: float | None = None
+) -> int:
+    """Run what is pending in one online library; returns the number of insights written.
+
+    With `budget_s`, no new run starts after that many seconds (the daemon's tick shares
+    its time between libraries); what is left waits for the next call.
+    """
+    row = queries.get_library(library.name)
+    if row is None or not probe(library).online:
+        return 0
+    deadline = None if budget_s is None else time.monotonic() + budget_s
+    with store.write_tx():
+        store.execute(
+            "UPDATE file SET state = ? WHERE library_id = ? AND state = ?"
+            " AND content_hash IS NOT NULL",
+            [STATE_ENRICHING, row.id, STATE_NEW],
+        )
+    root = os.fsencode(library.path)
+    written = 0
+    for work in pending_work(store, config, row.id):
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        written += _run(store, row.id, root, work, library.follow_symlinks)
+    return written
+
+
+def enrich_libraries(
+    store: Store, config: Config, names: list[str], budget_s: float | None = None
+) -> int:
+    """`scan`'s enrich step: each named library (none when `names` is empty), `budget_s` each."""
+    if not names:
+        return 0
+    return sum(
+        enrich_library(store, config, library, budget_s=budget_s)
+        for library in select_libraries(config, names)
+    )
+
+
+def _run(store: Store, library_id: int, root: bytes, work: Work, follow_symlinks: bool) -> int:
+    log = logs.get_logger()
+    path = root + b"/" + work.rel_path
+    if not _still_hashed_bytes(path, work, follow_symlinks):
+        return 0
+    try:
+        value = run_enricher(work.enricher, path, work.path_text)
+    except OSError as exc:
+        log.debug("enrich.skipped", path=work.path_text, enricher=work.enricher.name,
+                  why=f"{type(exc).__name__}: {exc.strerror or exc}")
+        return 0
+    if not _still_hashed_bytes(path, work, follow_symlinks):
+        return 0
+    record_insight(
+        store, content_hash=work.content_hash, library_id=library_id, rel_path=work.rel_path,
+        kind=work.enricher.name, value=value, source=work.enricher.name,
+        enricher_checksum=work.checksum,
+    )
+    log.debug("enrich.ran", path=work.path_text, enricher=work.enricher.name,
+              error=value.get("error") if isinstance(value, dict) else None)
+    return 1
+
+
+def _still_hashed_bytes(path: bytes, work: Work, follow_symlinks: bool) -> bool:
+    try:
+        st = os.stat(path, follow_symlinks=follow_symlinks)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) == (work.size, work.mtime_ns)

@@ -1,0 +1,112 @@
+"""Insights: derived data keyed by content, at most one current per (content_hash, kind).
+
+Writing an insight demotes the current one of its kind (kept as history, `is_current` false)
+in the same transaction. An insight set on a file whose hash is not known yet is stored by
+(library, rel_path) with a NULL hash; the NULL-hash fill pass gives it the hash later.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from daemon.config import EnricherConfig
+from daemon.errors import UsageError
+from daemon.meta.indexed import IndexedFile
+from daemon.scan.scanner import iso_utc
+from daemon.store import Store
+
+USER_SOURCE = "user"
+KIND_RE = re.compile(r"^[A-Za-z0-9_.:/-]+$")
+
+_INSERT = (
+    "INSERT INTO insight (content_hash, library_id, rel_path, kind, value, generated_at,"
+    " is_current, source, enricher_checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_DEMOTE_BY_HASH = (
+    "UPDATE insight SET is_current = ? WHERE content_hash = ? AND kind = ? AND is_current"
+)
+_DEMOTE_BY_PATH = (
+    "UPDATE insight SET is_current = ? WHERE content_hash IS NULL AND library_id = ?"
+    " AND rel_path = ? AND kind = ? AND is_current"
+)
+
+
+def satisfied_condition(
+    enricher: EnricherConfig, checksum: str, alias: str = "i"
+) -> tuple[str, list[Any]]:
+    """SQL for an insight row that leaves `enricher` nothing to do for that row's content.
+
+    Either the enricher ran on the content with its current config (a success or an error;
+    current or since demoted, so a collapse never makes it run again), or someone else (a
+    user) supplied a current insight of that kind, which the enricher must not overwrite.
+    The lifecycle pass and the enrich runner both ask this one question.
+    """
+    a = alias
+    sql = (
+        f"({a}.kind = ? AND (({a}.source = ? AND {a}.enricher_checksum = ?)"
+        f" OR ({a}.is_current AND {a}.source <> ?)))"
+    )
+    return sql, [enricher.name, enricher.name, checksum, enricher.name]
+
+
+def record_insight(
+    store: Store,
+    *,
+    content_hash: str | None,
+    library_id: int,
+    rel_path: bytes,
+    kind: str,
+    value: Any,
+    source: str,
+    enricher_checksum: str | None = None,
+    generated_at: float | None = None,
+) -> None:
+    """Store a new current insight, demoting the current one of its kind."""
+    generated_at = time.time() if generated_at is None else generated_at
+    with store.write_tx():
+        if content_hash is None:
+            store.execute(_DEMOTE_BY_PATH, [False, library_id, rel_path, kind])
+        else:
+            store.execute(_DEMOTE_BY_HASH, [False, content_hash, kind])
+        store.execute(_INSERT, [
+            content_hash, library_id, rel_path, kind, json.dumps(value, ensure_ascii=False),
+            generated_at, True, source, enricher_checksum,
+        ])
+
+
+def set_user_insight(store: Store, file: IndexedFile, kind: str, value_json: str) -> None:
+    """`insight set PATH KIND JSON`."""
+    if not KIND_RE.match(kind):
+        raise UsageError(f"insight kind {kind!r}: use letters, digits and _ . : / -")
+    try:
+        value = json.loads(value_json)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"insight value is not valid JSON: {exc}") from None
+    record_insight(
+        store, content_hash=file.content_hash, library_id=file.library_id,
+        rel_path=file.rel_path, kind=kind, value=value, source=USER_SOURCE,
+    )
+
+
+def file_insights(store: Store, file: IndexedFile, *, history: bool) -> list[dict[str, Any]]:
+    """The file's insights (by its hash, and by its path while unhashed), current first."""
+    where = "(content_hash IS NULL AND library_id = ? AND rel_path = ?)"
+    params: list[Any] = [file.library_id, file.rel_path]
+    if file.content_hash is not None:
+        where = f"(content_hash = ? OR {where})"
+        params.insert(0, file.content_hash)
+    if not history:
+        where += " AND is_current"
+    rows = store.query(
+        "SELECT kind, value, generated_at, is_current, source FROM insight"
+        f" WHERE {where} ORDER BY kind, is_current DESC, generated_at DESC, id DESC",
+        params,
+    )
+    return [
+        {"kind": kind, "value": json.loads(value), "generated_at": iso_utc(generated_at),
+         "is_current": bool(is_current), "source": source}
+        for kind, value, generated_at, is_current, source in rows
+    ]

@@ -1,0 +1,80 @@
+"""`verify`: re-read hashed files whose size and mtime are unchanged, and compare hashes.
+
+A file whose size or mtime differ from its row was changed on purpose; the next scan handles
+it. One whose stat is the same but whose bytes hash differently has rotted (or was rewritten
+with its mtime put back): that is a mismatch. The stored hash is never rewritten, so a
+mismatch keeps being reported until the file is restored or rescanned after a real change.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemon.config import Config
+from daemon.libraries import select_libraries
+from daemon.scan.apply import path_text
+from daemon.scan.hash import TornReadError, hash_file
+from daemon.scan.probe import probe
+from daemon.store import Store, queries
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    mismatches: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    offline: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "mismatch" if self.mismatches else "ok"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"status": self.status, "checked": self.checked, "mismatches": self.mismatches,
+                "errors": self.errors + self.offline}
+
+
+def verify(store: Store, config: Config, names: list[str]) -> VerifyReport:
+    report = VerifyReport()
+    for library in select_libraries(config, names):
+        probed = probe(library)
+        if not probed.online:
+            report.offline.append({"library": library.name, "path": None,
+                                   "error": f"offline: {probed.reason}"})
+            continue
+        row = queries.get_library(library.name)
+        if row is None:
+            continue
+        root = os.fsencode(library.path)
+        rows = store.query(
+            "SELECT rel_path, size, mtime_ns, content_hash FROM file WHERE library_id = ?"
+            " AND NOT is_missing AND content_hash IS NOT NULL ORDER BY rel_path",
+            [row.id],
+        )
+        for rel_path, size, mtime_ns, expected in rows:
+            _check(report, library.name, root, bytes(rel_path), (size, mtime_ns), expected,
+                   library.follow_symlinks)
+    return report
+
+
+def _check(report: VerifyReport, library: str, root: bytes, rel_path: bytes,
+           stat_key: tuple[int, int], expected: str, follow_symlinks: bool) -> None:
+    where = {"library": library, "path": path_text(rel_path)}
+    path = root + b"/" + rel_path
+    try:
+        st = os.stat(path, follow_symlinks=follow_symlinks)
+        if (st.st_size, st.st_mtime_ns) != stat_key:
+            return  # changed on purpose since it was indexed: the scan's business
+        hashed = hash_file(path, follow_symlinks=follow_symlinks)
+    except (FileNotFoundError, TornReadError):
+        return  # gone or being written: also the scan's business, not rot
+    except OSError as exc:
+        report.errors.append({**where, "error": f"{type(exc).__name__}: {exc.strerror or exc}"})
+        return
+    if (hashed.size, hashed.mtime_ns) != stat_key:
+        return
+    report.checked += 1
+    if hashed.content_hash != expected:
+        report.mismatches.append({**where, "expected": expected, "actual": hashed.content_hash})

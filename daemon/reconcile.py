@@ -1,0 +1,123 @@
+"""The reconciliation passes: small set-based functions, run in order, each idempotent.
+
+The daemon runs them after every tick's backfill and `assetd reconcile` runs them once, so a
+pass must change nothing the second time and must never depend on having run before. They
+run in one write transaction under the `assetd.reconcile` lock, so two processes (or two
+hosts on one PostgreSQL) never run them at once. Adding a pass is adding one function to
+`PASSES` and one test.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from daemon import logs
+from daemon.config import Config
+from daemon.meta.enrichers import enricher_checksum, enricher_set_checksum
+from daemon.meta.insights import satisfied_condition
+from daemon.meta.match import sql_match
+from daemon.store import Store
+from daemon.store.models import STATE_ENRICHING, STATE_NEW, STATE_READY
+
+RECONCILE_LOCK = "assetd.reconcile"
+
+
+def null_hash_fill(store: Store, config: Config) -> int:
+    """Tags and insights recorded while their file's hash was unknown get the hash now."""
+    changed = 0
+    for table in ("tag", "insight"):
+        same_file = (
+            f"f.library_id = {table}.library_id AND f.rel_path = {table}.rel_path"
+        )
+        cursor = store.execute(
+            f"UPDATE {table} SET content_hash = (SELECT f.content_hash FROM file f"
+            f" WHERE {same_file}) WHERE content_hash IS NULL AND EXISTS (SELECT 1 FROM file f"
+            f" WHERE {same_file} AND f.content_hash IS NOT NULL)"
+        )
+        changed += cursor.rowcount
+    return changed
+
+
+def insight_collapse(store: Store, config: Config) -> int:
+    """One current insight per (content_hash, kind): the earliest stays, the rest are demoted.
+
+    Two hosts (or a NULL-hash fill) can each make an insight current for the same content;
+    ties on `generated_at` go to the lower id so every run picks the same winner.
+    """
+    cursor = store.execute(
+        "UPDATE insight SET is_current = ? WHERE is_current AND content_hash IS NOT NULL"
+        " AND EXISTS (SELECT 1 FROM insight o WHERE o.content_hash = insight.content_hash"
+        " AND o.kind = insight.kind AND o.is_current AND (o.generated_at < insight.generated_at"
+        " OR (o.generated_at = insight.generated_at AND o.id < insight.id)))",
+        [False],
+    )
+    return cursor.rowcount
+
+
+def lifecycle(store: Store, config: Config) -> int:
+    """new → enriching → ready, and ready → enriching when the enricher set changed.
+
+    Only this config's libraries: hosts sharing a database may configure different enricher
+    sets, and each must not keep sending the other's files back to `enriching`.
+    """
+    libraries = [lib.name for lib in config.libraries]
+    if not libraries:
+        return 0
+    in_scope = (
+        "library_id IN (SELECT id FROM library WHERE name IN ("
+        + ", ".join("?" for _ in libraries) + "))"
+    )
+    set_checksum = enricher_set_checksum(config.enrichers)
+    changed = store.execute(
+        f"UPDATE file SET state = ? WHERE state = ? AND content_hash IS NOT NULL AND {in_scope}",
+        [STATE_ENRICHING, STATE_NEW, *libraries],
+    ).rowcount
+    changed += store.execute(
+        "UPDATE file SET state = ? WHERE state = ? AND (enricher_checksum IS NULL"
+        f" OR enricher_checksum <> ?) AND {in_scope}",
+        [STATE_ENRICHING, STATE_READY, set_checksum, *libraries],
+    ).rowcount
+    waiting, waiting_params = _waiting_condition(store, config)
+    changed += store.execute(
+        "UPDATE file SET state = ?, enricher_checksum = ? WHERE state = ?"
+        f" AND content_hash IS NOT NULL AND {in_scope} AND NOT ({waiting})",
+        [STATE_READY, set_checksum, STATE_ENRICHING, *libraries, *waiting_params],
+    ).rowcount
+    return changed
+
+
+def _waiting_condition(store: Store, config: Config) -> tuple[str, list]:
+    """SQL true for a file that some matching enricher has not finished with."""
+    clauses, params = [], []
+    for enricher in config.enrichers:
+        match_sql, match_params = sql_match(enricher.match, "file.path_text",
+                                            is_sqlite=store.is_sqlite)
+        done_sql, done_params = satisfied_condition(enricher, enricher_checksum(enricher))
+        clauses.append(
+            f"({match_sql} AND NOT EXISTS (SELECT 1 FROM insight i"
+            f" WHERE i.content_hash = file.content_hash AND {done_sql}))"
+        )
+        params += match_params + done_params
+    return (" OR ".join(clauses) or "1 = 0"), params
+
+
+Pass = Callable[[Store, Config], int]
+PASSES: list[tuple[str, Pass]] = [
+    ("null_hash_fill", null_hash_fill),
+    ("insight_collapse", insight_collapse),
+    ("lifecycle", lifecycle),
+]
+
+
+def run_passes(store: Store, config: Config) -> dict[str, int]:
+    """Every pass once, in order, in one transaction; rows changed per pass."""
+    started = time.monotonic()
+    with store.write_tx():
+        store.lock(RECONCILE_LOCK)
+        changes = {name: run(store, config) for name, run in PASSES}
+    logs.get_logger().info(
+        logs.RECONCILE_FINISHED, changes=sum(changes.values()),
+        duration_s=round(time.monotonic() - started, 3), **changes,
+    )
+    return changes
