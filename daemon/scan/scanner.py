@@ -81,7 +81,7 @@ def skip_paths(config: Config) -> frozenset[bytes]:
     paths = set()
     db_file = sqlite_path(config.daemon.database)
     if db_file:
-        paths |= {db_file + suffix for suffix in ("", "-wal", "-shm", "-journal")}
+        paths |= {db_file + suffix for suffix in ("", "-wal", "-shm", "-journal", "-locks")}
     if config.daemon.log_file:
         paths.add(os.path.abspath(config.daemon.log_file))
     return frozenset(os.fsencode(p) for p in paths)
@@ -99,8 +99,6 @@ def scan_library(
     """Scan `scopes` (rel paths, files or directories; None = the whole root) of a library."""
     scopes = scopes or [b""]
     progress = progress or Progress()
-    log = logs.get_logger().bind(library=library.name)
-    started_at = time.time()
     probed = probe(library)
     row = None if options.dry_run else queries.ensure_library(store, library, config.daemon.host)
     if row is None:
@@ -111,6 +109,16 @@ def scan_library(
             queries.set_library_online(store, row.id, False, probed.reason)
         return result
 
+    if options.dry_run:
+        return _scan_online(store, config, library, row, scopes, options, progress, result)
+    with store.scan_lock(library.name):
+        return _scan_online(store, config, library, row, scopes, options, progress, result)
+
+
+def _scan_online(store, config, library, row, scopes, options, progress, result) -> LibraryScan:
+    """Walk, plan, hash, guard, apply: the part that must not run twice at once."""
+    log = logs.get_logger().bind(library=library.name)
+    started_at = time.time()
     walked = _walk_scopes(config, library, scopes)
     progress.discovered(library.name, len(walked.entries))
     snapshot = queries.file_snapshot(store, row.id, scopes) if row else {}

@@ -123,7 +123,7 @@ def _visit(entry, rel, matcher, follow_symlinks, skip_abs, visited_dirs, stack, 
             return
         st = entry.stat(follow_symlinks=True)
     elif entry.is_dir(follow_symlinks=False):
-        if matcher.excluded(rel, is_dir=True):
+        if matcher.excluded(rel, is_dir=True) or entry.path in skip_abs:
             return
         if follow_symlinks:
             st = entry.stat(follow_symlinks=False)

@@ -10,6 +10,7 @@ pass never runs twice at once, even from several hosts.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -115,6 +116,31 @@ class Store:
         """
         if not self.is_sqlite:
             self.execute("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(name.encode()),))
+
+    @contextlib.contextmanager
+    def scan_lock(self, library: str) -> Iterator[None]:
+        """Held for a whole scan of one library (plan and every apply batch), so two
+        processes never plan against the same snapshot and insert the same file twice.
+
+        PostgreSQL: a session advisory lock (works across hosts). SQLite is local to one
+        host: an flock on a per-library file beside the database.
+        """
+        if not self.is_sqlite:
+            key = zlib.crc32(("assetd.scan." + library).encode())
+            self.execute("SELECT pg_advisory_lock(?)", (key,))
+            try:
+                yield
+            finally:
+                self.execute("SELECT pg_advisory_unlock(?)", (key,))
+            return
+        lock_dir = sqlite_path(self.url) + "-locks"
+        os.makedirs(lock_dir, exist_ok=True)
+        fd = os.open(os.path.join(lock_dir, library + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
 
     def sql(self, text: str) -> str:
         """Write queries with `?` placeholders; psycopg2 wants `%s`."""

@@ -23,7 +23,7 @@ def xxhsum_h2(path) -> str:
 
 def test_cold_scan_json_shape_and_hashes(env):
     root = env.library("photos", {"a.jpg": "aaa", "sub/b.png": "bbbb", "empty": ""})
-    out = env.json("scan")
+    out = env.json("scan", "--no-enrich")
     assert set(out) == {"status", "dry_run", "duration_s", "finished_at", "stats", "libraries"}
     assert out["status"] == "ok" and out["dry_run"] is False
     assert out["finished_at"].endswith("Z")
@@ -62,7 +62,7 @@ def test_edit_in_place_rehashes_and_resets_state(env):
     env.cli("scan")
     old = env.files()["photos/a.txt"]
     (root / "a.txt").write_text("two, longer")
-    out = env.json("scan")
+    out = env.json("scan", "--no-enrich")
     assert out["stats"]["updated"] == 1 and out["stats"]["hashed"] == 1
     new = env.files()["photos/a.txt"]
     assert new["hash"] != old["hash"] and new["size"] == 11 and new["state"] == "new"

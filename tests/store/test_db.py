@@ -1,0 +1,98 @@
+"""The store on both backends: migrations, URLs, raw bytes paths, concurrent writers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from daemon.scan.walk import to_signed64
+from daemon.store import Store, redact_url, sqlite_path
+from daemon.store.migrations import SCHEMA_VERSION, current_version
+from daemon.store.models import File, Library, SchemaVersion
+from tests.conftest import REPO_ROOT, cli_env, write_tree
+
+
+def test_sqlite_url_forms():
+    assert sqlite_path("sqlite:////var/lib/assetd/index.db") == "/var/lib/assetd/index.db"
+    assert sqlite_path("postgresql://u@h/db") is None
+    assert sqlite_path("sqlite:///rel.db").endswith("/rel.db")
+
+
+def test_redact_url():
+    assert redact_url("postgresql://u:secret@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+def test_migrations_run_once_and_are_idempotent(db_url):
+    first = Store(db_url)
+    assert current_version(first) == SCHEMA_VERSION
+    first.close()
+    second = Store(db_url)
+    assert SchemaVersion.select().count() == 1
+    second.close()
+
+
+def test_sqlite_pragmas(sqlite_url):
+    store = Store(sqlite_url)
+    assert store.query("PRAGMA journal_mode")[0][0] == "wal"
+    assert store.query("PRAGMA busy_timeout")[0][0] >= 30_000
+    assert store.query("PRAGMA synchronous")[0][0] == 1  # NORMAL
+    store.close()
+
+
+def test_raw_path_bytes_and_big_inodes_round_trip(store):
+    library = Library.create(name="l", root="/l", host="h", created_at=time.time())
+    weird = b"caf\xe9/\xff\x00x"
+    big_inode = to_signed64((1 << 64) - 5)
+    with store.write_tx():
+        store.executemany(
+            "INSERT INTO file (library_id, rel_path, path_text, size, mtime_ns, inode, device,"
+            " is_missing, state, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(library.id, weird, "t", 1, 2**62, big_inode, 1, False, "new", 0.0, 0.0)],
+        )
+    row = File.get()
+    assert row.rel_path == weird and row.inode == big_inode and row.mtime_ns == 2**62
+    # The scope range query on raw bytes finds it under its directory, not under a sibling.
+    from daemon.store.queries import file_snapshot
+
+    assert list(file_snapshot(store, library.id, [b"caf\xe9"])) == [weird]
+    assert file_snapshot(store, library.id, [b"caf"]) == {}
+
+
+def test_schema_newer_than_code_is_a_clear_error(sqlite_url, tmp_path):
+    store = Store(sqlite_url)
+    SchemaVersion.update(version=SCHEMA_VERSION + 1).execute()
+    store.close()
+    config = tmp_path / "c.toml"
+    config.write_text(f'[daemon]\ndatabase = "{sqlite_url}"\n')
+    proc = subprocess.run([sys.executable, "-m", "daemon", "--config", str(config), "status"],
+                          capture_output=True, text=True, env=cli_env(), cwd=REPO_ROOT)
+    assert proc.returncode == 2 and "upgrade assetd" in proc.stderr
+
+
+def test_concurrent_cli_writers_never_see_database_is_locked(env):
+    """Two scans writing at once plus readers: WAL + BEGIN IMMEDIATE + busy_timeout."""
+    for name in ("one", "two"):
+        write_tree(env.tmp_path / name, {f"d{i}/f{j}": f"{name}{i}{j}" for i in range(20)
+                                         for j in range(100)})
+        env.library(name)
+    argv = [sys.executable, "-m", "daemon", "--config", str(env.config_path)]
+    procs = [subprocess.Popen([*argv, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, env=cli_env(), cwd=REPO_ROOT)
+             for args in (["scan", "one"], ["scan", "two"], ["status"], ["files", "--all"],
+                          ["scan", "one", "--no-hash"])]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+        assert "locked" not in stderr
+    assert env.json("status")["libraries"][0]["files"] == 2000
+
+
+def test_database_connection_error_is_one_line(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[daemon]\ndatabase = "postgresql://nobody@127.0.0.1:1/nothing"\n')
+    proc = subprocess.run([sys.executable, "-m", "daemon", "--config", str(config), "status"],
+                          capture_output=True, text=True, env=cli_env(), cwd=REPO_ROOT)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "database error" in proc.stderr
