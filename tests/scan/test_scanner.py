@@ -1,0 +1,80 @@
+"""scan_library in-process, with files changing under it while it runs (real files, real DB)."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+
+from daemon.config import load_config
+from daemon.scan.scanner import Progress, ScanOptions, scan_library
+from tests.conftest import REPO_ROOT, cli_env
+
+
+class DeleteBeforeHashing(Progress):
+    def __init__(self, path):
+        self.path = path
+
+    def hashing(self, library, files, total_bytes):
+        os.unlink(self.path)
+
+
+class AppendWhileHashing(Progress):
+    def __init__(self, path):
+        self.path = path
+        self.done = False
+
+    def hashed_bytes(self, n):
+        if not self.done:
+            self.done = True
+            with open(self.path, "ab") as f:
+                f.write(b"still being written")
+
+
+def scan(env, store, **kwargs):
+    config = load_config(str(env.config_path))
+    return scan_library(store, config, config.libraries[0], **kwargs)
+
+
+def test_file_vanishing_mid_scan_is_an_error_not_a_row(env, store):
+    root = env.library("photos", {"stays": "s", "goes": "g"})
+    result = scan(env, store, progress=DeleteBeforeHashing(root / "goes"))
+    assert result.status == "partial" and result.stats["created"] == 1
+    assert result.errors == [{"path": "goes",
+                              "error": "FileNotFoundError: vanished during the scan"}]
+    assert set(env.files()) == {"photos/stays"}
+
+
+def test_file_written_during_hashing_is_indexed_unhashed_and_retried(env, store):
+    root = env.library("photos", {"big": b"x" * (3 << 20)})
+    result = scan(env, store, progress=AppendWhileHashing(root / "big"))
+    assert result.status == "ok" and result.stats["hashed"] == 0
+    assert env.files()["photos/big"]["hash"] is None  # no torn hash stored
+    result = scan(env, store)
+    assert result.stats["hashed"] == 1 and result.stats["updated"] == 1
+    assert env.files()["photos/big"]["hash"].startswith("xxh128:")
+
+
+def test_observed_deletes_are_not_guarded(env, store):
+    root = env.library("photos", {f"f{i:03d}": str(i) for i in range(150)})
+    scan(env, store)
+    for i in range(150):
+        (root / f"f{i:03d}").unlink()
+    assert scan(env, store).online is False  # the guard trips for a plain scan
+    result = scan(env, store, options=ScanOptions(observed_deletes=True))
+    assert result.online and result.stats["missing"] == 150
+
+
+def test_progress_bar_on_a_tty(sqlite_env):
+    sqlite_env.library("photos", {"a": "1" * 5000})
+    leader, follower = pty.openpty()
+    proc = subprocess.run(
+        [sys.executable, "-m", "daemon", "--config", str(sqlite_env.config_path), "scan"],
+        stdout=subprocess.PIPE, stderr=follower, env=cli_env(), cwd=REPO_ROOT, timeout=60,
+    )
+    os.close(follower)
+    drawn = os.read(leader, 65536).decode()
+    os.close(leader)
+    assert proc.returncode == 0
+    assert "photos: 1 files discovered" in drawn and "hashing 1 files" in drawn
