@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from daemon import logs
@@ -29,7 +29,7 @@ from daemon.scan.probe import probe
 from daemon.store import Store, queries
 from daemon.store.models import STATE_ENRICHING, STATE_NEW, STATE_READY
 
-_IN_BATCH = 500
+_CHUNK_FILES = 500
 
 
 class Work(NamedTuple):
@@ -42,25 +42,36 @@ class Work(NamedTuple):
     mtime_ns: int
 
 
-def pending_work(store: Store, config: Config, library_id: int) -> list[Work]:
-    """(hash, enricher) pairs of this library that still need a run, one file each."""
-    rows = store.query(
-        "SELECT content_hash, rel_path, path_text, size, mtime_ns FROM file"
-        " WHERE library_id = ? AND NOT is_missing AND content_hash IS NOT NULL"
-        " AND (state <> ? OR enricher_checksum IS NULL OR enricher_checksum <> ?) ORDER BY id",
-        [library_id, STATE_READY, enricher_set_checksum(config.enrichers)],
-    )
+def pending_work(store: Store, config: Config, library_id: int) -> Iterator[Work]:
+    """(hash, enricher) pairs of this library that still need a run, one file each.
+
+    Lazily, in chunks of files by id: a caller with a time budget stops early and pays only
+    for the chunks it looked at.
+    """
+    set_checksum = enricher_set_checksum(config.enrichers)
     enrichers = [(e, enricher_checksum(e), GlobSet(e.match)) for e in config.enrichers]
-    done = _satisfied(store, {row[0] for row in rows}, enrichers)
-    work: dict[tuple[str, str], Work] = {}
-    for content_hash, rel_path, path_text, size, mtime_ns in rows:
-        for enricher, checksum, globs in enrichers:
-            key = (content_hash, enricher.name)
-            if key in work or key in done or not globs.matches(path_text):
-                continue
-            work[key] = Work(content_hash, enricher, checksum, bytes(rel_path), path_text,
-                             size, mtime_ns)
-    return list(work.values())
+    seen: set[tuple[str, str]] = set()
+    last_id = 0
+    while True:
+        rows = store.query(
+            "SELECT id, content_hash, rel_path, path_text, size, mtime_ns FROM file"
+            " WHERE library_id = ? AND id > ? AND NOT is_missing AND content_hash IS NOT NULL"
+            " AND (state <> ? OR enricher_checksum IS NULL OR enricher_checksum <> ?)"
+            " ORDER BY id LIMIT ?",
+            [library_id, last_id, STATE_READY, set_checksum, _CHUNK_FILES],
+        )
+        if not rows:
+            return
+        last_id = rows[-1][0]
+        seen |= _satisfied(store, {row[1] for row in rows}, enrichers)
+        for _, content_hash, rel_path, path_text, size, mtime_ns in rows:
+            for enricher, checksum, globs in enrichers:
+                key = (content_hash, enricher.name)
+                if key in seen or not globs.matches(path_text):
+                    continue
+                seen.add(key)
+                yield Work(content_hash, enricher, checksum, bytes(rel_path), path_text,
+                           size, mtime_ns)
 
 
 def _satisfied(
@@ -74,16 +85,12 @@ def _satisfied(
         conditions.append(sql)
         params += sql_params
     hashes = sorted(hashes)
-    done: set[tuple[str, str]] = set()
-    for start in range(0, len(hashes), _IN_BATCH):
-        batch = hashes[start:start + _IN_BATCH]
-        rows = store.query(
-            "SELECT DISTINCT i.content_hash, i.kind FROM insight i WHERE i.content_hash IN ("
-            + ", ".join("?" for _ in batch) + f") AND ({' OR '.join(conditions)})",
-            [*batch, *params],
-        )
-        done.update((content_hash, kind) for content_hash, kind in rows)
-    return done
+    rows = store.query(
+        "SELECT DISTINCT i.content_hash, i.kind FROM insight i WHERE i.content_hash IN ("
+        + ", ".join("?" for _ in hashes) + f") AND ({' OR '.join(conditions)})",
+        [*hashes, *params],
+    )
+    return {(content_hash, kind) for content_hash, kind in rows}
 
 
 def enrich_library(

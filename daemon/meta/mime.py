@@ -13,6 +13,19 @@ from typing import Any
 
 SNIFF_BYTES = 4096
 _EXTENSIONS = mimetypes.MimeTypes(filenames=())
+# ZIP-based formats Python's own table lacks (the host's mime.types usually has them).
+for _extension, _type in {
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".odt": "application/vnd.oasis.opendocument.text",
+    ".ods": "application/vnd.oasis.opendocument.spreadsheet",
+    ".odp": "application/vnd.oasis.opendocument.presentation",
+    ".epub": "application/epub+zip",
+    ".jar": "application/java-archive",
+    ".apk": "application/vnd.android.package-archive",
+}.items():
+    _EXTENSIONS.add_type(_type, _extension)
 # Signatures that name a container, not a format: the extension may say more.
 _GENERIC = {"application/zip", "application/octet-stream", "text/plain", "application/x-ole2"}
 
