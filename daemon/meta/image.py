@@ -30,7 +30,9 @@ def describe(path: bytes) -> dict[str, Any]:
             image.draft(image.mode, (width // _DRAFT_SCALE, height // _DRAFT_SCALE))
             image.load()
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, struct.error...
-        return {"error": f"{type(exc).__name__}: {exc}"}
+        # The insight belongs to the content, not to the path Pillow happened to be given.
+        message = str(exc).replace(f" {path!r}", "")
+        return {"error": f"{type(exc).__name__}: {message}"}
     return info
 
 

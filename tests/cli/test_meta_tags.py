@@ -1,0 +1,98 @@
+"""Tags end to end: they follow the bytes through renames, copies, edits and unhashed spells."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+
+def tags_of(env, key: str) -> list[str]:
+    return env.files()[key]["tags"]
+
+
+def test_tags_survive_rename_copy_across_libraries_and_edit(env):
+    photos = env.library("photos", {"a.jpg": "AAA", "other.jpg": "B"})
+    backup = env.library("backup")
+    env.cli("scan", "--no-enrich")
+    env.cli("tag", "add", str(photos / "a.jpg"), "holiday", "best")
+
+    os.rename(photos / "a.jpg", photos / "b.jpg")
+    shutil.copy(photos / "b.jpg", backup / "b-copy.jpg")
+    env.cli("scan", "--no-enrich")
+    files = env.files()
+    assert files["photos/b.jpg"]["tags"] == ["best", "holiday"]
+    assert files["backup/b-copy.jpg"]["tags"] == ["best", "holiday"]
+    assert files["photos/other.jpg"]["tags"] == []
+
+    (photos / "b.jpg").write_text("AAA, edited")
+    env.cli("scan", "--no-enrich")
+    files = env.files()
+    assert files["photos/b.jpg"]["hash"] != files["backup/b-copy.jpg"]["hash"]
+    assert files["photos/b.jpg"]["tags"] == ["best", "holiday"]
+    assert files["backup/b-copy.jpg"]["tags"] == ["best", "holiday"]
+    tagged = env.json_lines("files", "--tag", "holiday")
+    assert sorted(f"{f['library']}/{f['path']}" for f in tagged) == [
+        "backup/b-copy.jpg", "photos/b.jpg"]
+    assert env.json("tag", "ls") == [{"tag": "best", "files": 2}, {"tag": "holiday", "files": 2}]
+
+
+def test_tag_set_while_unhashed_is_filled_by_reconcile(env):
+    root = env.library("photos", {"a.jpg": "AAA"})
+    env.cli("scan", "--no-hash")
+    assert env.files()["photos/a.jpg"]["hash"] is None
+    env.cli("tag", "add", str(root / "a.jpg"), "later")
+    assert tags_of(env, "photos/a.jpg") == ["later"]
+
+    env.cli("scan", "--no-enrich")
+    shutil.copy(root / "a.jpg", root / "copy.jpg")
+    env.cli("scan", "--no-enrich")
+    files = env.files()
+    assert files["photos/a.jpg"]["tags"] == ["later"]  # by path, until the fill
+    assert files["photos/copy.jpg"]["tags"] == []
+    assert env.json("reconcile")["passes"]["null_hash_fill"] == 1
+    assert tags_of(env, "photos/copy.jpg") == ["later"]
+    assert env.json("reconcile")["changes"] == 0
+
+
+def test_edit_scanned_without_hashing_keeps_tags_until_filled(env):
+    root = env.library("photos", {"a.jpg": "AAA"})
+    env.cli("scan", "--no-enrich")
+    env.cli("tag", "add", str(root / "a.jpg"), "keep")
+    (root / "a.jpg").write_text("new content")
+    env.cli("scan", "--no-hash")
+    assert env.files()["photos/a.jpg"]["hash"] is None
+    assert tags_of(env, "photos/a.jpg") == ["keep"]
+    env.cli("scan", "--no-enrich")
+    assert env.json("reconcile")["passes"]["null_hash_fill"] == 1
+    shutil.copy(root / "a.jpg", root / "copy.jpg")
+    env.cli("scan", "--no-enrich")
+    assert tags_of(env, "photos/copy.jpg") == ["keep"]
+
+
+def test_tag_ls_rm_and_errors(env):
+    root = env.library("photos", {"a.jpg": "AAA", "dup.jpg": "AAA", "b.jpg": "B"})
+    env.cli("scan", "--no-enrich")
+    out = env.cli("tag", "add", str(root / "a.jpg"), "x", "y", "x").stdout
+    assert "added x, y" in out
+    assert "already tagged" in env.cli("tag", "add", str(root / "dup.jpg"), "x").stdout
+    assert env.cli("tag", "ls", str(root / "dup.jpg")).stdout == "x\ny\n"
+    assert env.json("tag", "ls", str(root / "a.jpg")) == {
+        "library": "photos", "path": "a.jpg", "tags": ["x", "y"]}
+
+    # A tag belongs to the content: removing it from one copy removes it from both.
+    proc = env.cli("tag", "rm", str(root / "dup.jpg"), "x", "nope")
+    assert "not tagged: nope" in proc.stderr
+    assert env.json("tag", "ls", str(root / "a.jpg"))["tags"] == ["y"]
+    assert env.json("tag", "ls") == [{"tag": "y", "files": 2}]
+
+    (root / "unscanned.jpg").write_text("new")
+    errors = {
+        "outside": env.cli("tag", "add", str(env.tmp_path / "elsewhere.jpg"), "t", check=2),
+        "unindexed": env.cli("tag", "add", str(root / "unscanned.jpg"), "t", check=2),
+        "directory": env.cli("tag", "rm", str(root), "t", check=2),
+        "ls": env.cli("tag", "ls", str(root / "unscanned.jpg"), check=2),
+    }
+    assert "not inside any configured library" in errors["outside"].stderr
+    assert "assetd scan photos" in errors["unindexed"].stderr
+    for proc in errors.values():
+        assert proc.stderr.startswith("assetd: ") and proc.stderr.count("\n") == 1
