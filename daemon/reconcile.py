@@ -43,10 +43,14 @@ def insight_collapse(store: Store, config: Config) -> int:
     """One current insight per (content_hash, kind): the earliest stays, the rest are demoted.
 
     Two hosts (or a NULL-hash fill) can each make an insight current for the same content;
-    ties on `generated_at` go to the lower id so every run picks the same winner.
+    ties on `generated_at` go to the lower id so every run picks the same winner. Only groups
+    with more than one current row are looked at (a GROUP BY over the (content_hash, kind)
+    index), since this runs every tick over every insight.
     """
     cursor = store.execute(
-        "UPDATE insight SET is_current = ? WHERE is_current AND content_hash IS NOT NULL"
+        "UPDATE insight SET is_current = ? WHERE is_current AND (content_hash, kind) IN ("
+        " SELECT content_hash, kind FROM insight WHERE is_current AND content_hash IS NOT NULL"
+        " GROUP BY content_hash, kind HAVING COUNT(*) > 1)"
         " AND EXISTS (SELECT 1 FROM insight o WHERE o.content_hash = insight.content_hash"
         " AND o.kind = insight.kind AND o.is_current AND (o.generated_at < insight.generated_at"
         " OR (o.generated_at = insight.generated_at AND o.id < insight.id)))",
