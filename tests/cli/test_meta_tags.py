@@ -54,6 +54,24 @@ def test_tag_set_while_unhashed_is_filled_by_reconcile(env):
     assert env.json("reconcile")["changes"] == 0
 
 
+def test_path_tags_and_insights_follow_an_unhashed_file_that_moves(env):
+    root = env.library("photos", {"a.jpg": "AAA"})
+    env.cli("scan", "--no-hash")
+    env.cli("tag", "add", str(root / "a.jpg"), "t")
+    env.cli("insight", "set", str(root / "a.jpg"), "note", '"by path"')
+    os.makedirs(root / "sub")
+    os.rename(root / "a.jpg", root / "sub" / "b.jpg")
+    assert env.json("scan", "--no-hash")["stats"]["moved"] == 1
+    assert tags_of(env, "photos/sub/b.jpg") == ["t"]
+    env.cli("scan", "--no-enrich")
+    assert env.json("reconcile")["passes"]["null_hash_fill"] == 2
+    shutil.copy(root / "sub" / "b.jpg", root / "copy.jpg")
+    env.cli("scan", "--no-enrich")
+    assert tags_of(env, "photos/copy.jpg") == ["t"]
+    shown = env.json("insight", "show", str(root / "copy.jpg"))["insights"]
+    assert [(i["kind"], i["value"]) for i in shown] == [("note", "by path")]
+
+
 def test_edit_scanned_without_hashing_keeps_tags_until_filled(env):
     root = env.library("photos", {"a.jpg": "AAA"})
     env.cli("scan", "--no-enrich")
