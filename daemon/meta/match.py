@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _UPPER, _LOWER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
+_ASCII_LOWER = str.maketrans(_UPPER, _LOWER)
 LIKE_ESCAPE = "\\"
 
 
@@ -27,7 +27,7 @@ def ascii_lower(text: str) -> str:
 
 
 class GlobSet:
-    """"Matches any of these globs", compiled once."""
+    """Matches any of these globs; compiled once, used for many paths."""
 
     def __init__(self, patterns: Iterable[str]):
         parts = [
