@@ -34,9 +34,12 @@ class WalkResult:
     skipped_special: int = 0
 
 
+_2_63, _2_64 = 1 << 63, 1 << 64
+
+
 def to_signed64(value: int) -> int:
     """Inodes and device numbers are unsigned 64-bit; both databases store signed BIGINT."""
-    return value - (1 << 64) if value >= (1 << 63) else value
+    return value - _2_64 if value >= _2_63 else value
 
 
 def entry_from_stat(rel_path: bytes, st: os.stat_result) -> DiskEntry:
@@ -91,6 +94,9 @@ def _walk_tree(
     result: WalkResult,
 ) -> None:
     visited_dirs: set[tuple[int, int]] = set()
+    entries = result.entries
+    prefix = root + b"/"
+    skip_rel = frozenset(p[len(prefix):] for p in skip_abs if p.startswith(prefix))
     if follow_symlinks:
         top = os.stat(root + b"/" + scope if scope else root)
         visited_dirs.add((top.st_dev, top.st_ino))
@@ -110,20 +116,32 @@ def _walk_tree(
         for entry in dir_entries:
             rel = join_rel(rel_dir, entry.name)
             try:
-                _visit(entry, rel, matcher, follow_symlinks, skip_abs, visited_dirs, stack, result)
+                # The common case, inlined: the 100k-file rescan spends most of its time here.
+                # d_type says "regular file" without a syscall; the lstat confirms it.
+                if entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    if stat.S_ISREG(st.st_mode):
+                        if not matcher.excluded(rel, is_dir=False) and rel not in skip_rel:
+                            entries[rel] = DiskEntry(
+                                rel, st.st_size, st.st_mtime_ns,
+                                st.st_ino if st.st_ino < _2_63 else st.st_ino - _2_64,
+                                st.st_dev if st.st_dev < _2_63 else st.st_dev - _2_64,
+                            )
+                        continue
+                _visit(entry, rel, matcher, follow_symlinks, skip_rel, visited_dirs, stack, result)
             except FileNotFoundError:
                 continue
             except OSError as exc:
                 result.errors.append((rel, _describe(exc)))
 
 
-def _visit(entry, rel, matcher, follow_symlinks, skip_abs, visited_dirs, stack, result) -> None:
+def _visit(entry, rel, matcher, follow_symlinks, skip_rel, visited_dirs, stack, result) -> None:
     if entry.is_symlink():
         if not follow_symlinks:
             return
         st = entry.stat(follow_symlinks=True)
     elif entry.is_dir(follow_symlinks=False):
-        if matcher.excluded(rel, is_dir=True) or entry.path in skip_abs:
+        if matcher.excluded(rel, is_dir=True) or rel in skip_rel:
             return
         if follow_symlinks:
             st = entry.stat(follow_symlinks=False)
@@ -144,7 +162,7 @@ def _visit(entry, rel, matcher, follow_symlinks, skip_abs, visited_dirs, stack, 
     if not stat.S_ISREG(st.st_mode):
         result.skipped_special += 1
         return
-    if matcher.excluded(rel, is_dir=False) or entry.path in skip_abs:
+    if matcher.excluded(rel, is_dir=False) or rel in skip_rel:
         return
     result.entries[rel] = entry_from_stat(rel, st)
 
