@@ -1,19 +1,40 @@
-"""`run`: the daemon. Until the daemon lands this scans every library once and exits."""
+"""`run`: the daemon (foreground; systemd runs it). The service lives in daemon/service/."""
 
 from __future__ import annotations
 
 import argparse
 
-from daemon.cli.commands_index import scan_exit_code
-from daemon.scan.scanner import scan
+from daemon import logs
+from daemon.config import Config
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("run", parents=[common], help="the daemon (foreground)",
-                       description="PLACEHOLDER: scans every library once and exits; the "
-                       "watching daemon is not implemented yet.")
+    p = sub.add_parser(
+        "run", parents=[common], help="the daemon (foreground; systemd runs it)",
+        description="Watch every library and keep the index true: scan them at startup, index "
+        "changes as they happen (inotify, or polling for `watch = false`), and every "
+        "tick_interval backfill hashes, run the enrichers and the reconcile passes, and re-probe "
+        "offline libraries. SIGHUP reloads the config and reopens log_file; SIGTERM/SIGINT "
+        "finish the current batch and exit 0. Under systemd (Type=notify) it reports READY=1, "
+        "STATUS= progress and WATCHDOG=1.",
+    )
     p.set_defaults(handler=cmd_run)
 
 
 def cmd_run(ctx) -> int:
-    return scan_exit_code(scan(ctx.store, ctx.config, [], []))
+    from daemon.service.runner import run
+
+    return run(ctx.store, ctx.config, reload_config=lambda: _reload_config(ctx.args))
+
+
+def _reload_config(args: argparse.Namespace) -> Config:
+    """SIGHUP: the config read as at startup (--config, --db), and logging set up from it."""
+    from daemon.cli import _load_config
+
+    config = _load_config(args)
+    logs.configure(
+        level=args.log_level or config.daemon.log_level,
+        fmt=args.log_format or config.daemon.log_format,
+        log_file=config.daemon.log_file,
+    )
+    return config

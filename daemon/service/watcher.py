@@ -1,0 +1,280 @@
+"""Filesystem events → the scan queue: one watchdog observer per library.
+
+inotify (watchdog's InotifyEmitter) for `watch = true`, a PollingObserver for `watch = false`
+(NFS/SMB/FUSE: inotify never hears about changes made by other machines) and for libraries
+that ran out of inotify watches. The watcher only enqueues; every decision about the index is
+the writer's, through a scoped scan.
+
+Two kernel conditions watchdog 7 keeps to itself, so each library's observer gets its own
+`InotifyFD` subclass that reports them:
+- IN_Q_OVERFLOW: the kernel dropped events. watchdog rebuilds its watches and logs a warning
+  but never tells the event handler, so the index would silently miss changes. We answer with
+  `watch.overflow` and a full rescan of the library.
+- ENOSPC / EMFILE from inotify_add_watch: watchdog ignores the failure below the root (the
+  subtree is then simply not watched). We switch the library to polling, with one warning that
+  names the sysctl to raise.
+Both hooks rely on watchdog >= 7.1 internals (`InotifyFD.handle_event` / `add_callback`);
+tests/service/test_overflow.py overflows a real kernel queue, so an upgrade that breaks them fails
+a test instead of silently losing events.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from typing import Any
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+    FileSystemMovedEvent,
+)
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.inotify import InotifyEmitter
+from watchdog.observers.inotify_c import InotifyEvent, InotifyFD
+from watchdog.observers.polling import PollingObserver
+
+from daemon import logs
+from daemon.config import LibraryConfig
+from daemon.scan.apply import path_text
+from daemon.scan.filters import ExcludeMatcher
+from daemon.service.inbox import Message, WatchLimit
+from daemon.service.queue import Rescan, ScanQueue
+
+# Only what can change the index. Opens, reads and close-without-write are left out of the
+# kernel mask on purpose: hashing a file opens and reads it, and must not wake us up again.
+WATCHED_EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent, FileModifiedEvent, FileAttribEvent, FileClosedEvent, FileDeletedEvent,
+    FileMovedEvent, DirCreatedEvent, DirDeletedEvent, DirMovedEvent,
+]
+WATCH_LIMIT_ERRNOS = (errno.ENOSPC, errno.EMFILE)
+WATCH_LIMIT_HINT = (
+    "out of inotify watches: raise fs.inotify.max_user_watches (and "
+    "fs.inotify.max_user_instances), e.g. in /etc/sysctl.d/90-assetd.conf, then restart assetd; "
+    "until then this library is polled"
+)
+
+
+class LibraryEvents(FileSystemEventHandler):
+    """One library's watchdog events as rel paths in the queue; excluded paths dropped here."""
+
+    def __init__(self, library: LibraryConfig, root: str, queue: ScanQueue,
+                 skip_abs: frozenset[bytes]):
+        self.library = library
+        self._root = os.fsencode(root)
+        self._queue = queue
+        self._skip_abs = skip_abs
+        self._matcher = ExcludeMatcher(library.exclude)
+        self._log = logs.get_logger().bind(library=library.name)
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        src = self._rel(event.src_path, is_dir=event.is_directory)
+        dst = None
+        if isinstance(event, FileSystemMovedEvent):
+            dst = self._rel(event.dest_path, is_dir=event.is_directory)
+        self._log.debug("watch.event", kind=event.event_type,
+                        path=None if src is None else path_text(src),
+                        dest=None if dst is None else path_text(dst))
+        if src is not None and dst is not None:
+            self._queue.add_move(self.library.name, src, dst)
+        elif src is not None or dst is not None:
+            self._queue.add(self.library.name, src if dst is None else dst)
+
+    def _rel(self, path: bytes | str, *, is_dir: bool) -> bytes | None:
+        """The rel path, or None when outside the root, one of our own files, or excluded."""
+        absolute = os.fsencode(path)
+        if not absolute or any(
+            absolute == skip or absolute.startswith(skip + b"/") for skip in self._skip_abs
+        ):
+            return None
+        if absolute == self._root:
+            return b""
+        if not absolute.startswith(self._root + b"/"):
+            return None
+        rel = absolute[len(self._root) + 1:]
+        if self._matcher.excluded_anywhere(rel) or (
+            is_dir and self._matcher.excluded(rel, is_dir=True)
+        ):
+            return None
+        return rel
+
+
+class _LibraryInotifyFD(InotifyFD):
+    """An inotify instance that tells us what watchdog does not (see the module docstring)."""
+
+    def __init__(self, on_overflow: Callable[[], None], on_watch_limit: Callable[[OSError], None]):
+        super().__init__()
+        self._on_overflow = on_overflow
+        self._on_watch_limit = on_watch_limit
+
+    def handle_event(self, event: InotifyEvent) -> None:
+        super().handle_event(event)  # watchdog rebuilds its watches first
+        if event.is_queue_overflow:
+            self._on_overflow()
+
+    def add_callback(self, path: bytes, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().add_callback(path, *args, **kwargs)
+        except OSError as exc:
+            if exc.errno in WATCH_LIMIT_ERRNOS:
+                self._on_watch_limit(exc)
+            raise
+
+
+class _LibraryInotifyObserver(BaseObserver):
+    """watchdog's InotifyObserver, with our inotify instance instead of a plain one."""
+
+    def __init__(self, inotify_fd: _LibraryInotifyFD, *, timeout: float = 1.0):
+        self._inotify_fd = inotify_fd
+        inotify_fd.start()
+        super().__init__(InotifyEmitter, timeout=timeout, inotify_fd=inotify_fd)
+
+    def on_thread_stop(self) -> None:
+        super().on_thread_stop()
+        self._inotify_fd.stop()
+        self._inotify_fd.join()
+
+
+class LibraryWatch:
+    """The observer of one library: inotify, or polling every `poll_interval_s`."""
+
+    def __init__(self, library: LibraryConfig, root: str, handler: LibraryEvents, *,
+                 polling: bool, poll_interval_s: float, queue: ScanQueue,
+                 post: Callable[[Message], None]):
+        self.library = library
+        self.root = root
+        self.polling = polling
+        self._handler = handler
+        self._poll_interval_s = poll_interval_s
+        self._queue = queue
+        self._post = post
+        self._limit_reported = False
+        self._observer: BaseObserver | None = None
+        # The kernel side of an inotify watch; tests feed it events (IN_Q_OVERFLOW).
+        self.inotify_fd: _LibraryInotifyFD | None = None
+
+    def start(self) -> None:
+        """Start watching; raises OSError (ENOSPC/EMFILE included) if the root cannot be."""
+        inotify_fd = None
+        if self.polling:
+            observer: BaseObserver = PollingObserver(timeout=self._poll_interval_s)
+        else:
+            inotify_fd = _LibraryInotifyFD(self.on_overflow, self.on_watch_limit)
+            observer = _LibraryInotifyObserver(inotify_fd)
+        observer.schedule(self._handler, self.root, recursive=True, event_filter=WATCHED_EVENTS,
+                          follow_symlink=self.library.follow_symlinks)
+        try:
+            observer.start()
+        except OSError:
+            observer.stop()  # the observer thread never ran; this stops the inotify thread
+            raise
+        self._observer, self.inotify_fd = observer, inotify_fd
+
+    def stop(self) -> None:
+        observer, self._observer, self.inotify_fd = self._observer, None, None
+        if observer is None:
+            return
+        observer.stop()
+        observer.join()
+
+    @property
+    def alive(self) -> bool:
+        """False once watchdog gave up, e.g. after the root was deleted (IN_DELETE_SELF)."""
+        observer = self._observer
+        return (
+            observer is not None
+            and observer.is_alive()
+            and bool(observer.emitters)
+            and all(emitter.is_alive() for emitter in observer.emitters)
+        )
+
+    def on_overflow(self) -> None:
+        """The kernel dropped events: only a full scan can tell what changed."""
+        logs.get_logger().warning(
+            logs.WATCH_OVERFLOW, library=self.library.name,
+            reason="inotify queue overflowed; events were lost; rescanning the library",
+        )
+        self._queue.put(Rescan(self.library.name, "inotify queue overflow"))
+
+    def on_watch_limit(self, error: OSError) -> None:
+        if not self._limit_reported:
+            self._limit_reported = True
+            self._post(WatchLimit(self.library.name, f"{errno.errorcode[error.errno]}: {error}"))
+
+
+class WatchSet:
+    """The libraries being watched. Used from the main thread only."""
+
+    def __init__(self, queue: ScanQueue, post: Callable[[Message], None], *,
+                 poll_interval_s: float, skip_abs: frozenset[bytes]):
+        self._queue = queue
+        self._post = post
+        self.poll_interval_s = poll_interval_s
+        self.skip_abs = skip_abs
+        self._watches: dict[str, LibraryWatch] = {}
+        self._forced_polling: set[str] = set()
+
+    def is_watching(self, name: str) -> bool:
+        return name in self._watches
+
+    def get(self, name: str) -> LibraryWatch | None:
+        return self._watches.get(name)
+
+    def start(self, library: LibraryConfig) -> None:
+        """Watch a library (its root must exist); falls back to polling at the watch limits."""
+        root = os.path.realpath(library.path)
+        handler = LibraryEvents(library, root, self._queue, self.skip_abs)
+        polling = not library.watch or library.name in self._forced_polling
+        watch = LibraryWatch(library, root, handler, polling=polling,
+                             poll_interval_s=self.poll_interval_s, queue=self._queue,
+                             post=self._post)
+        try:
+            watch.start()
+        except OSError as exc:
+            if polling or exc.errno not in WATCH_LIMIT_ERRNOS:
+                raise
+            self._warn_fallback(library.name, f"{errno.errorcode[exc.errno]}: {exc}")
+            watch = LibraryWatch(library, root, handler, polling=True,
+                                 poll_interval_s=self.poll_interval_s, queue=self._queue,
+                                 post=self._post)
+            watch.start()
+        self._watches[library.name] = watch
+        logs.get_logger().debug("watch.started", library=library.name,
+                                mode="polling" if watch.polling else "inotify")
+
+    def stop(self, name: str) -> None:
+        watch = self._watches.pop(name, None)
+        if watch is not None:
+            watch.stop()
+
+    def stop_all(self) -> None:
+        for name in list(self._watches):
+            self.stop(name)
+
+    def fall_back_to_polling(self, name: str, error: str) -> None:
+        """Out of watches while running (a new directory): poll the library from now on."""
+        watch = self._watches.get(name)
+        if watch is None or watch.polling:
+            return
+        self._warn_fallback(name, error)
+        self.stop(name)
+        self.start(watch.library)
+
+    def dead(self) -> list[LibraryConfig]:
+        return [w.library for w in self._watches.values() if not w.alive]
+
+    def _warn_fallback(self, name: str, error: str) -> None:
+        self._forced_polling.add(name)
+        logs.get_logger().warning(logs.WATCH_FALLBACK_POLLING, library=name, error=error,
+                                  hint=WATCH_LIMIT_HINT,
+                                  poll_interval_s=self.poll_interval_s)

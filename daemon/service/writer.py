@@ -1,0 +1,179 @@
+"""The one thread that writes to the database.
+
+Watcher threads, the scheduler and the main loop only enqueue (queue.py); this thread applies
+event batches as scoped scans, full rescans and ticks, one at a time, so the daemon never
+writes concurrently with itself and its transactions stay short (scan/apply batches them).
+It also owns what the daemon believes about each library being online (availability.py) and
+asks the main loop to start or stop watches when that changes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from peewee import InterfaceError, OperationalError
+
+from daemon import logs
+from daemon.config import Config, LibraryConfig
+from daemon.scan.backfill import Backfill
+from daemon.scan.probe import Probe, probe
+from daemon.scan.scanner import LibraryScan, ScanOptions, scan_library
+from daemon.service import heartbeat
+from daemon.service.availability import Availability, Change
+from daemon.service.inbox import Announced, Message, WatchStart, WatchStop
+from daemon.service.notify import SystemdNotifier
+from daemon.service.progress import ScanAborted, StatusProgress, StopFlag
+from daemon.service.queue import Announce, EventBatch, Rescan, ScanQueue, Tick
+from daemon.service.ticker import run_tick
+from daemon.store import Store, queries
+
+# After SIGTERM an event batch may take this long to finish; a full scan stops at once.
+BATCH_STOP_GRACE_S = 2.0
+MAX_BACKOFF_S = 30.0
+
+
+class Writer:
+    def __init__(self, store: Store, config: Config, queue: ScanQueue,
+                 post: Callable[[Message], None], notifier: SystemdNotifier, stop: StopFlag):
+        self.store = store
+        self.config = config  # swapped by the main loop on SIGHUP; read once per job
+        self.queue = queue
+        self.post = post
+        self.notifier = notifier
+        self.stop = stop
+        self.availability = Availability()
+        self.backfill = Backfill(store)
+        self.pid = os.getpid()
+        self._last_full_scan: dict[str, float] = {}
+        self._failures = 0
+        self._thread = threading.Thread(target=self._run, name="assetd-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout_s: float) -> bool:
+        """True when the thread finished within the timeout (or never started)."""
+        if self._thread.ident is None:
+            return True
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            while (work := self.queue.next()) is not None:
+                self._do(work)
+        finally:
+            self.store.close()  # this thread's connection (peewee keeps one per thread)
+
+    def _do(self, work: EventBatch | Rescan | Tick | Announce) -> None:
+        log = logs.get_logger()
+        try:
+            if isinstance(work, EventBatch):
+                self.apply_batch(work)
+            elif isinstance(work, Rescan):
+                self.rescan(work)
+            elif isinstance(work, Tick):
+                run_tick(self)
+            else:
+                self.post(Announced(work.message))
+            self._failures = 0
+        except ScanAborted:
+            log.info("writer.aborted", work=type(work).__name__,
+                     why="stopping; nothing of it was written, the next start scans again")
+        except Exception as exc:
+            self._failed(work, exc)
+
+    def apply_batch(self, batch: EventBatch) -> None:
+        config = self.config
+        library = config.library(batch.library)
+        # Not known online: a Rescan is queued or running (startup, reload, back online) and
+        # sees these paths anyway; an offline library is never scanned.
+        if library is None or not self.availability.is_online(library.name):
+            return
+        logs.get_logger().debug("queue.batch", library=library.name, paths=batch.paths,
+                                scopes=None if batch.scopes is None else len(batch.scopes))
+        progress = StatusProgress(self.notifier, self.stop, grace_s=BATCH_STOP_GRACE_S,
+                                  announce=False)
+        if batch.scopes is None:  # too spread out: a full scan, with the mass-missing guard
+            self._full_scan(config, library, progress)
+            return
+        result = scan_library(self.store, config, library, scopes=list(batch.scopes),
+                              options=ScanOptions(observed_deletes=True), progress=progress)
+        self._after_scan(library, result)
+
+    def apply_due_batches(self) -> None:
+        """Apply the event batches due now (between the slices of a long tick)."""
+        for batch in self.queue.take_due_batches():
+            self.apply_batch(batch)
+
+    def rescan(self, job: Rescan) -> None:
+        config = self.config
+        library = config.library(job.library)
+        if library is None:
+            return
+        logs.get_logger().debug("scan.started", library=library.name, reason=job.reason)
+        self._full_scan(config, library, StatusProgress(self.notifier, self.stop, grace_s=0.0))
+        self.notifier.status(self.idle_status())
+
+    def _full_scan(self, config: Config, library: LibraryConfig, progress: StatusProgress):
+        started = time.monotonic()
+        # Paths that settled before the walk starts are covered by it.
+        self.queue.discard(library.name, before_s=started)
+        result = scan_library(self.store, config, library, progress=progress)
+        if result.online:
+            self._last_full_scan[library.name] = started
+        self._after_scan(library, result)
+
+    def full_scan_due(self, library: LibraryConfig) -> bool:
+        last = self._last_full_scan.get(library.name)
+        interval_s = self.config.daemon.full_rescan_interval_s
+        return last is not None and time.monotonic() - last >= interval_s
+
+    def _after_scan(self, library: LibraryConfig, result: LibraryScan) -> None:
+        if result.online:
+            self.observe(library, Probe(True, None))
+            return
+        probed = probe(library)
+        # Online by the probe but offline by the scan: the mass-missing guard tripped. The
+        # scanner said why; the library stays watched and is scanned again later.
+        if not probed.online:
+            self.observe(library, probed)
+
+    def observe(self, library: LibraryConfig, probed: Probe) -> Change:
+        """Record a probe; on a change, (un)watch the library and record it offline."""
+        change = self.availability.observe(library.name, probed.online, probed.reason)
+        if change is Change.ONLINE:
+            self.post(WatchStart(library.name))
+        elif change is Change.OFFLINE:
+            self.post(WatchStop(library.name))
+            self.queue.discard(library.name)
+            row = queries.get_library(library.name)
+            if row is not None:
+                queries.set_library_online(self.store, row.id, False, probed.reason)
+        return change
+
+    def beat(self) -> None:
+        heartbeat.beat(self.store, self.config.daemon.host, self.pid, self.idle_status())
+
+    def idle_status(self) -> str:
+        names = [lib.name for lib in self.config.libraries]
+        offline = [name for name in names if not self.availability.is_online(name)]
+        text = f"watching {len(names) - len(offline)} of {len(names)} libraries"
+        return text + (f"; offline: {', '.join(offline)}" if offline else "")
+
+    def _failed(self, work: object, exc: Exception) -> None:
+        """Log, rescan what was lost, and back off (the database may be down)."""
+        self._failures += 1
+        backoff_s = min(MAX_BACKOFF_S, 2.0 ** (self._failures - 1))
+        logs.get_logger().error("writer.failed", work=type(work).__name__,
+                                library=getattr(work, "library", None),
+                                error=f"{type(exc).__name__}: {exc}", retry_in_s=backoff_s,
+                                exc_info=self.config.daemon.log_level == "debug")
+        if isinstance(exc, OperationalError | InterfaceError):
+            self.store.close()  # a broken connection; the next query opens a new one
+        if isinstance(work, EventBatch | Rescan):
+            self.queue.put(Rescan(work.library, "retry after a failure"))
+        self.stop.wait(backoff_s)

@@ -1,0 +1,132 @@
+"""SIGHUP, SIGTERM and sd_notify against the real daemon process."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.service.conftest import Daemon, write
+
+
+def test_sighup_adds_a_library(daemon_env, index, make_daemon):
+    daemon_env.library("photos", {"a.jpg": "a"})
+    daemon = make_daemon().start()
+
+    music = daemon_env.library("music", {"song.flac": "la la"})  # rewrites the config
+    daemon.signal(signal.SIGHUP)
+    reloaded = daemon.wait_log("config.reloaded")
+    assert reloaded["added"] == ["music"]
+    daemon.wait_for(lambda: index.hashed("music/song.flac"))
+    # The new library is watched, not just scanned once.
+    write(music / "new.flac", "more")
+    daemon.wait_for(lambda: index.hashed("music/new.flac"))
+    assert daemon.stop() == 0
+
+
+def test_sighup_with_a_broken_config_keeps_running(daemon_env, index, make_daemon):
+    root = daemon_env.library("photos")
+    daemon = make_daemon().start()
+
+    good_config = daemon_env.config_path.read_text()
+    daemon_env.config_path.write_text(good_config + "\n[daemon.oops]\n")
+    daemon.signal(signal.SIGHUP)
+    invalid = daemon.wait_log("config.invalid")
+    assert invalid["key"] == "daemon.oops"
+    assert invalid["file"] == str(daemon_env.config_path)
+    assert invalid["level"] == "error"
+
+    write(root / "still-watched.jpg", "x")  # the old config still works
+    daemon.wait_for(lambda: index.hashed("photos/still-watched.jpg"))
+    assert not daemon.events("config.reloaded")
+    assert daemon.stop() == 0
+
+
+def test_sigterm_exits_0_and_nothing_written_before_it_is_lost(daemon_env, index, make_daemon):
+    root = daemon_env.library("photos", {"a.jpg": "a"})
+    daemon = make_daemon().start()
+    status = daemon_env.json("status")
+    assert [d["pid"] for d in status["daemons"]] == [daemon.pid]
+
+    for i in range(200):
+        write(root / f"late/{i}.jpg", f"written just before SIGTERM {i}")
+    started = time.monotonic()
+    assert daemon.stop(timeout=5) == 0
+    assert time.monotonic() - started < 5
+    events = [e["event"] for e in daemon.logs]
+    assert events.index("daemon.stopping") < events.index("daemon.stopped")
+    assert events[-1] == "daemon.stopped"
+    assert daemon_env.json("status")["daemons"] == [], "the heartbeat row is gone"
+
+    again = make_daemon().start()  # the startup scan finds what the first one did not index
+    assert sum(1 for key in index.rows() if key.startswith("photos/late/")) == 200
+    assert all(index.hashed(f"photos/late/{i}.jpg") for i in range(200))
+    assert again.stop() == 0
+
+
+def test_sigint_stops_like_sigterm(daemon_env, make_daemon):
+    daemon_env.library("photos")
+    daemon = make_daemon().start()
+    daemon.signal(signal.SIGINT)
+    assert daemon.proc.wait(5) == 0
+    assert daemon.events("daemon.stopped")
+
+
+@pytest.fixture
+def fake_systemd(tmp_path: Path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    path = tmp_path / "notify.sock"
+    sock.bind(str(path))
+    sock.settimeout(0.1)
+    yield sock, str(path)
+    sock.close()
+
+
+def test_sd_notify_lifecycle(daemon_env, make_daemon, fake_systemd):
+    sock, path = fake_systemd
+    daemon_env.library("photos", {"a.jpg": "a"})
+    received: list[str] = []
+
+    def wait_message(prefix: str) -> str:
+        def poll() -> str | None:
+            with contextlib.suppress(TimeoutError):
+                received.append(sock.recv(4096).decode())
+            return next((m for m in received if m.startswith(prefix)), None)
+
+        message = daemon.wait_for(poll, message=f"sd_notify {prefix}")
+        received.remove(message)
+        return message
+
+    daemon = make_daemon({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"})
+    daemon.start(wait_ready=False)
+    assert wait_message("STATUS=").startswith("STATUS=")
+    assert wait_message("READY=1") == "READY=1"
+    wait_message("WATCHDOG=1")
+    wait_message("WATCHDOG=1")  # again: every half WATCHDOG_USEC
+
+    daemon.signal(signal.SIGHUP)
+    reloading = wait_message("RELOADING=1")
+    assert reloading.split("\n")[1].startswith("MONOTONIC_USEC=")
+    assert wait_message("READY=1") == "READY=1"
+
+    daemon.signal(signal.SIGTERM)
+    assert wait_message("STOPPING=1") == "STOPPING=1"
+    assert daemon.proc.wait(5) == 0
+
+
+def test_status_line_reports_indexing_progress(daemon_env, make_daemon, fake_systemd):
+    sock, path = fake_systemd
+    daemon_env.library("photos", {f"{i}.jpg": f"photo {i}" for i in range(30)})
+    daemon: Daemon = make_daemon({"NOTIFY_SOCKET": path}).start()
+    messages = []
+    while True:
+        try:
+            messages.append(sock.recv(4096).decode())
+        except TimeoutError:
+            break
+    assert "STATUS=indexing photos: 30 files" in messages
+    assert daemon.stop() == 0
