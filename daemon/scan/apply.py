@@ -74,10 +74,15 @@ def apply_plan(
                for entry in plan.created]
     rewrites: list[tuple] = []
     carries: list[tuple[bytes, str, str | None]] = []
+    # New bytes at a path that are the bytes of another file that left its place in this
+    # scan (`mv a b` over b, or a swap) are that file's, not an edit of b: b's tags stay put.
+    replaced_by_known_content = {
+        row.content_hash for row in plan.missing if row.content_hash
+    } | {row.content_hash for row, _ in plan.updated if row.content_hash}
     for row, entry in plan.updated + plan.restored + plan.moved:
         rewrite, carry = _rewrite_row(row, entry, hashes.get(entry.rel_path), now)
         rewrites.append(rewrite)
-        if carry:
+        if carry and carry[2] not in replaced_by_known_content:
             carries.append(carry)
     for row in plan.unchanged:
         hashed = hashes.get(row.rel_path)

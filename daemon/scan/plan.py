@@ -88,22 +88,46 @@ def make_plan(
             continue
         (plan.still_missing if row.is_missing else vanished).append(row)
 
-    # Rows that vanished this scan are better move sources than rows missing for a while.
-    by_identity: dict[tuple, DbRow] = {}
-    for row in plan.still_missing + vanished:
-        by_identity[(row.device, row.inode, row.size, row.mtime_ns)] = row
-    created = plan.created
-    plan.created = []
-    for entry in created:
-        row = by_identity.pop((entry.device, entry.inode, entry.size, entry.mtime_ns), None)
-        if row is None:
-            plan.created.append(entry)
-        else:
-            plan.moved.append((row, entry))
+    _match_moves_by_identity(plan, vanished)
     moved_ids = {row.id for row, _ in plan.moved}
     plan.missing = [row for row in vanished if row.id not in moved_ids]
     plan.still_missing = [row for row in plan.still_missing if row.id not in moved_ids]
     return plan
+
+
+def _identity(item: DbRow | DiskEntry) -> tuple[int, int, int, int]:
+    return (item.device, item.inode, item.size, item.mtime_ns)
+
+
+def _match_moves_by_identity(plan: Plan, vanished: list[DbRow]) -> None:
+    """Pair new paths with rows by (device, inode, size, mtime_ns).
+
+    A row whose path now holds a different inode may itself have moved: `mv b c; mv a b`
+    leaves path b with a's file. Such a displaced row is a move source too; when it is
+    claimed, the file now at its old path becomes a new path to match in turn (a's row),
+    instead of an in-place edit of b that would carry b's tags onto a's bytes. A displaced
+    row nobody claims stays an update (an editor's atomic save replaces the inode in place).
+    """
+    displaced = {row.id: entry for row, entry in plan.updated
+                 if (row.device, row.inode) != (entry.device, entry.inode)}
+    # Later entries win: vanished rows over rows missing for a while, over displaced rows.
+    by_identity: dict[tuple, DbRow] = {}
+    displaced_rows = [row for row, _ in plan.updated if row.id in displaced]
+    for row in displaced_rows + plan.still_missing + vanished:
+        by_identity[_identity(row)] = row
+    pending = list(plan.created)
+    plan.created = []
+    while pending:
+        entry = pending.pop(0)
+        row = by_identity.pop(_identity(entry), None)
+        if row is None:
+            plan.created.append(entry)
+            continue
+        plan.moved.append((row, entry))
+        if row.id in displaced:
+            pending.append(displaced.pop(row.id))
+    claimed = {row.id for row, _ in plan.moved}
+    plan.updated = [(row, entry) for row, entry in plan.updated if row.id not in claimed]
 
 
 def match_moves_by_hash(plan: Plan, hashes: dict[bytes, str]) -> None:

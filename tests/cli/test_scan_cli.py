@@ -319,3 +319,32 @@ def test_human_output(sqlite_env):
     assert "photos/a.jpg" in sqlite_env.cli("files").stdout
     status = sqlite_env.cli("status").stdout
     assert f"photos: {root}" in status and "online" in status
+
+
+def _tags(env) -> dict[str, list[str]]:
+    return {path: f["tags"] for path, f in env.files().items() if not f["missing"]}
+
+
+def test_rotation_moves_rows_and_tags_stay_with_their_bytes(env):
+    root = env.library("photos", {"a": "bytes of a", "b": "bytes of b"})
+    env.cli("scan")
+    ids = _ids(env)
+    env.cli("tag", "add", str(root / "a"), "atag")
+    env.cli("tag", "add", str(root / "b"), "btag")
+    os.rename(root / "b", root / "c")
+    os.rename(root / "a", root / "b")
+    out = env.json("scan")
+    assert out["stats"]["moved"] == 2 and out["stats"]["updated"] == 0
+    assert _tags(env) == {"photos/b": ["atag"], "photos/c": ["btag"]}
+    assert _ids(env) == {"b": ids["a"], "c": ids["b"]}
+
+
+def test_overwrite_by_rename_does_not_carry_the_old_tags(env):
+    root = env.library("photos", {"a": "bytes of a", "b": "bytes of b", "e": "edit me"})
+    env.cli("scan")
+    for name in ("a", "b", "e"):
+        env.cli("tag", "add", str(root / name), f"{name}tag")
+    os.rename(root / "a", root / "b")  # b's old bytes are gone
+    (root / "e").write_text("edited in place")
+    env.cli("scan")
+    assert _tags(env) == {"photos/b": ["atag"], "photos/e": ["etag"]}

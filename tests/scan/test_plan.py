@@ -124,3 +124,24 @@ def test_mass_missing_guard_threshold():
     assert mass_missing_exceeded(51, 100, 0.5)
     assert not mass_missing_exceeded(50, 100, 0.5)
     assert not mass_missing_exceeded(-5, 100, 0.5)
+
+
+def test_rotation_is_two_moves_not_an_edit():
+    # mv b c; mv a b
+    db = snapshot(row(1, "a", inode=1), row(2, "b", inode=2, content_hash=H2))
+    plan = make_plan(snapshot(disk("b", inode=1), disk("c", inode=2)), db)
+    assert sorted((r.id, e.rel_path) for r, e in plan.moved) == [(1, b"b"), (2, b"c")]
+    assert plan.updated == [] and plan.created == [] and plan.missing == []
+
+
+def test_atomic_save_replacing_the_inode_is_an_update():
+    plan = make_plan(snapshot(disk("a", inode=9, size=11)), snapshot(row(1, "a", inode=1)))
+    assert [r.id for r, _ in plan.updated] == [1]
+    assert plan.moved == []
+
+
+def test_swap_of_two_files_is_two_moves():
+    db = snapshot(row(1, "a", inode=1), row(2, "b", inode=2))
+    plan = make_plan(snapshot(disk("a", inode=2), disk("b", inode=1)), db)
+    # Both paths are "displaced"; no new path starts the chain, so both stay updates.
+    assert sorted(r.id for r, _ in plan.updated) == [1, 2]
