@@ -112,3 +112,19 @@ def test_watch_false_library_is_polled(daemon_env, index, make_daemon):
     write(root / "remote.mkv", "made by another machine")
     daemon.wait_for(lambda: index.hashed("nas/remote.mkv"))
     assert daemon.stop() == 0
+
+
+def test_database_inside_a_library_does_not_feed_back(daemon_env, index, make_daemon):
+    """The daemon's own writes (index.db, -wal, -locks/) must not wake it up again."""
+    daemon_env.library("home", {"a.jpg": "a"}, path=daemon_env.tmp_path)
+    daemon = make_daemon().start()
+
+    write(daemon_env.tmp_path / "b.jpg", "b")
+    daemon.wait_for(lambda: index.hashed("home/b.jpg"))
+    scans = len(daemon.events("scan.finished"))
+    ticks = len(daemon.events("reconcile.finished"))
+    daemon.wait_for(lambda: len(daemon.events("reconcile.finished")) >= ticks + 3,
+                    message="three more ticks")
+    assert len(daemon.events("scan.finished")) == scans, "idle: no scans of our own files"
+    assert not any("index.db" in key for key in index.rows())
+    assert daemon.stop() == 0

@@ -130,3 +130,21 @@ def test_status_line_reports_indexing_progress(daemon_env, make_daemon, fake_sys
             break
     assert "STATUS=indexing photos: 30 files" in messages
     assert daemon.stop() == 0
+
+
+def test_log_file_is_reopened_on_sighup(daemon_env, make_daemon, tmp_path):
+    daemon_env.library("photos")
+    daemon_env.daemon["log_file"] = str(tmp_path / "assetd.log")
+    daemon_env.write_config()
+    log_file = tmp_path / "assetd.log"
+    daemon = make_daemon().start(wait_ready=False)
+
+    def logged(path: Path, event: str) -> bool:
+        return path.exists() and f'"event": "{event}"' in path.read_text()
+
+    daemon.wait_for(lambda: logged(log_file, "daemon.ready"))
+    rotated = log_file.rename(tmp_path / "assetd.log.1")  # what logrotate does
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for(lambda: logged(log_file, "config.reloaded"))
+    assert not logged(rotated, "config.reloaded")
+    assert daemon.stop() == 0
