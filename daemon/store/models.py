@@ -9,6 +9,7 @@ bytes shown as `\\xNN` escapes.
 from __future__ import annotations
 
 from peewee import (
+    SQL,
     BigIntegerField,
     BlobField,
     BooleanField,
@@ -103,6 +104,15 @@ class Insight(BaseModel):
 
     class Meta:
         indexes = ((("content_hash", "kind"), False), (("library", "rel_path"), False))
+
+
+# The collapse pass and "is this enricher done" look up current insights by (hash, kind).
+# The condition is spelled as the queries spell it (`AND is_current`): SQLite only uses a
+# partial index when the query's WHERE contains the index's condition term for term.
+Insight.add_index(
+    Insight.index(Insight.content_hash, Insight.kind, name="insight_current_hash_kind",
+                  where=SQL("is_current"))
+)
 
 
 class ScanRun(BaseModel):
