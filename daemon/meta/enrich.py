@@ -23,13 +23,14 @@ from daemon import logs
 from daemon.config import Config, EnricherConfig, LibraryConfig
 from daemon.libraries import select_libraries
 from daemon.meta.enrichers import enricher_checksum, enricher_set_checksum, run_enricher
-from daemon.meta.insights import record_insight, satisfied_condition
+from daemon.meta.insights import NewInsight, record_insights, satisfied_condition
 from daemon.meta.match import GlobSet
 from daemon.scan.probe import probe
 from daemon.store import Store, queries
 from daemon.store.models import STATE_ENRICHING, STATE_NEW, STATE_READY
 
 _CHUNK_FILES = 500
+_BATCH_INSIGHTS = 500
 
 
 class Work(NamedTuple):
@@ -112,12 +113,23 @@ def enrich_library(
             [STATE_ENRICHING, row.id, STATE_NEW],
         )
     root = os.fsencode(library.path)
+    log = logs.get_logger().bind()  # bound once: a lazy proxy re-binds on every call
     written = 0
+    batch: list[NewInsight] = []
+    flushed_at = time.monotonic()
     for work in pending_work(store, config, row.id):
-        if deadline is not None and time.monotonic() >= deadline:
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
             break
-        written += _run(store, row.id, root, work, library.follow_symlinks)
-    return written
+        result = _run(row.id, root, work, library.follow_symlinks, log)
+        if result is not None:
+            batch.append(result)
+        # Results wait at most a second: a slow external enricher still shows progress.
+        if len(batch) >= _BATCH_INSIGHTS or (batch and now - flushed_at >= 1.0):
+            record_insights(store, batch)
+            written, batch, flushed_at = written + len(batch), [], now
+    record_insights(store, batch)
+    return written + len(batch)
 
 
 def enrich_libraries(
@@ -132,27 +144,25 @@ def enrich_libraries(
     )
 
 
-def _run(store: Store, library_id: int, root: bytes, work: Work, follow_symlinks: bool) -> int:
-    log = logs.get_logger()
+def _run(
+    library_id: int, root: bytes, work: Work, follow_symlinks: bool, log
+) -> NewInsight | None:
+    """Run one enricher on one file; the insight to record, or None to retry later."""
     path = root + b"/" + work.rel_path
     if not _still_hashed_bytes(path, work, follow_symlinks):
-        return 0
+        return None
     try:
         value = run_enricher(work.enricher, path, work.path_text)
     except OSError as exc:
         log.debug("enrich.skipped", path=work.path_text, enricher=work.enricher.name,
                   why=f"{type(exc).__name__}: {exc.strerror or exc}")
-        return 0
+        return None
     if not _still_hashed_bytes(path, work, follow_symlinks):
-        return 0
-    record_insight(
-        store, content_hash=work.content_hash, library_id=library_id, rel_path=work.rel_path,
-        kind=work.enricher.name, value=value, source=work.enricher.name,
-        enricher_checksum=work.checksum,
-    )
+        return None
     log.debug("enrich.ran", path=work.path_text, enricher=work.enricher.name,
               error=value.get("error") if isinstance(value, dict) else None)
-    return 1
+    return NewInsight(work.content_hash, library_id, work.rel_path, work.enricher.name, value,
+                      work.enricher.name, work.checksum, time.time())
 
 
 def _still_hashed_bytes(path: bytes, work: Work, follow_symlinks: bool) -> bool:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from daemon.config import EnricherConfig
 from daemon.errors import UsageError
@@ -65,16 +66,41 @@ def record_insight(
     generated_at: float | None = None,
 ) -> None:
     """Store a new current insight, demoting the current one of its kind."""
-    generated_at = time.time() if generated_at is None else generated_at
+    record_insights(store, [NewInsight(
+        content_hash, library_id, rel_path, kind, value, source, enricher_checksum,
+        time.time() if generated_at is None else generated_at,
+    )])
+
+
+class NewInsight(NamedTuple):
+    content_hash: str | None
+    library_id: int
+    rel_path: bytes
+    kind: str
+    value: Any
+    source: str
+    enricher_checksum: str | None
+    generated_at: float
+
+
+def record_insights(store: Store, insights: Sequence[NewInsight]) -> None:
+    """Several new current insights in one transaction (at most one per (hash, kind)).
+
+    The enrich runner writes its results in batches: one transaction per result made the
+    commit, not the enricher, the cost of enriching 100k small files.
+    """
+    by_hash = [(False, i.content_hash, i.kind) for i in insights if i.content_hash]
+    by_path = [(False, i.library_id, i.rel_path, i.kind) for i in insights if not i.content_hash]
+    rows = [
+        (i.content_hash, i.library_id, i.rel_path, i.kind,
+         json.dumps(i.value, ensure_ascii=False), i.generated_at, True, i.source,
+         i.enricher_checksum)
+        for i in insights
+    ]
     with store.write_tx():
-        if content_hash is None:
-            store.execute(_DEMOTE_BY_PATH, [False, library_id, rel_path, kind])
-        else:
-            store.execute(_DEMOTE_BY_HASH, [False, content_hash, kind])
-        store.execute(_INSERT, [
-            content_hash, library_id, rel_path, kind, json.dumps(value, ensure_ascii=False),
-            generated_at, True, source, enricher_checksum,
-        ])
+        store.executemany(_DEMOTE_BY_PATH, by_path)
+        store.executemany(_DEMOTE_BY_HASH, by_hash)
+        store.executemany(_INSERT, rows)
 
 
 def set_user_insight(store: Store, file: IndexedFile, kind: str, value_json: str) -> None:
