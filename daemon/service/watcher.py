@@ -75,16 +75,18 @@ class LibraryEvents(FileSystemEventHandler):
         self._queue = queue
         self._skip_abs = skip_abs
         self._matcher = ExcludeMatcher(library.exclude)
-        self._log = logs.get_logger().bind(library=library.name)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         src = self._rel(event.src_path, is_dir=event.is_directory)
         dst = None
         if isinstance(event, FileSystemMovedEvent):
             dst = self._rel(event.dest_path, is_dir=event.is_directory)
-        self._log.debug("watch.event", kind=event.event_type,
-                        path=None if src is None else path_text(src),
-                        dest=None if dst is None else path_text(dst))
+        # Not bound once at start: a SIGHUP may change the log level.
+        logs.get_logger().debug(
+            "watch.event", library=self.library.name, kind=event.event_type,
+            path=None if src is None else path_text(src),
+            dest=None if dst is None else path_text(dst),
+        )
         if src is not None and dst is not None:
             self._queue.add_move(self.library.name, src, dst)
         elif src is not None or dst is not None:

@@ -32,6 +32,11 @@ def test_create_modify_delete_restore(daemon_env, index, make_daemon):
     write(path, "second, longer version")
     restored = daemon.wait_for(lambda: index.hashed("photos/sub/new.jpg"))
     assert restored["id"] == created["id"]
+
+    write(root / "flash.tmp.jpg", "created and deleted within settle").unlink()
+    write(root / "marker.jpg", "written after it")
+    daemon.wait_for(lambda: index.hashed("photos/marker.jpg"))
+    assert "photos/flash.tmp.jpg" not in index.rows(), "nothing net"
     assert daemon.stop() == 0
 
 
@@ -127,4 +132,14 @@ def test_database_inside_a_library_does_not_feed_back(daemon_env, index, make_da
                     message="three more ticks")
     assert len(daemon.events("scan.finished")) == scans, "idle: no scans of our own files"
     assert not any("index.db" in key for key in index.rows())
+    assert daemon.stop() == 0
+
+
+def test_full_rescan_interval_scans_every_library_again(daemon_env, make_daemon):
+    daemon_env.daemon["full_rescan_interval"] = "1s"
+    daemon_env.write_config()
+    daemon_env.library("photos", {"a.jpg": "a", "b.jpg": "b"})
+    daemon = make_daemon().start()
+    # The startup scan, then at least two periodic ones: each sees the whole library.
+    daemon.wait_log("scan.finished", count=3, discovered=2, unchanged=2)
     assert daemon.stop() == 0

@@ -14,7 +14,7 @@ from tests.service.conftest import Daemon, write
 
 
 def test_sighup_adds_a_library(daemon_env, index, make_daemon):
-    daemon_env.library("photos", {"a.jpg": "a"})
+    photos = daemon_env.library("photos", {"a.jpg": "a"})
     daemon = make_daemon().start()
 
     music = daemon_env.library("music", {"song.flac": "la la"})  # rewrites the config
@@ -25,6 +25,17 @@ def test_sighup_adds_a_library(daemon_env, index, make_daemon):
     # The new library is watched, not just scanned once.
     write(music / "new.flac", "more")
     daemon.wait_for(lambda: index.hashed("music/new.flac"))
+
+    daemon_env.libraries = [lib for lib in daemon_env.libraries if lib["name"] != "photos"]
+    daemon_env.write_config()
+    daemon.signal(signal.SIGHUP)
+    assert daemon.wait_log("config.reloaded", count=2)["removed"] == ["photos"]
+    write(photos / "unwatched.jpg", "no longer in the config")
+    write(music / "still.flac", "still watched")
+    daemon.wait_for(lambda: index.hashed("music/still.flac"))
+    ticks = len(daemon.events("reconcile.finished"))
+    daemon.wait_for(lambda: len(daemon.events("reconcile.finished")) >= ticks + 2)
+    assert "photos/unwatched.jpg" not in index.rows()
     assert daemon.stop() == 0
 
 
