@@ -36,6 +36,7 @@ def test_queue_overflow_is_answered_with_a_rescan(daemon_env, index, make_daemon
     daemon.wait_for(
         lambda: sum(1 for r in index.rows().values() if r["hash"]) == files, timeout=60,
         message=f"{files} hashed rows")
-    full_scans = [e for e in daemon.events("scan.finished") if e["discovered"] == files]
+    full_scans = daemon.wait_for(  # scan.finished is logged just after its commit
+        lambda: [e for e in daemon.events("scan.finished") if e["discovered"] == files])
     assert full_scans[0]["created"] > 0, "a full scan found the files whose events were lost"
     assert daemon.stop() == 0
