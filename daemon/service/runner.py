@@ -74,6 +74,7 @@ class Runner:
         self.loop_alive_at = time.monotonic()
         self.started = time.monotonic()
         self._stopping = False
+        self._ready = False
         self._log = logs.get_logger()
 
     def run(self) -> int:
@@ -130,14 +131,20 @@ class Runner:
             self.watches.fall_back_to_polling(message.library, message.error)
             self.queue.put(Rescan(message.library, "fell back to polling"))
         elif isinstance(message, Announced) and message.message == STARTUP_DONE:
+            self._ready = True
             self.notifier.ready()
             self._log.info(logs.DAEMON_READY,
                            startup_s=round(time.monotonic() - self.started, 3))
             self.notifier.status(self.writer.idle_status())
 
     def handle_hup(self) -> None:
-        """Reload: reopen the log file, re-read the config, apply it, rescan everything."""
-        self.notifier.reloading()
+        """Reload: reopen the log file, re-read the config, apply it, rescan everything.
+
+        RELOADING=1 / READY=1 only once started: a READY=1 during the startup scans would tell
+        systemd the service is up before it is.
+        """
+        if self._ready:
+            self.notifier.reloading()
         logs.reopen()  # even when the new config is bad: logrotate moved the file away
         old = self.config
         try:
@@ -147,7 +154,7 @@ class Runner:
                             key=getattr(exc, "key", None),
                             error=getattr(exc, "problem", str(exc)),
                             action="kept the running config")
-            self.notifier.ready()
+            self._reloaded()
             return
         new = self._keep_restart_only_keys(old, new)
         old_names = {lib.name for lib in old.libraries}
@@ -169,7 +176,11 @@ class Runner:
             self.queue.put(Rescan(library.name, "reload"))
         self._log.info(logs.CONFIG_RELOADED, config=new.source, added=added, removed=removed,
                        changed=changed)
-        self.notifier.ready()
+        self._reloaded()
+
+    def _reloaded(self) -> None:
+        if self._ready:
+            self.notifier.ready()
 
     def handle_term(self, signum: int) -> None:
         self._log.info(logs.DAEMON_STOPPING, signal=signal.Signals(signum).name)
