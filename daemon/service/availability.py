@@ -37,6 +37,3 @@ class Availability:
             return Change.ONLINE
         log.warning(logs.LIBRARY_OFFLINE, library=name, reason=reason)
         return Change.OFFLINE
-
-    def forget(self, name: str) -> None:
-        self._online.pop(name, None)

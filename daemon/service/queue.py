@@ -142,10 +142,6 @@ class ScanQueue:
         self._closed = False
         self.set_settle(settle_s)
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def set_settle(self, settle_s: float) -> None:
         """Set `settle_s` (and `max_delay_s` from it); pending paths keep their timestamps."""
         with self._cond:

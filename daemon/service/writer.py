@@ -142,7 +142,7 @@ class Writer:
         if not probed.online:
             self.observe(library, probed)
 
-    def observe(self, library: LibraryConfig, probed: Probe) -> Change:
+    def observe(self, library: LibraryConfig, probed: Probe) -> None:
         """Record a probe; on a change, (un)watch the library and record it offline."""
         change = self.availability.observe(library.name, probed.online, probed.reason)
         if change is Change.ONLINE:
@@ -153,7 +153,6 @@ class Writer:
             row = queries.get_library(library.name)
             if row is not None:
                 queries.set_library_online(self.store, row.id, False, probed.reason)
-        return change
 
     def beat(self) -> None:
         heartbeat.beat(self.store, self.config.daemon.host, self.pid, self.idle_status())
