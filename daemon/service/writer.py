@@ -107,7 +107,12 @@ class Writer:
     def apply_due_batches(self) -> None:
         """Apply the event batches due now (between the slices of a long tick)."""
         for batch in self.queue.take_due_batches():
-            self.apply_batch(batch)
+            try:
+                self.apply_batch(batch)
+            except ScanAborted:
+                raise
+            except Exception as exc:  # the batch is retried as a rescan; the tick goes on
+                self._failed(batch, exc)
 
     def rescan(self, job: Rescan) -> None:
         config = self.config
