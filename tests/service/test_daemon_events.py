@@ -37,6 +37,8 @@ def test_create_modify_delete_restore(daemon_env, index, make_daemon):
     write(root / "marker.jpg", "written after it")
     daemon.wait_for(lambda: index.hashed("photos/marker.jpg"))
     assert "photos/flash.tmp.jpg" not in index.rows(), "nothing net"
+    # The ticks run the enrichers and the lifecycle pass on what the events indexed.
+    daemon.wait_for(lambda: index.row("photos/marker.jpg")["state"] == "ready")
     assert daemon.stop() == 0
 
 
