@@ -66,19 +66,19 @@ def apply_plan(
     plan: Plan,
     hashes: dict[bytes, Hashed],
     *,
+    known_hashes: set[str] | None = None,
     now: float | None = None,
 ) -> None:
-    """Write the plan. `hashes` holds the files hashed this scan (by rel_path)."""
+    """Write the plan. `hashes` holds the files hashed this scan (by rel_path).
+
+    `known_hashes` is `replaced_content` of the whole scan's plan when `plan` is a part of it.
+    """
     now = time.time() if now is None else now
     inserts = [_insert_row(library_id, entry, hashes.get(entry.rel_path), now)
                for entry in plan.created]
     rewrites: list[tuple] = []
     carries: list[tuple[bytes, str, str | None]] = []
-    # New bytes at a path that are the bytes of another file that left its place in this
-    # scan (`mv a b` over b, or a swap) are that file's, not an edit of b: b's tags stay put.
-    replaced_by_known_content = {
-        row.content_hash for row in plan.missing if row.content_hash
-    } | {row.content_hash for row, _ in plan.updated if row.content_hash}
+    replaced_by_known_content = replaced_content(plan) if known_hashes is None else known_hashes
     for row, entry in plan.updated + plan.restored + plan.moved:
         rewrite, carry = _rewrite_row(row, entry, hashes.get(entry.rel_path), now)
         rewrites.append(rewrite)
@@ -98,6 +98,17 @@ def apply_plan(
     _run_batches(store, _MOVE_PATH_INSIGHTS, moved_paths)
     _run_batches(store, _MARK_MISSING, missing)
     carry_tags(store, library_id, carries, now)
+
+
+def replaced_content(plan: Plan) -> set[str]:
+    """Hashes of files that left their place in this scan (vanished, or overwritten).
+
+    New bytes at a path that are one of these are that file's, not an edit of the file that
+    was there (`mv a b` over b, or a swap): b's tags are not carried onto them.
+    """
+    return {row.content_hash for row in plan.missing if row.content_hash} | {
+        row.content_hash for row, _ in plan.updated if row.content_hash
+    }
 
 
 def carry_tags(

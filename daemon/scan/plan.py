@@ -130,14 +130,19 @@ def _match_moves_by_identity(plan: Plan, vanished: list[DbRow]) -> None:
     plan.updated = [(row, entry) for row, entry in plan.updated if row.id not in claimed]
 
 
-def match_moves_by_hash(plan: Plan, hashes: dict[bytes, str]) -> None:
+def match_moves_by_hash(
+    plan: Plan, hashes: dict[bytes, str], sources: Plan | None = None
+) -> None:
     """Second move pass: a new file whose (size, hash) equals a vanished row's is that row.
 
     Among several candidates the one with the same file name wins, then one that vanished in
-    this scan over one that was already missing, then the oldest row.
+    this scan over one that was already missing, then the oldest row. The vanished rows are
+    `sources`' (the whole scan's plan, when `plan` is one part of it); matched ones are
+    removed from it.
     """
+    sources = sources or plan
     candidates: dict[tuple[int, str], list[tuple[int, DbRow]]] = defaultdict(list)
-    for rank, rows in ((0, plan.missing), (1, plan.still_missing)):
+    for rank, rows in ((0, sources.missing), (1, sources.still_missing)):
         for row in rows:
             if row.content_hash is not None:
                 candidates[(row.size, row.content_hash)].append((rank, row))
@@ -158,8 +163,44 @@ def match_moves_by_hash(plan: Plan, hashes: dict[bytes, str]) -> None:
         plan.moved.append((best[1], entry))
     plan.created = remaining
     moved_ids = {row.id for row, _ in plan.moved}
-    plan.missing = [row for row in plan.missing if row.id not in moved_ids]
-    plan.still_missing = [row for row in plan.still_missing if row.id not in moved_ids]
+    sources.missing = [row for row in sources.missing if row.id not in moved_ids]
+    sources.still_missing = [row for row in sources.still_missing if row.id not in moved_ids]
+
+
+def split_plan(plan: Plan, *, max_files: int, max_bytes: int) -> list[Plan]:
+    """The plan's file work in parts of at most `max_files` files / `max_bytes` to read.
+
+    A first scan of a 10 TB library hashes for hours; applying part by part means a stop or
+    a crash keeps what was done (the next scan finds those files unchanged). Work that reads
+    nothing goes in the first part. `missing` and `still_missing` stay with the whole plan:
+    a file that vanished may yet be found, by content, in a later part.
+    """
+    parts = [Plan()]
+    files = size = 0
+
+    def part_for(entry_size: int, reads: bool) -> Plan:
+        nonlocal files, size
+        if not reads:
+            return parts[0]
+        if files >= max_files or size >= max_bytes:
+            parts.append(Plan())
+            files = size = 0
+        files, size = files + 1, size + entry_size
+        return parts[-1]
+
+    for entry in plan.created:
+        part_for(entry.size, True).created.append(entry)
+    for row, entry in plan.updated:
+        part_for(entry.size, True).updated.append((row, entry))
+    for row, entry in plan.moved:
+        reads = row.content_hash is None or not same_stat(row, entry)
+        part_for(entry.size, reads).moved.append((row, entry))
+    for row, entry in plan.restored:
+        reads = row.content_hash is None or not same_stat(row, entry)
+        part_for(entry.size, reads).restored.append((row, entry))
+    for row in plan.unchanged:
+        part_for(row.size, row.content_hash is None).unchanged.append(row)
+    return parts
 
 
 def mass_missing_exceeded(

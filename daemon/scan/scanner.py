@@ -15,13 +15,24 @@ from daemon import logs
 from daemon.config import Config, LibraryConfig
 from daemon.errors import UsageError
 from daemon.libraries import resolve_path, select_libraries
-from daemon.scan.apply import apply_plan, path_text
+from daemon.scan.apply import apply_plan, mark_missing, path_text, replaced_content
 from daemon.scan.filters import ExcludeMatcher
 from daemon.scan.hash import Hashed, TornReadError, hash_file
-from daemon.scan.plan import Plan, make_plan, mass_missing_exceeded, match_moves_by_hash
+from daemon.scan.plan import (
+    Plan,
+    make_plan,
+    mass_missing_exceeded,
+    match_moves_by_hash,
+    split_plan,
+)
 from daemon.scan.probe import probe
 from daemon.scan.walk import DiskEntry, WalkResult, walk
 from daemon.store import Store, queries, sqlite_path
+
+# A long scan is applied in parts of this many files or bytes to read, so a stop or a crash
+# keeps the work already done; most scans fit in one part.
+PART_FILES = 20_000
+PART_BYTES = 8 << 30
 
 STAT_KEYS = (
     "discovered", "created", "updated", "unchanged", "moved", "missing", "restored", "hashed",
@@ -126,30 +137,54 @@ def _scan_online(store, config, library, row, scopes, options, progress, result)
     errors = [(rel, message) for rel, message in walked.errors]
 
     guarded = not (options.allow_mass_missing or options.observed_deletes)
-    indexed = sum(1 for r in snapshot.values() if not r.is_missing) if scopes == [b""] \
-        else (queries.count_present(row.id) if row else 0)
+    indexed = 0
+    if guarded:
+        indexed = sum(1 for r in snapshot.values() if not r.is_missing) if scopes == [b""] \
+            else (queries.count_present(row.id) if row else 0)
     threshold = config.daemon.mass_missing_threshold
-    # Even if every new file turned out to be a moved one, too many would still be missing.
-    if guarded and mass_missing_exceeded(len(plan.missing) - len(plan.created), indexed, threshold):
-        return _tripped(store, result, row, plan, indexed, threshold, options, started_at)
 
-    hashes: dict[bytes, Hashed] = {}
-    if options.hash_files:
-        hashes = _hash_entries(library, plan, progress, errors, log)
-        match_moves_by_hash(plan, {rel: h.content_hash for rel, h in hashes.items()})
-    if guarded and mass_missing_exceeded(len(plan.missing), indexed, threshold):
-        return _tripped(store, result, row, plan, indexed, threshold, options, started_at)
+    def guard_trips(not_yet_matched: int) -> bool:
+        # Even if every new file not looked at yet turned out to be a moved one, would too
+        # many still be missing?
+        return guarded and mass_missing_exceeded(
+            len(plan.missing) - not_yet_matched, indexed, threshold)
 
+    known_hashes = replaced_content(plan)
+    parts = split_plan(plan, max_files=PART_FILES, max_bytes=PART_BYTES)
+    unmatched = len(plan.created)
+    hashed = 0
+    for part in parts:
+        if guard_trips(unmatched):
+            return _tripped(store, result, row, plan, indexed, threshold, options, started_at)
+        unmatched -= len(part.created)
+        hashes: dict[bytes, Hashed] = {}
+        if options.hash_files:
+            hashes = _hash_entries(library, part, progress, errors, log)
+            match_moves_by_hash(
+                part, {rel: h.content_hash for rel, h in hashes.items()}, sources=plan)
+        # With one part (every small scan) the guard is decided before anything is written.
+        if len(parts) == 1 and guard_trips(0):
+            return _tripped(store, result, row, plan, indexed, threshold, options, started_at)
+        if not options.dry_run:
+            apply_plan(store, row.id, part, hashes, known_hashes=known_hashes)
+        hashed += len(hashes)
+        _add_part_stats(result.stats, part)
+    if guard_trips(0):
+        return _tripped(store, result, row, plan, indexed, threshold, options, started_at)
     if not options.dry_run:
-        apply_plan(store, row.id, plan, hashes)
-    result.stats.update(
-        discovered=len(walked.entries), created=len(plan.created), updated=len(plan.updated),
-        unchanged=len(plan.unchanged), moved=len(plan.moved), missing=len(plan.missing),
-        restored=len(plan.restored), hashed=len(hashes), errors=len(errors),
-    )
+        mark_missing(store, [r.id for r in plan.missing])
+    result.stats.update(discovered=len(walked.entries), missing=len(plan.missing),
+                        hashed=hashed, errors=len(errors))
     result.errors = [{"path": path_text(rel), "error": message} for rel, message in errors]
     _finish(store, result, row, scopes, options, started_at, log)
     return result
+
+
+def _add_part_stats(stats: dict[str, int], part: Plan) -> None:
+    for key, items in (("created", part.created), ("updated", part.updated),
+                       ("unchanged", part.unchanged), ("moved", part.moved),
+                       ("restored", part.restored)):
+        stats[key] += len(items)
 
 
 def _walk_scopes(config: Config, library: LibraryConfig, scopes: list[bytes]) -> WalkResult:

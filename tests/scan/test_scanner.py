@@ -7,7 +7,10 @@ import pty
 import subprocess
 import sys
 
+import pytest
+
 from daemon.config import load_config
+from daemon.scan import scanner
 from daemon.scan.scanner import Progress, ScanOptions, scan_library
 from tests.conftest import REPO_ROOT, cli_env
 
@@ -78,3 +81,45 @@ def test_progress_bar_on_a_tty(sqlite_env):
     os.close(leader)
     assert proc.returncode == 0
     assert "photos: 1 files discovered" in drawn and "hashing 1 files" in drawn
+
+
+class StopAfterBytes(Progress):
+    """Raises like the daemon's stop request does, once `limit` bytes were hashed."""
+
+    def __init__(self, limit):
+        self.limit, self.seen = limit, 0
+
+    def hashed_bytes(self, n):
+        self.seen += n
+        if self.seen > self.limit:
+            raise KeyboardInterrupt
+
+
+def test_long_scan_is_applied_in_parts_and_a_stop_keeps_them(env, store, monkeypatch):
+
+    monkeypatch.setattr(scanner, "PART_FILES", 4)
+    env.library("photos", {f"f{i:02d}": "x" * 100 for i in range(10)})
+    with pytest.raises(KeyboardInterrupt):
+        scan(env, store, progress=StopAfterBytes(550))  # stops inside the second part
+    assert len(env.files()) == 4  # the first part was applied
+    result = scan(env, store)
+    assert result.stats["unchanged"] == 4 and result.stats["created"] == 6
+    assert result.stats["hashed"] == 6
+
+
+def test_moves_by_hash_and_guard_across_parts(env, store, monkeypatch):
+    monkeypatch.setattr(scanner, "PART_FILES", 3)
+    root = env.library("photos", {f"old/f{i:03d}": f"content {i}" for i in range(120)})
+    scan(env, store)
+    ids = {f["path"]: f["hash"] for f in env.json_lines("files")}
+    for i in range(120):  # copy-then-delete: new inodes, same bytes, found part by part
+        data = (root / f"old/f{i:03d}").read_bytes()
+        (root / f"old/f{i:03d}").unlink()
+        (root / f"new{i:03d}").write_bytes(data)
+    result = scan(env, store)
+    assert result.online, result.reason
+    assert result.stats["moved"] == 120 and result.stats["missing"] == 0
+    assert sorted(f["hash"] for f in env.json_lines("files")) == sorted(ids.values())
+    for i in range(120):
+        (root / f"new{i:03d}").unlink()
+    assert scan(env, store).online is False  # the guard still trips, before any part
