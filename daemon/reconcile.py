@@ -120,7 +120,9 @@ def run_passes(store: Store, config: Config) -> dict[str, int]:
     with store.write_tx():
         store.lock(RECONCILE_LOCK)
         changes = {name: run(store, config) for name, run in PASSES}
-    logs.get_logger().info(
+    # Every tick runs the passes: a run that changed nothing is not news at info level.
+    log = logs.get_logger()
+    (log.info if any(changes.values()) else log.debug)(
         logs.RECONCILE_FINISHED, changes=sum(changes.values()),
         duration_s=round(time.monotonic() - started, 3), **changes,
     )

@@ -3,8 +3,9 @@
 `systemctl status assetd` shows e.g. "indexing photos: 41,200 files, 3.1 GB/s". The same
 callbacks are where a scan notices that the daemon is stopping: raising `ScanAborted` from a
 progress report ends the scan between files: the parts of the plan already applied stay (each
-is consistent on its own), the rest is not written, and the next start scans again. An event batch gets a grace period to finish (it is small and the
-contract says the current batch is finished); a full scan is abandoned at once.
+is consistent on its own), the rest is not written, and the next start scans again. An event
+batch gets a grace period to finish (it is small and the contract says the current batch is
+finished); a full scan is abandoned at once.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from daemon.scan.plan import DbRow
 from daemon.store.db import Store
 from daemon.store.models import File, Library, ScanRun
 
+SCAN_RUNS_KEPT = 200
 _SNAPSHOT_COLUMNS = (
     "id, rel_path, size, mtime_ns, inode, device, content_hash, is_missing, state"
 )
@@ -90,6 +91,12 @@ def record_scan(
         ScanRun.create(
             library=library_id, host=host, started_at=started_at, finished_at=finished_at,
             status=status, online=online, reason=reason, scope=scope, stats=json.dumps(stats),
+        )
+        # Every watcher batch is a scan: keep the recent history, not one row per event.
+        store.execute(
+            "DELETE FROM scan_run WHERE library_id = ? AND id < (SELECT id FROM scan_run"
+            " WHERE library_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            [library_id, library_id, SCAN_RUNS_KEPT - 1],
         )
         update = {Library.online: online, Library.offline_reason: reason}
         if online:

@@ -96,3 +96,15 @@ def test_database_connection_error_is_one_line(tmp_path):
                           capture_output=True, text=True, env=cli_env(), cwd=REPO_ROOT)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "database error" in proc.stderr
+
+
+def test_scan_history_is_bounded(store, monkeypatch):
+    from daemon.store import queries
+    from daemon.store.models import ScanRun
+
+    monkeypatch.setattr(queries, "SCAN_RUNS_KEPT", 3)
+    library = Library.create(name="l", root="/l", host="h", created_at=time.time())
+    for i in range(6):
+        queries.record_scan(store, library.id, host="h", started_at=i, finished_at=i,
+                            status="ok", online=True, reason=None, scope="", stats={})
+    assert [r.started_at for r in ScanRun.select().order_by(ScanRun.id)] == [3, 4, 5]
