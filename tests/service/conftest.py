@@ -101,6 +101,37 @@ class Daemon:
                               self.events(event, **fields), timeout, f"log {event} {fields}")
         return found[count - 1]
 
+    def last_tick(self) -> float | None:
+        """This daemon's heartbeat `last_tick`, read from the database."""
+        query = f"SELECT last_tick FROM daemon WHERE pid = {int(self.pid)}"
+        if self.env.db_url.startswith("sqlite:///"):
+            conn = sqlite3.connect(self.env.db_url[len("sqlite:///"):], timeout=60)
+            try:
+                rows = conn.execute(query).fetchall()
+            finally:
+                conn.close()
+        else:
+            conn = psycopg2.connect(self.env.db_url)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(query)
+                    rows = cur.fetchall()
+            finally:
+                conn.close()
+        return rows[0][0] if rows else None
+
+    def wait_ticks(self, count: int, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        """Wait until the daemon has finished `count` more ticks (its heartbeat moved)."""
+        seen = [self.last_tick()]
+
+        def moved() -> bool:
+            tick = self.last_tick()
+            if tick != seen[-1]:
+                seen.append(tick)
+            return len(seen) > count
+
+        self.wait_for(moved, timeout, f"{count} more ticks")
+
     def signal(self, sig: int) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)

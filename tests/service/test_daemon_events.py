@@ -130,9 +130,7 @@ def test_database_inside_a_library_does_not_feed_back(daemon_env, index, make_da
     daemon.wait_for(lambda: index.hashed("home/b.jpg"))
     daemon.wait_log("scan.finished", created=1, discovered=1)  # logged just after the commit
     scans = len(daemon.events("scan.finished"))
-    ticks = len(daemon.events("reconcile.finished"))
-    daemon.wait_for(lambda: len(daemon.events("reconcile.finished")) >= ticks + 3,
-                    message="three more ticks")
+    daemon.wait_ticks(3)
     assert len(daemon.events("scan.finished")) == scans, "idle: no scans of our own files"
     assert not any("index.db" in key for key in index.rows())
     assert daemon.stop() == 0

@@ -33,8 +33,7 @@ def test_sighup_adds_a_library(daemon_env, index, make_daemon):
     write(photos / "unwatched.jpg", "no longer in the config")
     write(music / "still.flac", "still watched")
     daemon.wait_for(lambda: index.hashed("music/still.flac"))
-    ticks = len(daemon.events("reconcile.finished"))
-    daemon.wait_for(lambda: len(daemon.events("reconcile.finished")) >= ticks + 2)
+    daemon.wait_ticks(2)
     assert "photos/unwatched.jpg" not in index.rows()
     assert daemon.stop() == 0
 
