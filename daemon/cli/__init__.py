@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_config(args: argparse.Namespace) -> Config:
+def load_cli_config(args: argparse.Namespace) -> Config:
     path = find_config_path(args.config)
     if path is None:
         if args.db:
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.log_level == "debug"
     context = None
     try:
-        config = _load_config(args)
+        config = load_cli_config(args)
         is_daemon = args.command == "run"
         logs.configure(
             level=args.log_level or (config.daemon.log_level if is_daemon else "warning"),

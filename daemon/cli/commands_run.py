@@ -29,9 +29,9 @@ def cmd_run(ctx) -> int:
 
 def _reload_config(args: argparse.Namespace) -> Config:
     """SIGHUP: the config read as at startup (--config, --db), and logging set up from it."""
-    from daemon.cli import _load_config
+    from daemon.cli import load_cli_config
 
-    config = _load_config(args)
+    config = load_cli_config(args)
     logs.configure(
         level=args.log_level or config.daemon.log_level,
         fmt=args.log_format or config.daemon.log_format,
