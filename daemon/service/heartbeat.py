@@ -22,8 +22,17 @@ def register(store: Store, host: str, pid: int) -> float:
 
 
 def beat(store: Store, host: str, pid: int, status: str) -> None:
+    """A tick finished."""
+    _update(store, host, pid, last_tick=time.time(), status=status)
+
+
+def set_status(store: Store, host: str, pid: int, status: str) -> None:
+    _update(store, host, pid, status=status)
+
+
+def _update(store: Store, host: str, pid: int, **fields) -> None:
     with store.write_tx():
-        DaemonProcess.update(last_tick=time.time(), status=status).where(
+        DaemonProcess.update(**fields).where(
             (DaemonProcess.host == host) & (DaemonProcess.pid == pid)
         ).execute()
 

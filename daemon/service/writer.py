@@ -78,11 +78,15 @@ class Writer:
             elif isinstance(work, Tick):
                 run_tick(self)
             else:
+                # `assetd status` shows the daemon's state from the first moment it is ready,
+                # not only after its first tick.
+                heartbeat.set_status(self.store, self.config.daemon.host, self.pid,
+                                     self.idle_status())
                 self.post(Announced(work.message))
             self._failures = 0
         except ScanAborted:
             log.info("writer.aborted", work=type(work).__name__,
-                     why="stopping; nothing of it was written, the next start scans again")
+                     why="stopping; the next start scans again")
         except Exception as exc:
             self._failed(work, exc)
 
