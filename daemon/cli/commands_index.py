@@ -7,7 +7,6 @@ import sys
 
 from daemon.cli.output import (
     TtyProgress,
-    human_bytes,
     human_duration,
     print_json,
     print_json_lines,
@@ -17,6 +16,7 @@ from daemon.reports import FileFilter, list_files, public, status_report
 from daemon.scan.probe import probe
 from daemon.scan.scanner import ScanOptions, ScanReport, scan
 from daemon.store import redact_url
+from daemon.units import human_bytes
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

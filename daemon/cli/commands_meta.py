@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 
-from daemon.cli.output import human_bytes, print_json, print_json_lines
+from daemon.cli.output import print_json, print_json_lines
 from daemon.config import parse_duration
 from daemon.errors import EXIT_FAILURES, EXIT_OFFLINE, EXIT_OK, UsageError
 from daemon.meta import dupes, insights, prune, tags, verify
 from daemon.meta.indexed import find_file
 from daemon.reconcile import run_passes
+from daemon.units import human_bytes
 
 DEFAULT_PRUNE_AGE = "30d"
 

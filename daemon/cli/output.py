@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from daemon.scan.scanner import Progress
+from daemon.units import human_bytes, human_rate
 
 
 def print_json(obj: Any) -> None:
@@ -18,14 +19,6 @@ def print_json(obj: Any) -> None:
 def print_json_lines(objs: Iterable[Any]) -> None:
     for obj in objs:
         print(json.dumps(obj, ensure_ascii=False))
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 def human_duration(seconds: float) -> str:
@@ -66,7 +59,7 @@ class TtyProgress(Progress):
         rate = self.done_bytes / max(now - self.started, 1e-6)
         percent = 100 * self.done_bytes / self.total_bytes if self.total_bytes else 100
         self._draw(f"{self.library}: hashed {human_bytes(self.done_bytes)} of "
-                   f"{human_bytes(self.total_bytes)} ({percent:.0f}%), {human_bytes(rate)}/s")
+                   f"{human_bytes(self.total_bytes)} ({percent:.0f}%), {human_rate(rate)}")
 
     def _draw(self, text: str) -> None:
         self.last_draw = time.monotonic()

@@ -15,6 +15,7 @@ import time
 
 from daemon.scan.scanner import Progress
 from daemon.service.notify import SystemdNotifier
+from daemon.units import human_rate
 
 STATUS_EVERY_S = 1.0
 
@@ -42,13 +43,6 @@ class StopFlag:
         """Raise ScanAborted once a stop was requested more than `grace_s` ago."""
         if self._event.is_set() and time.monotonic() - self._requested_at >= grace_s:
             raise ScanAborted()
-
-
-def human_rate(bytes_per_s: float) -> str:
-    for unit, size in (("GB/s", 1e9), ("MB/s", 1e6), ("KB/s", 1e3)):
-        if bytes_per_s >= size:
-            return f"{bytes_per_s / size:.1f} {unit}"
-    return f"{bytes_per_s:.0f} B/s"
 
 
 class StatusProgress(Progress):

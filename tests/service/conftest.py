@@ -103,21 +103,8 @@ class Daemon:
 
     def last_tick(self) -> float | None:
         """This daemon's heartbeat `last_tick`, read from the database."""
-        query = f"SELECT last_tick FROM daemon WHERE pid = {int(self.pid)}"
-        if self.env.db_url.startswith("sqlite:///"):
-            conn = sqlite3.connect(self.env.db_url[len("sqlite:///"):], timeout=60)
-            try:
-                rows = conn.execute(query).fetchall()
-            finally:
-                conn.close()
-        else:
-            conn = psycopg2.connect(self.env.db_url)
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(query)
-                    rows = cur.fetchall()
-            finally:
-                conn.close()
+        rows = query_db(self.env.db_url,
+                        f"SELECT last_tick FROM daemon WHERE pid = {int(self.pid)}")
         return rows[0][0] if rows else None
 
     def wait_ticks(self, count: int, timeout: float = DEFAULT_TIMEOUT_S) -> None:
@@ -169,34 +156,37 @@ def index_rows(db_url: str) -> dict[str, dict]:
         "SELECT l.name, f.rel_path, f.id, f.content_hash, f.is_missing, f.size, f.state"
         " FROM file f JOIN library l ON l.id = f.library_id"
     )
-    if db_url.startswith("sqlite:///"):
-        path = db_url[len("sqlite:///"):]
-        if not os.path.exists(path):
-            return {}
-        conn = sqlite3.connect(path, timeout=60)
-        try:
-            rows = conn.execute(query).fetchall()
-        except sqlite3.OperationalError as exc:  # tables not created yet
-            if "no such table" in str(exc):
-                return {}
-            raise
-        finally:
-            conn.close()
-    else:
-        conn = psycopg2.connect(db_url)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(query)
-                rows = cur.fetchall()
-        finally:
-            conn.close()
     return {
         f"{name}/{bytes(rel).decode('utf-8', 'backslashreplace')}": {
             "id": row_id, "hash": content_hash, "missing": bool(missing), "size": size,
             "state": state,
         }
-        for name, rel, row_id, content_hash, missing, size, state in rows
+        for name, rel, row_id, content_hash, missing, size, state in query_db(db_url, query)
     }
+
+
+def query_db(db_url: str, query: str) -> list[tuple]:
+    """Rows of one query, on a connection of its own (no tables yet: no rows)."""
+    if db_url.startswith("sqlite:///"):
+        path = db_url[len("sqlite:///"):]
+        if not os.path.exists(path):
+            return []
+        conn = sqlite3.connect(path, timeout=60)
+        try:
+            return conn.execute(query).fetchall()
+        except sqlite3.OperationalError as exc:  # tables not created yet
+            if "no such table" in str(exc):
+                return []
+            raise
+        finally:
+            conn.close()
+    conn = psycopg2.connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query)
+            return cur.fetchall()
+    finally:
+        conn.close()
 
 
 class Index:
