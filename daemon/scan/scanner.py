@@ -122,7 +122,11 @@ def scan_library(
 
     if options.dry_run:
         return _scan_online(store, config, library, row, scopes, options, progress, result)
-    with store.scan_lock(library.name):
+    with store.scan_lock(library.name, on_wait=lambda: logs.get_logger().warning(
+        "scan.waiting", library=library.name,
+        why="another scan of this library is running (the daemon, or another assetd scan); "
+        "waiting for it to finish",
+    )):
         return _scan_online(store, config, library, row, scopes, options, progress, result)
 
 

@@ -13,7 +13,7 @@ import contextlib
 import fcntl
 import os
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
@@ -118,16 +118,22 @@ class Store:
             self.execute("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(name.encode()),))
 
     @contextlib.contextmanager
-    def scan_lock(self, library: str) -> Iterator[None]:
+    def scan_lock(
+        self, library: str, on_wait: Callable[[], None] | None = None
+    ) -> Iterator[None]:
         """Held for a whole scan of one library (plan and every apply batch), so two
         processes never plan against the same snapshot and insert the same file twice.
 
         PostgreSQL: a session advisory lock (works across hosts). SQLite is local to one
-        host: an flock on a per-library file beside the database.
+        host: an flock on a per-library file beside the database. When another process holds
+        it, `on_wait` is called once before waiting (the CLI says why it is not moving).
         """
         if not self.is_sqlite:
             key = zlib.crc32(("assetd.scan." + library).encode())
-            self.execute("SELECT pg_advisory_lock(?)", (key,))
+            if not self.query("SELECT pg_try_advisory_lock(?)", (key,))[0][0]:
+                if on_wait is not None:
+                    on_wait()
+                self.execute("SELECT pg_advisory_lock(?)", (key,))
             try:
                 yield
             finally:
@@ -137,7 +143,12 @@ class Store:
         os.makedirs(lock_dir, exist_ok=True)
         fd = os.open(os.path.join(lock_dir, library + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)  # releases the flock

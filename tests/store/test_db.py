@@ -108,3 +108,29 @@ def test_scan_history_is_bounded(store, monkeypatch):
         queries.record_scan(store, library.id, host="h", started_at=i, finished_at=i,
                             status="ok", online=True, reason=None, scope="", stats={})
     assert [r.started_at for r in ScanRun.select().order_by(ScanRun.id)] == [3, 4, 5]
+
+
+def test_scan_lock_says_when_it_waits(db_url):
+    """A second scan of the same library waits for the first, and says so first."""
+    import threading
+
+    first, second = Store(db_url), Store(db_url)
+    waited = threading.Event()
+    order = []
+    with first.scan_lock("photos"):
+        thread = threading.Thread(target=lambda: _locked(second, waited, order))
+        thread.start()
+        assert waited.wait(10), "on_wait was not called"
+        order.append("first done")
+    thread.join(10)
+    assert order == ["first done", "second ran"]
+    with first.scan_lock("other", on_wait=lambda: order.append("unexpected wait")):
+        pass
+    assert "unexpected wait" not in order
+    first.close()
+    second.close()
+
+
+def _locked(store, waited, order):
+    with store.scan_lock("photos", on_wait=waited.set):
+        order.append("second ran")
