@@ -76,21 +76,22 @@ def hash_file(
             raise NotRegularFileError(f"not a regular file: {os.fsdecode(path)}")
         hasher = xxhash.xxh3_128()
         buf = _buffer()
+        buffers = [buf]
         total = 0
-        with open(fd, "rb", buffering=0, closefd=False) as f:
-            # Read the size we stat'ed, no further: a file that keeps growing (a download,
-            # a log) would otherwise be read forever. Growth shows in the second fstat.
-            while total < before.st_size:
-                n = f.readinto(buf)
-                if not n:
-                    break
-                if n == CHUNK_BYTES:
-                    hasher.update(buf)
-                else:
-                    hasher.update(memoryview(buf)[:n])
-                total += n
-                if on_bytes is not None:
-                    on_bytes(n)
+        # Read the size we stat'ed, no further: a file that keeps growing (a download, a
+        # log) would otherwise be read forever. Growth shows in the second fstat. os.readv
+        # fills the buffer in place without a file object per call (small files pay for it).
+        while total < before.st_size:
+            n = os.readv(fd, buffers)
+            if not n:
+                break
+            if n == CHUNK_BYTES:
+                hasher.update(buf)
+            else:
+                hasher.update(memoryview(buf)[:n])
+            total += n
+            if on_bytes is not None:
+                on_bytes(n)
         after = os.fstat(fd)
     finally:
         os.close(fd)

@@ -7,7 +7,7 @@ inode), checks the mass-missing guard, and only then applies. `--dry-run` stops 
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -115,10 +115,10 @@ def _match_moves_by_identity(plan: Plan, vanished: list[DbRow]) -> None:
     displaced_rows = [row for row, _ in plan.updated if row.id in displaced]
     for row in displaced_rows + plan.still_missing + vanished:
         by_identity[_identity(row)] = row
-    pending = list(plan.created)
+    pending = deque(plan.created)
     plan.created = []
     while pending:
-        entry = pending.pop(0)
+        entry = pending.popleft()
         row = by_identity.pop(_identity(entry), None)
         if row is None:
             plan.created.append(entry)
