@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from daemon import logs
@@ -95,12 +95,14 @@ def _satisfied(
 
 
 def enrich_library(
-    store: Store, config: Config, library: LibraryConfig, *, budget_s: float | None = None
+    store: Store, config: Config, library: LibraryConfig, *, budget_s: float | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> int:
     """Run what is pending in one online library; returns the number of insights written.
 
     With `budget_s`, no new run starts after that many seconds (the daemon's tick shares
-    its time between libraries); what is left waits for the next call.
+    its time between libraries); what is left waits for the next call. `stop()` true ends it
+    between files and interrupts a running external command (the daemon is stopping).
     """
     row = queries.get_library(library.name)
     if row is None or not probe(library).online:
@@ -119,9 +121,9 @@ def enrich_library(
     flushed_at = time.monotonic()
     for work in pending_work(store, config, row.id):
         now = time.monotonic()
-        if deadline is not None and now >= deadline:
+        if (deadline is not None and now >= deadline) or (stop is not None and stop()):
             break
-        result = _run(row.id, root, work, library.follow_symlinks, log)
+        result = _run(row.id, root, work, library.follow_symlinks, log, stop)
         if result is not None:
             batch.append(result)
         # Results wait at most a second: a slow external enricher still shows progress.
@@ -133,26 +135,28 @@ def enrich_library(
 
 
 def enrich_libraries(
-    store: Store, config: Config, names: list[str], budget_s: float | None = None
+    store: Store, config: Config, names: list[str], budget_s: float | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> int:
     """`scan`'s enrich step: each named library (none when `names` is empty), `budget_s` each."""
     if not names:
         return 0
     return sum(
-        enrich_library(store, config, library, budget_s=budget_s)
+        enrich_library(store, config, library, budget_s=budget_s, stop=stop)
         for library in select_libraries(config, names)
     )
 
 
 def _run(
-    library_id: int, root: bytes, work: Work, follow_symlinks: bool, log
+    library_id: int, root: bytes, work: Work, follow_symlinks: bool, log,
+    stop: Callable[[], bool] | None,
 ) -> NewInsight | None:
     """Run one enricher on one file; the insight to record, or None to retry later."""
     path = root + b"/" + work.rel_path
     if not _still_hashed_bytes(path, work, follow_symlinks):
         return None
     try:
-        value = run_enricher(work.enricher, path, work.path_text)
+        value = run_enricher(work.enricher, path, work.path_text, stop)
     except OSError as exc:
         log.debug("enrich.skipped", path=work.path_text, enricher=work.enricher.name,
                   why=f"{type(exc).__name__}: {exc.strerror or exc}")

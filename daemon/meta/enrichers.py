@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from daemon.config import EnricherConfig
@@ -37,14 +37,18 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def run_enricher(enricher: EnricherConfig, path: bytes, path_text: str) -> Any:
+def run_enricher(
+    enricher: EnricherConfig, path: bytes, path_text: str,
+    stop: Callable[[], bool] | None = None,
+) -> Any:
     """The insight value for one file; `{"error": ...}` when the enricher failed on its bytes.
 
-    Raises OSError only when the file itself could not be read (gone, replaced): the runner
-    then tries again later instead of recording a failure of the content.
+    Raises OSError only when the file itself could not be read (gone, replaced), or when
+    `stop()` interrupted an external command: the runner then tries again later instead of
+    recording a failure of the content.
     """
     if not enricher.builtin:
-        return run_command(enricher, path)
+        return run_command(enricher, path, stop)
     if enricher.name == "mime":
         return mime.detect(path, path_text)
     return image.describe(path)

@@ -14,6 +14,8 @@ import json
 import os
 import signal
 import subprocess
+import time
+from collections.abc import Callable
 from typing import Any
 
 from daemon.config import EnricherConfig
@@ -27,7 +29,17 @@ def command_argv(enricher: EnricherConfig, path: bytes) -> list[str]:
     return [arg.replace(PATH_PLACEHOLDER, os.fsdecode(path)) for arg in enricher.command]
 
 
-def run_command(enricher: EnricherConfig, path: bytes) -> Any:
+class EnricherInterrupted(OSError):
+    """The daemon is stopping: the command was killed and nothing is recorded (retried later)."""
+
+
+STOP_POLL_S = 0.2
+
+
+def run_command(
+    enricher: EnricherConfig, path: bytes, stop: Callable[[], bool] | None = None
+) -> Any:
+    """The command's JSON; with `stop`, a stop request kills it within STOP_POLL_S."""
     argv = command_argv(enricher, path)
     try:
         proc = subprocess.Popen(
@@ -36,13 +48,21 @@ def run_command(enricher: EnricherConfig, path: bytes) -> Any:
         )
     except OSError as exc:
         return {"error": f"cannot run {argv[0]!r}: {exc.strerror or exc}"}
-    try:
-        stdout, stderr = proc.communicate(timeout=enricher.timeout_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return {"error": f"timed out after {enricher.timeout_s:g}s"}
+    deadline = time.monotonic() + enricher.timeout_s
+    while True:
+        try:
+            # A stop request must not wait for a 30 s enricher: SIGTERM ends the daemon in 5 s.
+            wait_s = deadline - time.monotonic()
+            stdout, stderr = proc.communicate(
+                timeout=max(0.0, min(wait_s, STOP_POLL_S) if stop else wait_s))
+            break
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                _kill(proc)
+                return {"error": f"timed out after {enricher.timeout_s:g}s"}
+            if stop is not None and stop():
+                _kill(proc)
+                raise EnricherInterrupted("stopping: enricher killed, to be run again") from None
     if proc.returncode != 0:
         detail = stderr.decode("utf-8", "replace").strip()[-_STDERR_CHARS:]
         return {"error": f"exit status {proc.returncode}" + (f": {detail}" if detail else "")}
@@ -50,3 +70,9 @@ def run_command(enricher: EnricherConfig, path: bytes) -> Any:
         return json.loads(stdout)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return {"error": f"stdout is not JSON: {exc}"}
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()

@@ -35,6 +35,9 @@ class StopFlag:
         self._requested_at = time.monotonic()
         self._event.set()
 
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
     def wait(self, timeout_s: float) -> bool:
         """Sleep up to `timeout_s`; True (at once) when a stop is requested."""
         return self._event.wait(timeout_s)

@@ -108,6 +108,7 @@ def _backfill_slice(writer: Writer, library: LibraryConfig, library_id: int,
 
 def _enrich_slice(writer: Writer, library: LibraryConfig, slice_s: float) -> tuple[bool, bool]:
     started = time.monotonic()
-    written = enrich_libraries(writer.store, writer.config, [library.name], budget_s=slice_s)
+    written = enrich_libraries(writer.store, writer.config, [library.name], budget_s=slice_s,
+                               stop=writer.stop.is_set)
     # Nothing written well within the slice: nothing was pending.
     return written == 0 and time.monotonic() - started < slice_s, written > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.conftest import Daemon, write
+from tests.service.conftest import Daemon, query_db, write
 
 
 def test_sighup_adds_a_library(daemon_env, index, make_daemon):
@@ -76,6 +77,37 @@ def test_sigterm_exits_0_and_nothing_written_before_it_is_lost(daemon_env, index
     assert sum(1 for key in index.rows() if key.startswith("photos/late/")) == 200
     assert all(index.hashed(f"photos/late/{i}.jpg") for i in range(200))
     assert again.stop() == 0
+
+
+def test_sigterm_does_not_wait_for_a_slow_external_enricher(daemon_env, make_daemon, index):
+    started_mark = daemon_env.tmp_path / "enricher-started"
+    daemon_env.enrichers.append({
+        "name": "slow", "match": ["*.mkv"], "timeout": 60,
+        "command": ["sh", "-c", f"echo $$ > {started_mark}.tmp; mv {started_mark}.tmp "
+                    f"{started_mark}; sleep 60; echo {{}}", "slow", "{path}"],
+    })
+    daemon_env.library("videos", {"film.mkv": "frames"})
+    daemon = make_daemon().start()
+    daemon.wait_for(started_mark.exists, message="the slow enricher to start")
+    enricher_group = int(started_mark.read_text())  # its own session: pgid == its pid
+    began = time.monotonic()
+    assert daemon.stop(timeout=5) == 0
+    assert time.monotonic() - began < 5
+    assert _group_gone_within(enricher_group, 2.0), "the enricher was left running"
+    kinds = query_db(daemon_env.db_url, "SELECT kind FROM insight")
+    assert ("slow",) not in kinds, "an interrupted run is not recorded (it runs again)"
+
+
+def _group_gone_within(pgid: int, timeout_s: float) -> bool:
+    """Killed processes linger a moment as zombies until init reaps them."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_sigint_stops_like_sigterm(daemon_env, make_daemon):
