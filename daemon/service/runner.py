@@ -161,7 +161,11 @@ class Runner:
         new_names = {lib.name for lib in new.libraries}
         removed = sorted(old_names - new_names)
         added = sorted(new_names - old_names)
-        changed = sorted(n for n in old_names & new_names if old.library(n) != new.library(n))
+        changed = {n for n in old_names & new_names if old.library(n) != new.library(n)}
+        if old.daemon.tick_interval_s != new.daemon.tick_interval_s:
+            # A polling observer takes its interval when it starts: restart those.
+            changed |= set(self.watches.polling()) & new_names
+        changed = sorted(changed)
         for name in removed + changed:
             self.watches.stop(name)
             self.queue.discard(name)

@@ -232,6 +232,9 @@ class WatchSet:
     def get(self, name: str) -> LibraryWatch | None:
         return self._watches.get(name)
 
+    def polling(self) -> list[str]:
+        return [name for name, watch in self._watches.items() if watch.polling]
+
     def start(self, library: LibraryConfig) -> None:
         """Watch a library (its root must exist); falls back to polling at the watch limits."""
         root = os.path.realpath(library.path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 
 from daemon.scan.hash import hash_file
 from tests.service.conftest import write
@@ -118,6 +119,21 @@ def test_watch_false_library_is_polled(daemon_env, index, make_daemon):
 
     write(root / "remote.mkv", "made by another machine")
     daemon.wait_for(lambda: index.hashed("nas/remote.mkv"))
+    assert daemon.stop() == 0
+
+
+def test_reload_applies_a_new_tick_interval_to_polling(daemon_env, index, make_daemon):
+    daemon_env.daemon["tick_interval"] = 60  # polls every minute
+    root = daemon_env.library("nas", watch=False)
+    daemon = make_daemon().start()
+    daemon_env.daemon["tick_interval"] = 0.3
+    daemon_env.write_config()
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log("config.reloaded")
+    daemon.wait_log("scan.finished", library="nas", count=2)  # the reload's rescan
+
+    write(root / "after-reload.mkv", "seen by the next poll, not in a minute")
+    daemon.wait_for(lambda: index.hashed("nas/after-reload.mkv"), timeout=10)
     assert daemon.stop() == 0
 
 
