@@ -6,5 +6,10 @@ EXIT_USAGE = 2  # usage or config error
 EXIT_OFFLINE = 3  # a library in scope was offline
 
 
+def describe_os_error(exc: OSError) -> str:
+    """How a per-file error is reported: `PermissionError: Permission denied`."""
+    return f"{type(exc).__name__}: {exc.strerror or exc}"
+
+
 class UsageError(Exception):
     """A request that cannot be carried out as asked: one line, exit 2."""

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from daemon import logs
 from daemon.config import Config, EnricherConfig, LibraryConfig
+from daemon.errors import describe_os_error
 from daemon.libraries import select_libraries
 from daemon.meta.enrichers import enricher_checksum, enricher_set_checksum, run_enricher
 from daemon.meta.insights import NewInsight, record_insights, satisfied_condition
@@ -159,7 +160,7 @@ def _run(
         value = run_enricher(work.enricher, path, work.path_text, stop)
     except OSError as exc:
         log.debug("enrich.skipped", path=work.path_text, enricher=work.enricher.name,
-                  why=f"{type(exc).__name__}: {exc.strerror or exc}")
+                  why=describe_os_error(exc))
         return None
     if not _still_hashed_bytes(path, work, follow_symlinks):
         return None

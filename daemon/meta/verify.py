@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.config import Config
+from daemon.errors import describe_os_error
 from daemon.libraries import select_libraries
 from daemon.scan.apply import path_text
 from daemon.scan.hash import TornReadError, hash_file
@@ -71,7 +72,7 @@ def _check(report: VerifyReport, library: str, root: bytes, rel_path: bytes,
     except (FileNotFoundError, TornReadError):
         return  # gone or being written: also the scan's business, not rot
     except OSError as exc:
-        report.errors.append({**where, "error": f"{type(exc).__name__}: {exc.strerror or exc}"})
+        report.errors.append({**where, "error": describe_os_error(exc)})
         return
     if (hashed.size, hashed.mtime_ns) != stat_key:
         return

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from daemon import logs
 from daemon.config import LibraryConfig
+from daemon.errors import describe_os_error
 from daemon.scan.apply import path_text
 from daemon.scan.hash import Hashed, TornReadError, hash_file
 from daemon.store import Store
@@ -110,7 +111,7 @@ class Backfill:
         except OSError as exc:
             result.errors += 1
             log.debug("backfill.error", path=path_text(rel_path),
-                      error=f"{type(exc).__name__}: {exc.strerror or exc}")
+                      error=describe_os_error(exc))
             return None
         if (hashed.size, hashed.mtime_ns, hashed.inode) != known:
             result.deferred += 1

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from daemon import logs
 from daemon.config import Config, LibraryConfig
-from daemon.errors import UsageError
+from daemon.errors import UsageError, describe_os_error
 from daemon.libraries import resolve_path, select_libraries
 from daemon.scan.apply import apply_plan, mark_missing, path_text, replaced_content
 from daemon.scan.filters import ExcludeMatcher
@@ -226,7 +226,7 @@ def _hash_entries(library, plan: Plan, progress: Progress, errors: list, log) ->
             vanished.add(entry.rel_path)
             errors.append((entry.rel_path, "FileNotFoundError: vanished during the scan"))
         except OSError as exc:
-            errors.append((entry.rel_path, f"{type(exc).__name__}: {exc.strerror or exc}"))
+            errors.append((entry.rel_path, describe_os_error(exc)))
     if vanished:
         _drop_vanished(plan, vanished)
     return hashes

@@ -14,6 +14,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from daemon.errors import describe_os_error
 from daemon.scan.filters import ExcludeMatcher
 
 
@@ -73,7 +74,7 @@ def walk(
             return result
         except OSError as exc:
             result.unreadable.append(scope)
-            result.errors.append((scope, _describe(exc)))
+            result.errors.append((scope, describe_os_error(exc)))
             return result
         if stat.S_ISREG(st.st_mode):
             if start not in skip_abs:
@@ -111,7 +112,7 @@ def _walk_tree(
             continue  # removed while we walked: its rows are missing, which is the truth
         except OSError as exc:
             result.unreadable.append(rel_dir)
-            result.errors.append((rel_dir, _describe(exc)))
+            result.errors.append((rel_dir, describe_os_error(exc)))
             continue
         for entry in dir_entries:
             rel = join_rel(rel_dir, entry.name)
@@ -132,7 +133,7 @@ def _walk_tree(
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                result.errors.append((rel, _describe(exc)))
+                result.errors.append((rel, describe_os_error(exc)))
 
 
 def _visit(entry, rel, matcher, follow_symlinks, skip_rel, visited_dirs, stack, result) -> None:
@@ -165,7 +166,3 @@ def _visit(entry, rel, matcher, follow_symlinks, skip_rel, visited_dirs, stack, 
     if matcher.excluded(rel, is_dir=False) or rel in skip_rel:
         return
     result.entries[rel] = entry_from_stat(rel, st)
-
-
-def _describe(exc: OSError) -> str:
-    return f"{type(exc).__name__}: {exc.strerror or exc}"
