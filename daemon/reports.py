@@ -12,9 +12,9 @@ from daemon.meta.tags import TagIndex
 from daemon.scan.apply import path_text
 from daemon.scan.hash import HASH_PREFIX
 from daemon.scan.probe import probe
-from daemon.scan.scanner import iso_utc
 from daemon.store import Store, redact_url
 from daemon.store.models import DaemonProcess, Library
+from daemon.units import iso_utc
 
 
 def _pid_alive(pid: int) -> bool:

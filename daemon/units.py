@@ -1,6 +1,15 @@
-"""Numbers for people: sizes and rates, shared by the CLI's output and the daemon's STATUS=."""
+"""Numbers for people: sizes, rates and times, shared by the CLI and the daemon's STATUS=."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def iso_utc(ts: float | None) -> str | None:
+    """Stored epoch seconds as ISO 8601 UTC: 2026-11-25T12:00:00Z."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def human_bytes(n: float) -> str:

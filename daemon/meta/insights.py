@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 from daemon.config import EnricherConfig
 from daemon.errors import UsageError
 from daemon.meta.indexed import IndexedFile
-from daemon.scan.scanner import iso_utc
 from daemon.store import Store
+from daemon.units import iso_utc
 
 USER_SOURCE = "user"
 KIND_RE = re.compile(r"^[A-Za-z0-9_.:/-]+$")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from daemon import logs
 from daemon.config import Config, LibraryConfig
@@ -28,6 +27,7 @@ from daemon.scan.plan import (
 from daemon.scan.probe import probe
 from daemon.scan.walk import DiskEntry, WalkResult, walk
 from daemon.store import Store, queries, sqlite_path
+from daemon.units import iso_utc
 
 # A long scan is applied in parts of this many files or bytes to read, so a stop or a crash
 # keeps the work already done; most scans fit in one part.
@@ -79,12 +79,6 @@ class LibraryScan:
     def as_json(self) -> dict:
         return {"name": self.name, "online": self.online, "reason": self.reason,
                 "stats": self.stats, "errors": self.errors}
-
-
-def iso_utc(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def skip_paths(config: Config) -> frozenset[bytes]:
