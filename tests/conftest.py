@@ -12,11 +12,14 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
 import pytest
+import structlog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER_URL = os.environ.get("ASSETD_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -27,6 +30,72 @@ def _pg_admin(dbname: str = "postgres"):
     conn = psycopg2.connect(f"{PG_SERVER_URL}/{dbname}")
     conn.autocommit = True
     return conn
+
+
+THREAD_GRACE_S = 5.0
+
+
+@pytest.fixture(autouse=True)
+def no_thread_leaks() -> Iterator[None]:
+    """Fail a test that leaves threads running (an observer, a writer, a scheduler...).
+
+    A leaked thread keeps watching, writing or logging into the next test: its failures then
+    show up somewhere else, in an order that depends on scheduling.
+    """
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + THREAD_GRACE_S
+    while leaked := [t for t in threading.enumerate() if t not in before and t.is_alive()]:
+        if time.monotonic() > deadline:
+            pytest.fail("test left threads running: " + ", ".join(sorted(t.name for t in leaked)))
+        time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def fresh_structlog() -> Iterator[None]:
+    """Each test starts and ends with structlog's defaults: no configuration leaks across."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
+
+
+class LogCapture:
+    """Every structlog event of this process, from any thread, as dicts.
+
+    structlog.testing.capture_logs swaps the global processors for the duration of a `with`
+    block and is not thread-safe; the watcher logs from watchdog's threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: list[dict] = []
+
+    def __call__(self, logger, method_name: str, event_dict: dict):
+        with self._lock:
+            self._events.append({**event_dict, "log_level": method_name})
+        raise structlog.DropEvent
+
+    def events(self) -> list[dict]:
+        with self._lock:
+            return list(self._events)
+
+    def named(self, event: str) -> list[dict]:
+        return [e for e in self.events() if e["event"] == event]
+
+    def wait_for(self, event: str, count: int = 1, timeout_s: float = 10.0) -> list[dict]:
+        deadline = time.monotonic() + timeout_s
+        while len(found := self.named(event)) < count:
+            assert time.monotonic() < deadline, f"no {count} x {event} in {self.events()}"
+            time.sleep(0.02)
+        return found
+
+
+@pytest.fixture
+def log_capture() -> LogCapture:
+    """Capture structlog events (configured before the action under test, never after)."""
+    capture = LogCapture()
+    structlog.configure(processors=[capture], cache_logger_on_first_use=False)
+    return capture
 
 
 @pytest.fixture(scope="session")

@@ -5,17 +5,19 @@ inotify (watchdog's InotifyEmitter) for `watch = true`, a PollingObserver for `w
 that ran out of inotify watches. The watcher only enqueues; every decision about the index is
 the writer's, through a scoped scan.
 
-Two kernel conditions watchdog 7 keeps to itself, so each library's observer gets its own
-`InotifyFD` subclass that reports them:
-- IN_Q_OVERFLOW: the kernel dropped events. watchdog rebuilds its watches and logs a warning
-  but never tells the event handler, so the index would silently miss changes. We answer with
-  `watch.overflow` and a full rescan of the library.
-- ENOSPC / EMFILE from inotify_add_watch: watchdog ignores the failure below the root (the
-  subtree is then simply not watched). We switch the library to polling, with one warning that
-  names the sysctl to raise.
-Both hooks rely on watchdog >= 7.1 internals (`InotifyFD.handle_event` / `add_callback`);
-tests/service/test_overflow.py overflows a real kernel queue, so an upgrade that breaks them fails
-a test instead of silently losing events.
+Two kernel conditions matter beyond the events themselves:
+- IN_Q_OVERFLOW: the kernel dropped events. watchdog (>= 7.1.1) repairs its watches, then
+  hands the handler an `EventsLostEvent` through the public `on_events_lost`. We answer with
+  `watch.overflow` and a full rescan of the library: only a scan can tell what changed.
+- ENOSPC / EMFILE from inotify_add_watch (out of `fs.inotify.max_user_watches`, or of
+  instances). At start watchdog raises it from `observer.start()` and we poll the library
+  from the beginning. Later (a new directory while running) watchdog only logs it and leaves
+  the subtree unwatched, so our inotify instance (`WatchLimitInotifyFD`, the one piece that
+  still needs watchdog internals: `InotifyFD.add_callback`) reports it and we switch the
+  library to polling, with one warning that names the sysctl to raise.
+tests/service/test_watcher.py injects both (an IN_Q_OVERFLOW fed to the real inotify
+instance, a watch limit of the test's own); tests/service/test_overflow.py overflows a real
+kernel queue against the real daemon.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
-from typing import Any
 
 from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    EventsLostEvent,
     FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
@@ -41,7 +43,13 @@ from watchdog.events import (
 )
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyEmitter
-from watchdog.observers.inotify_c import InotifyEvent, InotifyFD
+from watchdog.observers.inotify_c import (
+    CallbackId,
+    InotifyFD,
+    Mask,
+    WatchCallback,
+    WatchDescriptor,
+)
 from watchdog.observers.polling import PollingObserver
 
 from daemon import logs
@@ -53,9 +61,10 @@ from daemon.service.queue import Rescan, ScanQueue
 
 # Only what can change the index. Opens, reads and close-without-write are left out of the
 # kernel mask on purpose: hashing a file opens and reads it, and must not wake us up again.
+# EventsLostEvent is not a kernel event: a filter that omits it never hears of an overflow.
 WATCHED_EVENTS: list[type[FileSystemEvent]] = [
     FileCreatedEvent, FileModifiedEvent, FileAttribEvent, FileClosedEvent, FileDeletedEvent,
-    FileMovedEvent, DirCreatedEvent, DirDeletedEvent, DirMovedEvent,
+    FileMovedEvent, DirCreatedEvent, DirDeletedEvent, DirMovedEvent, EventsLostEvent,
 ]
 WATCH_LIMIT_ERRNOS = (errno.ENOSPC, errno.EMFILE)
 WATCH_LIMIT_HINT = (
@@ -75,6 +84,21 @@ class LibraryEvents(FileSystemEventHandler):
         self._queue = queue
         self._skip_abs = skip_abs
         self._matcher = ExcludeMatcher(library.exclude)
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        # The base class also passes a loss to on_any_event, whose path (the root) is no change.
+        if isinstance(event, EventsLostEvent):
+            self.on_events_lost(event)
+        else:
+            self.on_any_event(event)
+
+    def on_events_lost(self, event: EventsLostEvent) -> None:
+        """The kernel dropped events (watchdog has repaired its watches): rescan the library."""
+        logs.get_logger().warning(
+            logs.WATCH_OVERFLOW, library=self.library.name,
+            reason="inotify queue overflowed; events were lost; rescanning the library",
+        )
+        self._queue.put(Rescan(self.library.name, "inotify queue overflow"))
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         src = self._rel(event.src_path, is_dir=event.is_directory)
@@ -111,32 +135,36 @@ class LibraryEvents(FileSystemEventHandler):
         return rel
 
 
-class _LibraryInotifyFD(InotifyFD):
-    """An inotify instance that tells us what watchdog does not (see the module docstring)."""
+class WatchLimitInotifyFD(InotifyFD):
+    """An inotify instance that reports running out of watches (see the module docstring)."""
 
-    def __init__(self, on_overflow: Callable[[], None], on_watch_limit: Callable[[OSError], None]):
+    def __init__(self, on_watch_limit: Callable[[OSError], None]):
         super().__init__()
-        self._on_overflow = on_overflow
         self._on_watch_limit = on_watch_limit
 
-    def handle_event(self, event: InotifyEvent) -> None:
-        super().handle_event(event)  # watchdog rebuilds its watches first
-        if event.is_queue_overflow:
-            self._on_overflow()
-
-    def add_callback(self, path: bytes, *args: Any, **kwargs: Any) -> Any:
+    def add_callback(self, path: bytes, mask: Mask, callback: WatchCallback,
+                     id_: CallbackId) -> WatchDescriptor:
         try:
-            return super().add_callback(path, *args, **kwargs)
+            return self.add_watch(path, mask, callback, id_)
         except OSError as exc:
             if exc.errno in WATCH_LIMIT_ERRNOS:
                 self._on_watch_limit(exc)
             raise
 
+    def add_watch(self, path: bytes, mask: Mask, callback: WatchCallback,
+                  id_: CallbackId) -> WatchDescriptor:
+        """inotify_add_watch. Tests override it to give an instance a watch limit of its own:
+        the kernel's limits are shared by every process of the user."""
+        return super().add_callback(path, mask, callback, id_)
+
+
+InotifyFactory = Callable[[Callable[[OSError], None]], WatchLimitInotifyFD]
+
 
 class _LibraryInotifyObserver(BaseObserver):
     """watchdog's InotifyObserver, with our inotify instance instead of a plain one."""
 
-    def __init__(self, inotify_fd: _LibraryInotifyFD, *, timeout: float = 1.0):
+    def __init__(self, inotify_fd: WatchLimitInotifyFD, *, timeout: float = 1.0):
         self._inotify_fd = inotify_fd
         inotify_fd.start()
         super().__init__(InotifyEmitter, timeout=timeout, inotify_fd=inotify_fd)
@@ -151,27 +179,28 @@ class LibraryWatch:
     """The observer of one library: inotify, or polling every `poll_interval_s`."""
 
     def __init__(self, library: LibraryConfig, root: str, handler: LibraryEvents, *,
-                 polling: bool, poll_interval_s: float, queue: ScanQueue,
-                 post: Callable[[Message], None]):
+                 polling: bool, poll_interval_s: float, post: Callable[[Message], None],
+                 inotify_factory: InotifyFactory):
         self.library = library
         self.root = root
         self.polling = polling
         self._handler = handler
         self._poll_interval_s = poll_interval_s
-        self._queue = queue
         self._post = post
+        self._inotify_factory = inotify_factory
+        self._started = False
         self._limit_reported = False
         self._observer: BaseObserver | None = None
         # The kernel side of an inotify watch; tests feed it events (IN_Q_OVERFLOW).
-        self.inotify_fd: _LibraryInotifyFD | None = None
+        self.inotify_fd: WatchLimitInotifyFD | None = None
 
     def start(self) -> None:
-        """Start watching; raises OSError (ENOSPC/EMFILE included) if the root cannot be."""
+        """Start watching; raises OSError (ENOSPC/EMFILE included) if the tree cannot be."""
         inotify_fd = None
         if self.polling:
             observer: BaseObserver = PollingObserver(timeout=self._poll_interval_s)
         else:
-            inotify_fd = _LibraryInotifyFD(self.on_overflow, self.on_watch_limit)
+            inotify_fd = self._inotify_factory(self.on_watch_limit)
             observer = _LibraryInotifyObserver(inotify_fd)
         observer.schedule(self._handler, self.root, recursive=True, event_filter=WATCHED_EVENTS,
                           follow_symlink=self.library.follow_symlinks)
@@ -181,6 +210,7 @@ class LibraryWatch:
             observer.stop()  # the observer thread never ran; this stops the inotify thread
             raise
         self._observer, self.inotify_fd = observer, inotify_fd
+        self._started = True
 
     def stop(self) -> None:
         observer, self._observer, self.inotify_fd = self._observer, None, None
@@ -200,16 +230,12 @@ class LibraryWatch:
             and all(emitter.is_alive() for emitter in observer.emitters)
         )
 
-    def on_overflow(self) -> None:
-        """The kernel dropped events: only a full scan can tell what changed."""
-        logs.get_logger().warning(
-            logs.WATCH_OVERFLOW, library=self.library.name,
-            reason="inotify queue overflowed; events were lost; rescanning the library",
-        )
-        self._queue.put(Rescan(self.library.name, "inotify queue overflow"))
-
     def on_watch_limit(self, error: OSError) -> None:
-        if not self._limit_reported:
+        """Out of watches while running (at start, `start()` raises and the caller decides).
+
+        Called on watchdog's inotify thread: only posts to the main loop.
+        """
+        if self._started and not self._limit_reported:
             self._limit_reported = True
             self._post(WatchLimit(self.library.name, f"{errno.errorcode[error.errno]}: {error}"))
 
@@ -218,9 +244,11 @@ class WatchSet:
     """The libraries being watched. Used from the main thread only."""
 
     def __init__(self, queue: ScanQueue, post: Callable[[Message], None], *,
-                 poll_interval_s: float, skip_abs: frozenset[bytes]):
+                 poll_interval_s: float, skip_abs: frozenset[bytes],
+                 inotify_factory: InotifyFactory = WatchLimitInotifyFD):
         self._queue = queue
         self._post = post
+        self._inotify_factory = inotify_factory
         self.poll_interval_s = poll_interval_s
         self.skip_abs = skip_abs
         self._watches: dict[str, LibraryWatch] = {}
@@ -240,22 +268,24 @@ class WatchSet:
         root = os.path.realpath(library.path)
         handler = LibraryEvents(library, root, self._queue, self.skip_abs)
         polling = not library.watch or library.name in self._forced_polling
-        watch = LibraryWatch(library, root, handler, polling=polling,
-                             poll_interval_s=self.poll_interval_s, queue=self._queue,
-                             post=self._post)
+        watch = self._watch(library, root, handler, polling=polling)
         try:
             watch.start()
         except OSError as exc:
             if polling or exc.errno not in WATCH_LIMIT_ERRNOS:
                 raise
             self._warn_fallback(library.name, f"{errno.errorcode[exc.errno]}: {exc}")
-            watch = LibraryWatch(library, root, handler, polling=True,
-                                 poll_interval_s=self.poll_interval_s, queue=self._queue,
-                                 post=self._post)
+            watch = self._watch(library, root, handler, polling=True)
             watch.start()
         self._watches[library.name] = watch
         logs.get_logger().debug("watch.started", library=library.name,
                                 mode="polling" if watch.polling else "inotify")
+
+    def _watch(self, library: LibraryConfig, root: str, handler: LibraryEvents, *,
+               polling: bool) -> LibraryWatch:
+        return LibraryWatch(library, root, handler, polling=polling,
+                            poll_interval_s=self.poll_interval_s, post=self._post,
+                            inotify_factory=self._inotify_factory)
 
     def stop(self, name: str) -> None:
         watch = self._watches.pop(name, None)

@@ -1,8 +1,10 @@
-"""The watcher in-process: event mapping, and the kernel conditions watchdog keeps to itself.
+"""The watcher in-process: event mapping, and the kernel conditions beyond the events.
 
-The overflow and watch-limit paths are injected here (an IN_Q_OVERFLOW event fed to the
-library's inotify instance, ENOSPC from inotify_add_watch); test_overflow.py overflows a real
-kernel queue against the real daemon.
+Both kernel conditions are injected, never borrowed from the machine: an IN_Q_OVERFLOW event
+is fed to the library's real inotify instance (watchdog then repairs its watches and calls
+the public `on_events_lost`), and a watch limit is the test's own (`inotify_with_watch_limit`),
+because the kernel's `max_user_watches` is shared by every process of the user, parallel test
+workers included. test_overflow.py overflows a real kernel queue against the real daemon.
 """
 
 from __future__ import annotations
@@ -13,19 +15,19 @@ import time
 from pathlib import Path
 
 import pytest
-from structlog.testing import capture_logs
 from watchdog.events import (
     DirDeletedEvent,
+    EventsLostEvent,
     FileCreatedEvent,
     FileModifiedEvent,
     FileMovedEvent,
 )
-from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent, InotifyFD
+from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
 
 from daemon.config import LibraryConfig
 from daemon.service.inbox import WatchLimit
 from daemon.service.queue import Rescan, ScanQueue
-from daemon.service.watcher import LibraryEvents, WatchSet
+from daemon.service.watcher import LibraryEvents, WatchLimitInotifyFD, WatchSet
 
 OVERFLOW = InotifyEvent(-1, InotifyConstants.IN_Q_OVERFLOW, 0, b"")
 
@@ -50,6 +52,24 @@ def wait_until(predicate, timeout: float = 10.0):
     return value
 
 
+def inotify_with_watch_limit(limit: int) -> type[WatchLimitInotifyFD]:
+    """An inotify instance that runs out after `limit` watches, as the kernel does."""
+
+    class LimitedInotifyFD(WatchLimitInotifyFD):
+        added = 0
+        attempts = 0
+
+        def add_watch(self, path, mask, callback, id_):
+            self.attempts += 1
+            if self.added >= limit:
+                raise OSError(errno.ENOSPC, "inotify watch limit reached")
+            wd = super().add_watch(path, mask, callback, id_)
+            self.added += 1
+            return wd
+
+    return LimitedInotifyFD
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     path = tmp_path / "lib"
@@ -58,15 +78,28 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def watch_set(root: Path, tmp_path: Path):
-    posted: list = []
-    queue = ScanQueue(0.05)
-    watches = WatchSet(queue, posted.append, poll_interval_s=0.1,
-                       skip_abs=frozenset({os.fsencode(tmp_path / "lib" / "index.db")}))
-    watches.posted = posted
-    watches.queue = queue
-    yield watches
-    watches.stop_all()
+def make_watch_set(tmp_path: Path):
+    made: list[WatchSet] = []
+
+    def make(**options) -> WatchSet:
+        posted: list = []
+        queue = ScanQueue(0.05)
+        watches = WatchSet(queue, posted.append, poll_interval_s=0.1,
+                           skip_abs=frozenset({os.fsencode(tmp_path / "lib" / "index.db")}),
+                           **options)
+        watches.posted = posted
+        watches.queue = queue
+        made.append(watches)
+        return watches
+
+    yield make
+    for watches in made:
+        watches.stop_all()
+
+
+@pytest.fixture
+def watch_set(make_watch_set) -> WatchSet:
+    return make_watch_set()
 
 
 def test_events_become_rel_paths_with_excludes_and_own_files_dropped(root: Path):
@@ -109,62 +142,89 @@ def test_real_inotify_events_reach_the_queue(root: Path, watch_set: WatchSet):
     wait_until(lambda: seen.update(scopes(watch_set.queue)) or {b"sub", b"moved.jpg"} <= seen)
 
 
-def test_injected_overflow_logs_and_queues_a_full_rescan(root: Path, watch_set: WatchSet):
+def test_a_loss_is_a_rescan_of_the_library_not_a_change_at_the_root(root: Path, log_capture):
+    queue = ScanQueue(0)
+    events = LibraryEvents(LibraryConfig(name="photos", path=str(root)), str(root), queue,
+                           frozenset())
+    events.dispatch(EventsLostEvent(str(root), is_directory=True))
+    assert take_all(queue) == [Rescan("photos")]
+    assert [e["event"] for e in log_capture.events()] == ["watch.overflow"]
+
+
+def test_injected_overflow_logs_and_queues_a_full_rescan(root: Path, watch_set: WatchSet,
+                                                         log_capture):
     watch_set.start(LibraryConfig(name="photos", path=str(root)))
-    inotify_fd = watch_set.get("photos").inotify_fd
-    with capture_logs() as logged:
-        inotify_fd.handle_event(OVERFLOW)  # what the InotifyFD thread does on IN_Q_OVERFLOW
-    assert [e["event"] for e in logged] == ["watch.overflow"]
-    assert logged[0]["library"] == "photos"
-    assert take_all(watch_set.queue) == [Rescan("photos")]
+    watch = watch_set.get("photos")
+    assert not watch.polling and watch.inotify_fd is not None
+    watch.inotify_fd.handle_event(OVERFLOW)  # what the InotifyFD thread does on IN_Q_OVERFLOW
+
+    [overflow] = log_capture.wait_for("watch.overflow")
+    assert overflow["library"] == "photos" and overflow["log_level"] == "warning"
+    work: list = []
+    wait_until(lambda: work.extend(take_all(watch_set.queue)) or Rescan("photos") in work)
     # watchdog rebuilt its watches: events still arrive afterwards.
     (root / "after.jpg").write_text("x")
     wait_until(lambda: b"after.jpg" in scopes(watch_set.queue))
+    assert len(log_capture.named("watch.overflow")) == 1
 
 
-def _fail_watches_under(monkeypatch, marker: bytes, errno_value: int = errno.ENOSPC) -> None:
-    real_add_callback = InotifyFD.add_callback
-
-    def add_callback(self, path, *args, **kwargs):
-        if marker in path:
-            raise OSError(errno_value, "inotify watch limit reached")
-        return real_add_callback(self, path, *args, **kwargs)
-
-    monkeypatch.setattr(InotifyFD, "add_callback", add_callback)
-
-
-def test_out_of_watches_below_the_root_falls_back_to_polling_once(
-        root: Path, watch_set: WatchSet, monkeypatch):
+def test_out_of_watches_at_start_polls_from_the_start(root: Path, make_watch_set, log_capture):
     for name in ("deep1", "deep2"):
         (root / name).mkdir()
-    _fail_watches_under(monkeypatch, b"/deep")
-    library = LibraryConfig(name="photos", path=str(root))
+    watch_set = make_watch_set(inotify_factory=inotify_with_watch_limit(2))
 
-    watch_set.start(library)  # watchdog itself ignores failures below the root
+    watch_set.start(LibraryConfig(name="photos", path=str(root)))  # root + deep1, not deep2
+
+    assert watch_set.get("photos").polling
+    [warning] = log_capture.named("watch.fallback_polling")
+    assert warning["log_level"] == "warning" and warning["library"] == "photos"
+    assert "ENOSPC" in warning["error"]
+    assert "fs.inotify.max_user_watches" in warning["hint"]
+    assert watch_set.posted == []  # decided at start: nothing for the main loop to do
+    (root / "deep2" / "seen-by-polling.jpg").write_text("x")
+    wait_until(lambda: b"deep2/seen-by-polling.jpg" in scopes(watch_set.queue))
+
+
+def test_no_inotify_instance_left_polls_from_the_start(root: Path, make_watch_set, log_capture):
+    def no_instances(on_watch_limit):
+        raise OSError(errno.EMFILE, "inotify instance limit reached")
+
+    watch_set = make_watch_set(inotify_factory=no_instances)
+    watch_set.start(LibraryConfig(name="photos", path=str(root)))
+    assert watch_set.get("photos").polling
+    assert [e["event"] for e in log_capture.events() if e["log_level"] == "warning"] == [
+        "watch.fallback_polling"]
+    (root / "a.jpg").write_text("x")
+    wait_until(lambda: b"a.jpg" in scopes(watch_set.queue))
+
+
+def test_out_of_watches_while_running_falls_back_to_polling_once(root: Path, make_watch_set,
+                                                                 log_capture):
+    (root / "old").mkdir()
+    watch_set = make_watch_set(inotify_factory=inotify_with_watch_limit(2))
+    library = LibraryConfig(name="photos", path=str(root))
+    watch_set.start(library)
+    assert not watch_set.get("photos").polling and watch_set.posted == []
+
+    (root / "new1").mkdir()  # watchdog only logs a failure below the root while running
+    (root / "new2").mkdir()
+    inotify_fd = watch_set.get("photos").inotify_fd
+    seen: set[bytes] = set()
+    # Both directories' events are out, so both failed watches were handled.
+    wait_until(lambda: seen.update(scopes(watch_set.queue)) or {b"new1", b"new2"} <= seen)
+    assert inotify_fd.attempts == 4  # root, old, new1, new2
     assert watch_set.posted == [
         WatchLimit("photos", "ENOSPC: [Errno 28] inotify watch limit reached")]
-    with capture_logs() as logged:
-        watch_set.fall_back_to_polling("photos", watch_set.posted[0].error)
-        watch_set.fall_back_to_polling("photos", watch_set.posted[0].error)
-    warnings = [e for e in logged if e["event"] == "watch.fallback_polling"]
+
+    watch_set.fall_back_to_polling("photos", watch_set.posted[0].error)
+    watch_set.fall_back_to_polling("photos", watch_set.posted[0].error)
+    warnings = log_capture.named("watch.fallback_polling")
     assert len(warnings) == 1
     assert "fs.inotify.max_user_watches" in warnings[0]["hint"]
     assert watch_set.get("photos").polling
 
-    (root / "deep1" / "seen-by-polling.jpg").write_text("x")
-    wait_until(lambda: b"deep1/seen-by-polling.jpg" in scopes(watch_set.queue))
-
-
-def test_out_of_watches_at_the_root_polls_from_the_start(root: Path, watch_set: WatchSet,
-                                                         monkeypatch):
-    _fail_watches_under(monkeypatch, os.fsencode(root), errno.EMFILE)
-    with capture_logs() as logged:
-        watch_set.start(LibraryConfig(name="photos", path=str(root)))
-    assert [e["event"] for e in logged if e["log_level"] == "warning"] == [
-        "watch.fallback_polling"]
-    assert watch_set.get("photos").polling
-    (root / "a.jpg").write_text("x")
-    wait_until(lambda: b"a.jpg" in scopes(watch_set.queue))
+    (root / "new1" / "seen-by-polling.jpg").write_text("x")
+    wait_until(lambda: b"new1/seen-by-polling.jpg" in scopes(watch_set.queue))
 
 
 def test_a_watch_dies_with_its_root(root: Path, watch_set: WatchSet):
