@@ -3,7 +3,7 @@
 EXIT_OK = 0
 EXIT_FAILURES = 1  # some files failed, or verify found mismatches
 EXIT_USAGE = 2  # usage or config error
-EXIT_OFFLINE = 3  # a library in scope was offline
+EXIT_OFFLINE = 3  # a library in scope was offline, or the database could not be reached
 
 
 def describe_os_error(exc: OSError) -> str:

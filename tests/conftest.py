@@ -199,9 +199,11 @@ class Env:
         return self.config_path
 
     def cli(self, *args: str, check: int | None = 0, stdin: str | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess:
+            timeout: float = 120, wrapper: list[str] | None = None,
+            ) -> subprocess.CompletedProcess:
         proc = subprocess.run(
-            [sys.executable, "-m", "daemon", "--config", str(self.config_path), *args],
+            [*(wrapper or []), sys.executable, "-m", "daemon", "--config", str(self.config_path),
+             *args],
             capture_output=True, text=True, cwd=REPO_ROOT, env=cli_env(), input=stdin,
             timeout=timeout,
         )
@@ -222,6 +224,14 @@ class Env:
     def files(self, *args: str) -> dict[str, dict]:
         """`files --json --all` keyed by "library/path"."""
         return {f"{f['library']}/{f['path']}": f for f in self.json_lines("files", "--all", *args)}
+
+
+def without_dac_override() -> list[str]:
+    """Root reads and writes everything: a command prefix that drops the capabilities that
+    let it, so a permission error is real."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
 
 
 def cli_env() -> dict[str, str]:

@@ -155,10 +155,11 @@ def test_config_check_prints_what_it_would_do(tmp_path):
 
 def test_db_flag_overrides_config(tmp_path):
     path = write(tmp_path, BASE)
-    proc = run_cli("--config", str(path), "--db", f"sqlite:///{tmp_path}/other.db", "status",
-                   "--json")
-    assert proc.returncode == 0, proc.stderr
+    other = ("--config", str(path), "--db", f"sqlite:///{tmp_path}/other.db")
+    assert run_cli(*other, "scan").returncode == 0
     assert (tmp_path / "other.db").exists()
+    proc = run_cli(*other, "status", "--json")
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_version_and_help():

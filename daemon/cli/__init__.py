@@ -16,8 +16,8 @@ from peewee import OperationalError
 
 from daemon import __version__, logs
 from daemon.config import Config, ConfigError, empty_config, find_config_path, load_config
-from daemon.errors import EXIT_FAILURES, EXIT_USAGE, UsageError
-from daemon.store import Store
+from daemon.errors import EXIT_FAILURES, EXIT_OFFLINE, EXIT_USAGE, UsageError
+from daemon.store import NoIndexError, Store
 from daemon.store.db import DatabaseUrlError
 from daemon.store.migrations import SchemaTooNewError
 
@@ -32,9 +32,16 @@ class Context:
 
     @property
     def store(self) -> Store:
+        """The index; only `scan` and `run` may create it."""
         if self._store is None:
-            self._store = Store(self.config.daemon.database)
+            self._store = Store(self.config.daemon.database,
+                                create=self.args.command in CREATING_COMMANDS)
         return self._store
+
+    @property
+    def database_source(self) -> str:
+        """Where the database URL came from, for errors: `--db` or the config key."""
+        return database_source(self.args, self.config)
 
     def close(self) -> None:
         if self._store is not None:
@@ -42,6 +49,11 @@ class Context:
 
 
 Handler = Callable[[Context], int]
+CREATING_COMMANDS = ("scan", "run")
+
+
+def database_source(args: argparse.Namespace, config: Config) -> str:
+    return "--db" if args.db else f"daemon.database in {config.source}"
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -118,11 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(context)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    except (UsageError, DatabaseUrlError, SchemaTooNewError) as exc:
+    except (UsageError, DatabaseUrlError, SchemaTooNewError, NoIndexError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except OperationalError as exc:
-        return _fail(f"database error: {str(exc).strip().splitlines()[0]}", EXIT_USAGE,
-                     debug=debug)
+        # Refused, timed out, shutting down, locked past the busy timeout: not the user's
+        # usage, and worth retrying (exit 3). psycopg2 never puts the password in its text.
+        source = database_source(args, context.config) if context else "the database"
+        return _fail(f"database error ({source}): {str(exc).strip().splitlines()[0]}",
+                     EXIT_OFFLINE, debug=debug)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:

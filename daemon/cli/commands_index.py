@@ -5,17 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+from peewee import OperationalError
+
 from daemon.cli.output import (
     TtyProgress,
     human_duration,
     print_json,
     print_json_lines,
 )
-from daemon.errors import EXIT_FAILURES, EXIT_OFFLINE, EXIT_OK
+from daemon.errors import EXIT_FAILURES, EXIT_OFFLINE, EXIT_OK, EXIT_USAGE
+from daemon.meta.external import missing_executable
 from daemon.reports import FileFilter, list_files, public, status_report
 from daemon.scan.probe import probe
 from daemon.scan.scanner import ScanOptions, ScanReport, scan
-from daemon.store import redact_url
+from daemon.store.db import describe_index
 from daemon.units import human_bytes
 
 
@@ -161,8 +164,18 @@ def cmd_files(ctx) -> int:
 def cmd_config_check(ctx) -> int:
     config = ctx.config
     d = config.daemon
-    print(f"config: {config.source}: ok")
-    print(f"database: {redact_url(d.database)}")
+    problems = [
+        f"{config.source}: enricher {enricher.name!r}: command: {problem}"
+        for enricher in config.enrichers
+        if not enricher.builtin and (problem := missing_executable(enricher))
+    ]
+    print(f"config: {config.source}: {'ok' if not problems else 'problems below'}")
+    try:
+        print(f"database: {describe_index(d.database)}")
+    except OSError as exc:
+        problems.append(f"{ctx.database_source}: {exc}")
+    except OperationalError as exc:
+        raise OperationalError(str(exc).strip().splitlines()[0]) from exc  # exit 3, one line
     print(f"host: {d.host}")
     print(
         f"tick every {human_duration(d.tick_interval_s)}, full rescan every "
@@ -190,4 +203,6 @@ def cmd_config_check(ctx) -> int:
         kind = "built-in" if enricher.builtin else "command " + " ".join(enricher.command)
         print(f"enricher {enricher.name}: {kind}; match {list(enricher.match)}"
               + ("" if enricher.builtin else f"; timeout {human_duration(enricher.timeout_s)}"))
-    return EXIT_OK
+    for problem in problems:
+        print(f"assetd: {problem}", file=sys.stderr)
+    return EXIT_USAGE if problems else EXIT_OK

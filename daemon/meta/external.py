@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -76,3 +77,14 @@ def _kill(proc: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
+
+
+def missing_executable(enricher: EnricherConfig) -> str | None:
+    """Why the enricher's command cannot start (`config check`), or None when it can."""
+    program = enricher.command[0]
+    if os.sep in program:
+        found = os.path.isfile(program) and os.access(program, os.X_OK)
+    else:
+        found = shutil.which(program) is not None
+    return None if found else f"executable {program!r} not found" + (
+        "" if os.sep in program else " on PATH")

@@ -29,6 +29,13 @@ class DatabaseUrlError(ValueError):
     pass
 
 
+class NoIndexError(Exception):
+    """The URL names no assetd index, and this command does not create one."""
+
+    def __init__(self, where: str):
+        super().__init__(f"no index at {where}: run `assetd scan` or `assetd run` first")
+
+
 def sqlite_path(url: str) -> str | None:
     """The database file of a sqlite:/// URL (None for other backends)."""
     if not url.startswith("sqlite://"):
@@ -49,10 +56,13 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _open(url: str) -> Database:
+def _open(url: str, *, create: bool) -> Database:
     path = sqlite_path(url)
     if path is not None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not create and not os.path.isfile(path):
+            raise NoIndexError(path)  # before connecting: sqlite3 would create the file
+        if create:
+            make_state_dir(os.path.dirname(path))
         return SqliteDatabase(
             path,
             pragmas={
@@ -82,16 +92,34 @@ def _open(url: str) -> Database:
     )
 
 
-class Store:
-    """An open, migrated database plus the few raw-SQL helpers the hot paths need."""
+def make_state_dir(path: str) -> None:
+    """Create the directory that holds the database (0700: the index lists every file name).
 
-    def __init__(self, url: str):
+    An existing directory is left as it is: its owner chose its mode.
+    """
+    if not os.path.isdir(path):
+        os.makedirs(path, mode=0o700, exist_ok=True)
+
+
+class Store:
+    """An open, migrated database plus the few raw-SQL helpers the hot paths need.
+
+    `create=False` (every command but `scan` and `run`) opens only an existing index: a
+    mistyped path must be an error, not a new empty index reporting "0 files".
+    """
+
+    def __init__(self, url: str, *, create: bool = True):
         self.url = url
-        self.db = _open(url)
+        self.db = _open(url, create=create)
         self.is_sqlite = isinstance(self.db, SqliteDatabase)
         self.param = self.db.param
         database_proxy.initialize(self.db)
         self.db.connect(reuse_if_open=True)
+        if not create and migrations.current_version(self) == 0:
+            self.close()
+            raise NoIndexError(sqlite_path(url) or redact_url(url))
+        if self.is_sqlite and create:
+            _restrict_sqlite_files(sqlite_path(url))
         migrations.migrate(self)
 
     def close(self) -> None:
@@ -140,7 +168,7 @@ class Store:
                 self.execute("SELECT pg_advisory_unlock(?)", (key,))
             return
         lock_dir = sqlite_path(self.url) + "-locks"
-        os.makedirs(lock_dir, exist_ok=True)
+        make_state_dir(lock_dir)
         fd = os.open(os.path.join(lock_dir, library + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
@@ -172,5 +200,38 @@ class Store:
         return len(rows)
 
 
-def connect(url: str) -> Store:
-    return Store(url)
+def _restrict_sqlite_files(path: str) -> None:
+    """The database and its WAL/SHM files are the user's alone (0600), like the state dir."""
+    for name in (path, path + "-wal", path + "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+
+
+def describe_index(url: str) -> str:
+    """What is at `url`, for `config check`, creating nothing.
+
+    Raises OSError when `scan` could not create a SQLite index there, NoIndexError never,
+    and peewee's OperationalError when the server cannot be reached.
+    """
+    path = sqlite_path(url)
+    if path is not None and not os.path.isfile(path):
+        ancestor = os.path.dirname(path)
+        while not os.path.isdir(ancestor):
+            ancestor = os.path.dirname(ancestor)
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            raise PermissionError(f"cannot create {path}: {ancestor} is not writable")
+        return f"no index yet at {path}: `assetd scan` or `assetd run` creates it"
+    where = path or redact_url(url)
+    try:
+        store = Store(url, create=False)
+    except NoIndexError:
+        return f"no index yet at {where}: `assetd scan` or `assetd run` creates it"
+    try:
+        return f"index at {where} (schema version {migrations.current_version(store)})"
+    finally:
+        store.close()
+
+
+def connect(url: str, *, create: bool = True) -> Store:
+    return Store(url, create=create)

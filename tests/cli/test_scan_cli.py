@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT, cli_env
+from tests.conftest import REPO_ROOT, cli_env, without_dac_override
 
 STAT_KEYS = {"discovered", "created", "updated", "unchanged", "moved", "missing", "restored",
              "hashed", "errors"}
@@ -258,18 +258,11 @@ def test_excludes(sqlite_env):
     assert set(sqlite_env.files()) == {"photos/a.jpg"}
 
 
-def _without_dac_override() -> list[str]:
-    """Root reads everything: drop the capabilities that let it, so the error is real."""
-    if os.geteuid() != 0:
-        return []
-    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
-
-
 def test_unreadable_file_is_listed_and_exit_1(sqlite_env):
     root = sqlite_env.library("photos", {"ok.jpg": "ok", "secret.jpg": "s"})
     (root / "secret.jpg").chmod(0)
     proc = subprocess.run(
-        [*_without_dac_override(), sys.executable, "-m", "daemon",
+        [*without_dac_override(), sys.executable, "-m", "daemon",
          "--config", str(sqlite_env.config_path), "scan", "--json"],
         capture_output=True, text=True, env=cli_env(), cwd=REPO_ROOT,
     )
@@ -293,6 +286,7 @@ def test_unreadable_file_is_listed_and_exit_1(sqlite_env):
 )
 def test_usage_errors_exit_2_with_one_line(sqlite_env, args, message):
     sqlite_env.library("photos", {"a": "1"})
+    sqlite_env.cli("scan")
     proc = sqlite_env.cli(*args, check=2)
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
