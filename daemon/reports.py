@@ -83,6 +83,35 @@ class FileFilter:
     presence: str = "present"  # present | missing | all
     tag: str | None = None
     content_hash: str | None = None
+    # (library name, rel_path): that file, or the files under that directory ("" = the root)
+    scopes: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """One file as `files` shows it; `rel_path` keeps the exact bytes of its name."""
+
+    library: str
+    rel_path: bytes
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    missing: bool
+    missing_since: float | None
+    state: str
+    tags: list[str]
+
+    def in_scope(self, library: str, scope: bytes) -> bool:
+        return library == self.library and (
+            not scope or self.rel_path == scope or self.rel_path.startswith(scope + b"/"))
+
+    def as_json(self) -> dict:
+        return {
+            "library": self.library, "path": path_text(self.rel_path), "size": self.size,
+            "mtime_ns": self.mtime_ns, "hash": self.content_hash, "missing": self.missing,
+            "missing_since": iso_utc(self.missing_since), "state": self.state,
+            "tags": self.tags,
+        }
 
 
 def normalize_hash(value: str) -> str:
@@ -93,7 +122,21 @@ def normalize_hash(value: str) -> str:
     return HASH_PREFIX + digits
 
 
-def list_files(store: Store, file_filter: FileFilter) -> Iterator[dict]:
+def _scope_condition(scopes: tuple[tuple[str, bytes], ...]) -> tuple[str, list]:
+    """Each scope is a file, or the files under a directory: a byte range on rel_path
+    (every path under `dir` sorts between `dir/` and `dir0`, '0' being the byte after '/')."""
+    clauses, params = [], []
+    for library, scope in scopes:
+        if not scope:
+            clauses.append("l.name = ?")
+            params.append(library)
+            continue
+        clauses.append("(l.name = ? AND (f.rel_path = ? OR (f.rel_path >= ? AND f.rel_path < ?)))")
+        params += [library, scope, scope + b"/", scope + b"0"]
+    return "(" + " OR ".join(clauses) + ")", params
+
+
+def list_files(store: Store, file_filter: FileFilter) -> Iterator[FileRow]:
     where, params = ["1 = 1"], []
     if file_filter.library:
         library = Library.get_or_none(Library.name == file_filter.library)
@@ -108,6 +151,10 @@ def list_files(store: Store, file_filter: FileFilter) -> Iterator[dict]:
     if file_filter.content_hash:
         where.append("f.content_hash = ?")
         params.append(normalize_hash(file_filter.content_hash))
+    if file_filter.scopes:
+        sql, scope_params = _scope_condition(file_filter.scopes)
+        where.append(sql)
+        params += scope_params
     tags = TagIndex.load(store)
     cursor = store.execute(
         "SELECT l.name, f.library_id, f.rel_path, f.size, f.mtime_ns, f.content_hash,"
@@ -120,8 +167,5 @@ def list_files(store: Store, file_filter: FileFilter) -> Iterator[dict]:
         file_tags = tags.for_file(library_id, rel_path, content_hash)
         if file_filter.tag is not None and file_filter.tag not in file_tags:
             continue
-        yield {
-            "library": name, "path": path_text(rel_path), "size": size, "mtime_ns": mtime_ns,
-            "hash": content_hash, "missing": bool(missing), "missing_since": iso_utc(since),
-            "state": state, "tags": file_tags,
-        }
+        yield FileRow(name, rel_path, size, mtime_ns, content_hash, bool(missing), since, state,
+                      file_tags)

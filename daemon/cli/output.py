@@ -21,6 +21,42 @@ def print_json_lines(objs: Iterable[Any]) -> None:
         print(json.dumps(obj, ensure_ascii=False))
 
 
+# How a name is shown to people: every character that could break the line or hide in it gets
+# a backslash escape, and so does the backslash itself, so `\\xff` (a name with those four
+# characters) and `\xff` (the byte 0xff, not UTF-8) can be told apart. JSON output keeps the
+# contract's form instead (undecodable bytes as \xNN, everything else as JSON escapes it).
+_NAMED_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+_SURROGATE_LOW, _SURROGATE_HIGH = 0xDC80, 0xDCFF  # surrogateescape's stand-ins for bytes >= 0x80
+
+
+def display_path(rel_path: bytes) -> str:
+    """A file name for human output: one line, unambiguous, readable where it can be."""
+    text = rel_path.decode("utf-8", "surrogateescape")
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(_display_char(ch) for ch in text)
+
+
+def _display_char(ch: str) -> str:
+    if ch in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[ch]
+    code = ord(ch)
+    if _SURROGATE_LOW <= code <= _SURROGATE_HIGH:
+        return f"\\x{code - 0xDC00:02x}"
+    if ch.isprintable():
+        return ch
+    if code < 0x80:
+        return f"\\x{code:02x}"
+    # Not \xNN even below 0x100: U+0085 (bytes c2 85) is not the undecodable byte 0x85.
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def display_text(text: str) -> str:
+    """Free text (a tag, an error message) for one human line: control characters escaped."""
+    return "".join(_display_char(ch) if ch in "\n\t\r" or not ch.isprintable() else ch
+                   for ch in text)
+
+
 def human_duration(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
