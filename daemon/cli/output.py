@@ -11,14 +11,22 @@ from typing import Any
 from daemon.scan.scanner import Progress
 from daemon.units import human_bytes, human_rate
 
+# JSON leaves these raw with ensure_ascii=False, but Python's str.splitlines() and other
+# readers of JSON Lines break lines on them: escaped, a line is always one object.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def json_line(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False).translate(_LINE_BREAKS)
+
 
 def print_json(obj: Any) -> None:
-    print(json.dumps(obj, ensure_ascii=False))
+    print(json_line(obj))
 
 
 def print_json_lines(objs: Iterable[Any]) -> None:
     for obj in objs:
-        print(json.dumps(obj, ensure_ascii=False))
+        print(json_line(obj))
 
 
 # How a name is shown to people: every character that could break the line or hide in it gets
