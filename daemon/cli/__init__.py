@@ -189,5 +189,6 @@ def main(argv: list[str] | None = None) -> int:
 def _fail(message: str, code: int, *, debug: bool = False) -> int:
     if debug:
         traceback.print_exc()
-    print(f"assetd: {message}", file=sys.stderr)
+    one_line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    print(f"assetd: {one_line}", file=sys.stderr)
     return code
