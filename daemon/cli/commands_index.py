@@ -13,7 +13,7 @@ from daemon.cli.output import (
     print_json,
 )
 from daemon.errors import EXIT_FAILURES, EXIT_OFFLINE, EXIT_OK
-from daemon.libraries import resolve_path
+from daemon.libraries import resolve_path, select_libraries
 from daemon.reports import FileFilter, list_files, public, status_report
 from daemon.scan.probe import probe
 from daemon.scan.scanner import ScanOptions, ScanReport, scan
@@ -100,12 +100,15 @@ def cmd_scan(ctx) -> int:
     args = ctx.args
     options = ScanOptions(dry_run=args.dry_run, hash_files=not args.no_hash,
                           allow_mass_missing=args.allow_mass_missing)
-    progress = TtyProgress() if sys.stderr.isatty() and not args.json else None
+    progress = None
+    if sys.stderr.isatty() and not args.json:
+        progress = TtyProgress(libraries=[lib.name for lib in
+                                          select_libraries(ctx.config, args.libraries)])
     try:
         report = scan(ctx.store, ctx.config, args.libraries, args.path, options=options,
                       progress=progress)
         if not args.no_enrich and not args.dry_run:
-            _enrich_after_scan(ctx, report)
+            _enrich_after_scan(ctx, report, progress)
     finally:
         if progress is not None:
             progress.close()
@@ -116,12 +119,19 @@ def cmd_scan(ctx) -> int:
     return scan_exit_code(report)
 
 
-def _enrich_after_scan(ctx, report: ScanReport) -> None:
+def _enrich_after_scan(ctx, report: ScanReport, progress: TtyProgress | None) -> None:
     """Enrichers run on content they have not seen, for the libraries that were scanned."""
     from daemon.meta import enrich
 
-    names = [lib.name for lib in report.libraries if lib.online]
-    enrich.enrich_libraries(ctx.store, ctx.config, names)
+    for lib in report.libraries:
+        if not lib.online:
+            continue
+        on_file = None
+        if progress is not None:
+            progress.enriching(lib.name, *enrich.pending_estimate(ctx.store, ctx.config,
+                                                                  lib.name))
+            on_file = progress.enriched_file
+        enrich.enrich_libraries(ctx.store, ctx.config, [lib.name], on_file=on_file)
 
 
 def scan_exit_code(report: ScanReport) -> int:

@@ -77,6 +77,24 @@ def pending_work(store: Store, config: Config, library_id: int) -> Iterator[Work
                            size, mtime_ns)
 
 
+def pending_estimate(store: Store, config: Config, library: str) -> tuple[int, int]:
+    """(files, bytes) the enrichers may still read in a library, for a progress line.
+
+    An upper bound: the present, hashed files that are not ready under the current enricher
+    set, some of which turn out to have nothing pending (a copy of content already enriched).
+    """
+    row = queries.get_library(library)
+    if row is None:
+        return 0, 0
+    [(files, total_bytes)] = store.query(
+        "SELECT COUNT(*), SUM(size) FROM file WHERE library_id = ? AND NOT is_missing"
+        " AND content_hash IS NOT NULL"
+        " AND (state <> ? OR enricher_checksum IS NULL OR enricher_checksum <> ?)",
+        [row.id, STATE_READY, enricher_set_checksum(config.enrichers)],
+    )
+    return int(files or 0), int(total_bytes or 0)
+
+
 def _satisfied(
     store: Store, hashes: Iterable[str], enrichers: list[tuple[EnricherConfig, str, GlobSet]]
 ) -> set[tuple[str, str]]:
@@ -106,7 +124,7 @@ def enrich_library(
     With `budget_s`, no new run starts after that many seconds (the daemon's tick shares
     its time between libraries); what is left waits for the next call. `stop()` true ends it
     between files and interrupts a running external command (the daemon is stopping).
-    `on_file(size)` is called after each file an enricher read (the scan's progress line).
+    `on_file(size)` is called once per file the enrichers read (the scan's progress line).
     Without a `tally`, it logs its own `enrich.finished` summary.
     """
     row = queries.get_library(library.name)
@@ -127,6 +145,7 @@ def enrich_library(
     written = 0
     batch: list[NewInsight] = []
     flushed_at = time.monotonic()
+    last_path = None
     for work in pending_work(store, config, row.id):
         now = time.monotonic()
         if (deadline is not None and now >= deadline) or (stop is not None and stop()):
@@ -135,8 +154,9 @@ def enrich_library(
         if result is not None:
             tally.add(work, result.value)
             batch.append(result)
-        if on_file is not None:
+        if on_file is not None and work.rel_path != last_path:
             on_file(work.size)
+        last_path = work.rel_path
         # Results wait at most a second: a slow external enricher still shows progress.
         if len(batch) >= _BATCH_INSIGHTS or (batch and now - flushed_at >= 1.0):
             record_insights(store, batch)
