@@ -27,9 +27,52 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def status_report(store: Store, config: Config) -> dict:
+@dataclass(frozen=True)
+class LibraryStatus:
+    name: str
+    path: str
+    host: str
+    online: bool
+    files: int
+    missing: int
+    unhashed: int
+    last_scan: str | None
+    reason: str | None  # why it is offline: human output only
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "path": self.path, "host": self.host, "online": self.online,
+                "files": self.files, "missing": self.missing, "unhashed": self.unhashed,
+                "last_scan": self.last_scan}
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    host: str
+    pid: int
+    started_at: str | None
+    last_tick: str | None
+    status: str  # starting, scanning, ...: human output only
+
+    def as_json(self) -> dict:
+        return {"host": self.host, "pid": self.pid, "started_at": self.started_at,
+                "last_tick": self.last_tick}
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    database: str
+    libraries: list[LibraryStatus]
+    daemons: list[DaemonStatus]
+
+    def as_json(self) -> dict:
+        return {"database": self.database,
+                "libraries": [lib.as_json() for lib in self.libraries],
+                "daemons": [d.as_json() for d in self.daemons]}
+
+
+def status_report(store: Store, config: Config) -> StatusReport:
     counts = {
-        library_id: (present, missing, unhashed)
+        library_id: (int(present or 0), int(missing or 0), int(unhashed or 0))
         for library_id, present, missing, unhashed in store.query(
             "SELECT library_id,"
             " SUM(CASE WHEN is_missing THEN 0 ELSE 1 END),"
@@ -40,41 +83,29 @@ def status_report(store: Store, config: Config) -> dict:
     }
     rows = {row.name: row for row in Library.select()}
     libraries = []
-    configured = {lib.name for lib in config.libraries}
     for lib in config.libraries:
         row = rows.get(lib.name)
         probed = probe(lib)
-        present, missing, unhashed = counts.get(row.id, (0, 0, 0)) if row else (0, 0, 0)
-        libraries.append({
-            "name": lib.name, "path": lib.path, "host": config.daemon.host,
-            "online": probed.online, "files": int(present or 0), "missing": int(missing or 0),
-            "unhashed": int(unhashed or 0), "last_scan": iso_utc(row.last_scan_at if row else None),
-            "_reason": probed.reason,
-        })
+        libraries.append(LibraryStatus(
+            lib.name, lib.path, config.daemon.host, probed.online,
+            *counts.get(row.id if row else None, (0, 0, 0)),
+            iso_utc(row.last_scan_at if row else None), probed.reason,
+        ))
     # Libraries of other hosts (or removed from this config): what the database last knew.
+    configured = {lib.name for lib in config.libraries}
     for name, row in sorted(rows.items()):
-        if name in configured:
-            continue
-        present, missing, unhashed = counts.get(row.id, (0, 0, 0))
-        libraries.append({
-            "name": name, "path": row.root, "host": row.host, "online": row.online,
-            "files": int(present or 0), "missing": int(missing or 0),
-            "unhashed": int(unhashed or 0), "last_scan": iso_utc(row.last_scan_at),
-            "_reason": row.offline_reason,
-        })
-    daemons = []
-    for d in DaemonProcess.select().order_by(DaemonProcess.host, DaemonProcess.pid):
-        if d.host == config.daemon.host and not _pid_alive(d.pid):
-            continue  # a crashed daemon of this host; its row is stale
-        daemons.append({"host": d.host, "pid": d.pid, "started_at": iso_utc(d.started_at),
-                        "last_tick": iso_utc(d.last_tick), "_status": d.status})
-    return {"database": redact_url(config.daemon.database), "libraries": libraries,
-            "daemons": daemons}
-
-
-def public(obj: dict) -> dict:
-    """Drop the human-only fields (prefixed `_`) from a report dict for --json."""
-    return {k: v for k, v in obj.items() if not k.startswith("_")}
+        if name not in configured:
+            libraries.append(LibraryStatus(
+                name, row.root, row.host, row.online, *counts.get(row.id, (0, 0, 0)),
+                iso_utc(row.last_scan_at), row.offline_reason,
+            ))
+    daemons = [
+        DaemonStatus(d.host, d.pid, iso_utc(d.started_at), iso_utc(d.last_tick), d.status)
+        for d in DaemonProcess.select().order_by(DaemonProcess.host, DaemonProcess.pid)
+        # a crashed daemon of this host leaves a stale row
+        if d.host != config.daemon.host or _pid_alive(d.pid)
+    ]
+    return StatusReport(redact_url(config.daemon.database), libraries, daemons)
 
 
 @dataclass(frozen=True)

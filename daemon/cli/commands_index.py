@@ -14,7 +14,7 @@ from daemon.cli.output import (
 )
 from daemon.errors import EXIT_FAILURES, EXIT_OFFLINE, EXIT_OK
 from daemon.libraries import resolve_path, select_libraries
-from daemon.reports import FileFilter, list_files, public, status_report
+from daemon.reports import FileFilter, list_files, status_report
 from daemon.scan.probe import probe
 from daemon.scan.scanner import ScanOptions, ScanReport, scan
 from daemon.store import redact_url
@@ -159,26 +159,21 @@ def _print_scan(report: ScanReport) -> None:
 def cmd_status(ctx) -> int:
     report = status_report(ctx.store, ctx.config)
     if ctx.args.json:
-        print_json({
-            "database": report["database"],
-            "libraries": [public(lib) for lib in report["libraries"]],
-            "daemons": [public(d) for d in report["daemons"]],
-        })
+        print_json(report.as_json())
         return EXIT_OK
-    print(f"database: {report['database']}")
-    for lib in report["libraries"]:
-        state = "online" if lib["online"] else f"offline ({lib['_reason'] or 'unknown'})"
+    print(f"database: {report.database}")
+    for lib in report.libraries:
+        state = "online" if lib.online else f"offline ({lib.reason or 'unknown'})"
         print(
-            f"{lib['name']}: {lib['path']} on {lib['host']}: {state}; "
-            f"{plural(lib['files'], 'file')}, "
-            f"{lib['missing']:,} missing, {lib['unhashed']:,} not hashed yet; "
-            f"last scan {lib['last_scan'] or 'never'}"
+            f"{lib.name}: {lib.path} on {lib.host}: {state}; {plural(lib.files, 'file')}, "
+            f"{lib.missing:,} missing, {lib.unhashed:,} not hashed yet; "
+            f"last scan {lib.last_scan or 'never'}"
         )
-    if not report["daemons"]:
+    if not report.daemons:
         print("daemons: none running")
-    for d in report["daemons"]:
-        print(f"daemon {d['host']} pid {d['pid']}: started {d['started_at']}, "
-              f"last tick {d['last_tick'] or 'none yet'} {d['_status']}".rstrip())
+    for d in report.daemons:
+        print(f"daemon {d.host} pid {d.pid}: started {d.started_at}, "
+              f"last tick {d.last_tick or 'none yet'} {d.status}".rstrip())
     return EXIT_OK
 
 
@@ -224,7 +219,8 @@ def cmd_config_check(ctx) -> int:
     for lib in config.libraries:
         probed = probe(lib)
         state = "online" if probed.online else f"OFFLINE: {probed.reason}"
-        mode = "inotify watch" if lib.watch else "periodic scans only (watch = false)"
+        mode = ("inotify watch" if lib.watch else
+                f"polled every {human_duration(d.tick_interval_s)} (watch = false)")
         extras = [f"exclude {list(lib.exclude)}"] if lib.exclude else []
         if lib.marker:
             extras.append(f"online only while {lib.marker} exists")

@@ -182,7 +182,7 @@ def cmd_tag_ls(ctx) -> int:
         print_json({"library": file.library, "path": file.path_text, "tags": file_tags})
     else:
         for tag in file_tags:
-            print(tag)
+            print(display_text(tag))
     return EXIT_OK
 
 

@@ -1,15 +1,13 @@
-"""The scan's progress line on a terminal: phase, files, bytes, rate, ETA."""
+"""The scan's progress line on a terminal: phase, files, bytes, rate, ETA.
+
+(tests/scan/test_scanner.py::test_progress_bar_on_a_tty runs a real scan on a pty.)
+"""
 
 from __future__ import annotations
 
 import io
-import os
-import pty
-import subprocess
-import sys
 
 from daemon.cli.output import TtyProgress, human_eta
-from tests.conftest import REPO_ROOT, cli_env
 
 
 class FakeClock:
@@ -64,32 +62,3 @@ def test_redraws_are_rate_limited():
 
 def test_human_eta():
     assert [human_eta(s) for s in (5, 75, 3725)] == ["5s", "1m15s", "1h02m"]
-
-
-def test_a_scan_on_a_terminal_draws_the_hash_and_enrich_phases(sqlite_env):
-    sqlite_env.library("photos", {f"{i}.jpg": os.urandom(1000) for i in range(3)})
-    primary, secondary = pty.openpty()
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "daemon", "--config", str(sqlite_env.config_path), "scan"],
-            stdout=subprocess.PIPE, stderr=secondary, cwd=REPO_ROOT, env=cli_env(),
-            timeout=120, check=True,
-        )
-        os.close(secondary)
-        drawn = b""
-        while True:
-            try:
-                chunk = os.read(primary, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            drawn += chunk
-    finally:
-        os.close(primary)
-    text = drawn.decode()
-    assert "walk: listing photos" in text
-    assert "hash photos: 3 files" in text
-    assert "enrich photos: 0 of 3 files" in text
-    assert text.endswith("\r\x1b[2K")  # the line is cleared before the summary
-    assert proc.stdout.decode().startswith("photos: 3 files: 3 new")
