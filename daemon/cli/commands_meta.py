@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from daemon.cli.output import display_path, display_text, print_json, print_json_lines
+from daemon.cli.output import display_path, display_text, json_line, print_json, print_json_lines
 from daemon.config import parse_duration
 from daemon.errors import EXIT_FAILURES, EXIT_OFFLINE, EXIT_OK, UsageError
 from daemon.meta import dupes, insights, prune, tags, verify
@@ -202,7 +201,7 @@ def cmd_insight_show(ctx) -> int:
     print(f"{_file_name(file)}\t{file.content_hash or 'unhashed'}")
     for row in rows:
         old = "" if row["is_current"] else " (history)"
-        print(f"{row['kind']}{old}: {json.dumps(row['value'], ensure_ascii=False)}"
+        print(f"{row['kind']}{old}: {json_line(row['value'])}"
               f"\t{row['source']}, {row['generated_at']}")
     return EXIT_OK
 
