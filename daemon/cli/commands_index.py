@@ -102,8 +102,7 @@ def cmd_scan(ctx) -> int:
                           allow_mass_missing=args.allow_mass_missing)
     progress = None
     if sys.stderr.isatty() and not args.json:
-        progress = TtyProgress(libraries=[lib.name for lib in
-                                          select_libraries(ctx.config, args.libraries)])
+        progress = TtyProgress(libraries=_libraries_in_scope(ctx.config, args))
     try:
         report = scan(ctx.store, ctx.config, args.libraries, args.path, options=options,
                       progress=progress)
@@ -117,6 +116,15 @@ def cmd_scan(ctx) -> int:
     else:
         _print_scan(report)
     return scan_exit_code(report)
+
+
+def _libraries_in_scope(config, args) -> list[str]:
+    """The libraries the scan will go through, in its order (for the progress line)."""
+    names = [lib.name for lib in select_libraries(config, args.libraries)]
+    if args.path:
+        scoped = {resolve_path(config, path)[0].name for path in args.path}
+        names = [name for name in names if name in scoped]
+    return names
 
 
 def _enrich_after_scan(ctx, report: ScanReport, progress: TtyProgress | None) -> None:

@@ -77,7 +77,8 @@ class TtyProgress(Progress):
     done of the total, the rate, and an estimate of the time left.
 
     The scanner reports a library's walk only when it is over (`discovered`), so the walk line
-    names what is being listed rather than counting up.
+    names the library being listed (the next one of `libraries`, in scan order, once the
+    previous one is hashed) rather than counting up.
     """
 
     REDRAW_S = 0.1
@@ -92,8 +93,9 @@ class TtyProgress(Progress):
         self.total_bytes = self.done_bytes = 0
         self.started = clock()
         self.last_draw = -self.REDRAW_S
-        names = ", ".join(libraries)
-        self._draw(f"walk: listing {names or 'the libraries'}", force=True)
+        self.libraries = list(libraries)
+        self._draw(f"walk: listing {self.libraries[0] if self.libraries else 'the libraries'}",
+                   force=True)
 
     def discovered(self, library: str, files: int) -> None:
         self.library = library
@@ -101,10 +103,22 @@ class TtyProgress(Progress):
 
     def hashing(self, library: str, files: int, total_bytes: int) -> None:
         self._start("hash", library, files, total_bytes)
+        if not files:
+            self._next_walk()
 
     def hashed_bytes(self, n: int) -> None:
         self.done_bytes += n
-        self._draw(self.line())
+        done = self.done_bytes >= self.total_bytes
+        self._draw(self.line(), force=done)
+        if done:
+            self._next_walk()
+
+    def _next_walk(self) -> None:
+        """The library after this one is listed next (a guess only with --path scopes)."""
+        if self.library in self.libraries:
+            following = self.libraries[self.libraries.index(self.library) + 1:]
+            if following:
+                self._draw(f"walk: listing {following[0]}", force=True)
 
     def enriching(self, library: str, files: int, total_bytes: int) -> None:
         """The enrichers are about to run on (at most) this many files of `library`."""

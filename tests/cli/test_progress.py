@@ -24,7 +24,7 @@ def last_line(stream: io.StringIO) -> str:
 
 def test_hash_and_enrich_phases_show_files_bytes_rate_and_eta():
     stream, clock = io.StringIO(), FakeClock()
-    progress = TtyProgress(stream, clock, libraries=["photos"])
+    progress = TtyProgress(stream, clock, libraries=["photos", "music"])
     assert last_line(stream) == "walk: listing photos"
     progress.discovered("photos", 1)
     assert last_line(stream) == "walk photos: 1 file found"
@@ -34,6 +34,9 @@ def test_hash_and_enrich_phases_show_files_bytes_rate_and_eta():
     progress.hashed_bytes(1_000_000)
     assert last_line(stream) == (
         "hash photos: 3 files, 1.0 MB of 4.0 MB (25%), 500.0 KB/s, ETA 6s")
+
+    progress.hashed_bytes(3_000_000)  # done: the next library is listed
+    assert last_line(stream) == "walk: listing music"
 
     progress.enriching("photos", 2, 3_000_000)
     clock.now += 0.5
