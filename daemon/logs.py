@@ -1,7 +1,10 @@
 """structlog setup and the event names users tail for.
 
-One event per line: JSON objects (`timestamp`, `level`, `event`, fields) or console lines.
-The log file, when configured, is reopened on SIGHUP so logrotate can move it away.
+One event per line: JSON objects whose first keys are `timestamp`, `level`, `event` (then the
+fields), or console lines. No value carries a newline (a multi-line error message, e.g. from
+PostgreSQL or an enricher's stderr, is joined into one line), so `grep` and `jq` see one event
+per line in either format. The log file, when configured, is reopened on SIGHUP so logrotate
+can move it away; lines at `warning` and above also go to stderr (the journal) then.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ WATCH_FALLBACK_POLLING = "watch.fallback_polling"
 CONFIG_RELOADED = "config.reloaded"
 CONFIG_INVALID = "config.invalid"
 RECONCILE_FINISHED = "reconcile.finished"
+ENRICH_FINISHED = "enrich.finished"
+ENRICH_FAILED = "enrich.failed"
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 LEVEL_NAMES = tuple(_LEVELS)
@@ -66,6 +71,51 @@ class ReopenableStream:
         return self._file.isatty()
 
 
+class _TeeLogger:
+    """Writes every line to the stream; with a log file, `warning` and above also to stderr.
+
+    structlog calls the method named after the level with the rendered line.
+    """
+
+    def __init__(self, stream: ReopenableStream):
+        self._stream = stream
+
+    def _write(self, message: str) -> None:
+        self._stream.write(message + "\n")
+        self._stream.flush()
+
+    def _write_loud(self, message: str) -> None:
+        self._write(message)
+        if self._stream.path:
+            print(message, file=sys.stderr, flush=True)
+
+    msg = debug = info = _write
+    warn = warning = error = err = critical = fatal = exception = _write_loud
+
+
+def _first_keys(_logger, _method, event_dict: dict) -> dict:
+    """`timestamp`, `level`, `event` first: what a reader of a JSON line looks at first."""
+    head = {key: event_dict.pop(key) for key in ("timestamp", "level", "event")
+            if key in event_dict}
+    return {**head, **event_dict}
+
+
+def _one_line(_logger, _method, event_dict: dict) -> dict:
+    """A multi-line value (an error message) would split the event over several lines."""
+    for key, value in event_dict.items():
+        if key != "exception" and isinstance(value, str) and ("\n" in value or "\r" in value):
+            event_dict[key] = " ".join(part.strip() for part in value.splitlines()
+                                       if part.strip())
+    return event_dict
+
+
+def _drop_false_dry_run(_logger, _method, event_dict: dict) -> dict:
+    """`dry_run` only when true: the daemon never dry-runs, `dry_run=False` is noise."""
+    if event_dict.get("dry_run") is False:
+        del event_dict["dry_run"]
+    return event_dict
+
+
 _stream: ReopenableStream | None = None
 
 
@@ -76,6 +126,7 @@ def configure(level: str = "info", fmt: str = "auto", log_file: str = "") -> Reo
         _stream = ReopenableStream(log_file)
     else:
         _stream.reopen(log_file)
+    stream = _stream
     use_console = fmt == "console" or (fmt == "auto" and _stream.isatty())
     renderer = (
         structlog.dev.ConsoleRenderer(colors=False)
@@ -88,10 +139,13 @@ def configure(level: str = "info", fmt: str = "auto", log_file: str = "") -> Reo
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            _drop_false_dry_run,
+            _one_line,
+            _first_keys,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 20)),
-        logger_factory=structlog.PrintLoggerFactory(file=_stream),
+        logger_factory=lambda *_args: _TeeLogger(stream),
         cache_logger_on_first_use=False,
     )
     _route_stdlib(level)

@@ -27,9 +27,52 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def status_report(store: Store, config: Config) -> dict:
+@dataclass(frozen=True)
+class LibraryStatus:
+    name: str
+    path: str
+    host: str
+    online: bool
+    files: int
+    missing: int
+    unhashed: int
+    last_scan: str | None
+    reason: str | None  # why it is offline: human output only
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "path": self.path, "host": self.host, "online": self.online,
+                "files": self.files, "missing": self.missing, "unhashed": self.unhashed,
+                "last_scan": self.last_scan}
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    host: str
+    pid: int
+    started_at: str | None
+    last_tick: str | None
+    status: str  # starting, scanning, ...: human output only
+
+    def as_json(self) -> dict:
+        return {"host": self.host, "pid": self.pid, "started_at": self.started_at,
+                "last_tick": self.last_tick}
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    database: str
+    libraries: list[LibraryStatus]
+    daemons: list[DaemonStatus]
+
+    def as_json(self) -> dict:
+        return {"database": self.database,
+                "libraries": [lib.as_json() for lib in self.libraries],
+                "daemons": [d.as_json() for d in self.daemons]}
+
+
+def status_report(store: Store, config: Config) -> StatusReport:
     counts = {
-        library_id: (present, missing, unhashed)
+        library_id: (int(present or 0), int(missing or 0), int(unhashed or 0))
         for library_id, present, missing, unhashed in store.query(
             "SELECT library_id,"
             " SUM(CASE WHEN is_missing THEN 0 ELSE 1 END),"
@@ -40,41 +83,29 @@ def status_report(store: Store, config: Config) -> dict:
     }
     rows = {row.name: row for row in Library.select()}
     libraries = []
-    configured = {lib.name for lib in config.libraries}
     for lib in config.libraries:
         row = rows.get(lib.name)
         probed = probe(lib)
-        present, missing, unhashed = counts.get(row.id, (0, 0, 0)) if row else (0, 0, 0)
-        libraries.append({
-            "name": lib.name, "path": lib.path, "host": config.daemon.host,
-            "online": probed.online, "files": int(present or 0), "missing": int(missing or 0),
-            "unhashed": int(unhashed or 0), "last_scan": iso_utc(row.last_scan_at if row else None),
-            "_reason": probed.reason,
-        })
+        libraries.append(LibraryStatus(
+            lib.name, lib.path, config.daemon.host, probed.online,
+            *counts.get(row.id if row else None, (0, 0, 0)),
+            iso_utc(row.last_scan_at if row else None), probed.reason,
+        ))
     # Libraries of other hosts (or removed from this config): what the database last knew.
+    configured = {lib.name for lib in config.libraries}
     for name, row in sorted(rows.items()):
-        if name in configured:
-            continue
-        present, missing, unhashed = counts.get(row.id, (0, 0, 0))
-        libraries.append({
-            "name": name, "path": row.root, "host": row.host, "online": row.online,
-            "files": int(present or 0), "missing": int(missing or 0),
-            "unhashed": int(unhashed or 0), "last_scan": iso_utc(row.last_scan_at),
-            "_reason": row.offline_reason,
-        })
-    daemons = []
-    for d in DaemonProcess.select().order_by(DaemonProcess.host, DaemonProcess.pid):
-        if d.host == config.daemon.host and not _pid_alive(d.pid):
-            continue  # a crashed daemon of this host; its row is stale
-        daemons.append({"host": d.host, "pid": d.pid, "started_at": iso_utc(d.started_at),
-                        "last_tick": iso_utc(d.last_tick), "_status": d.status})
-    return {"database": redact_url(config.daemon.database), "libraries": libraries,
-            "daemons": daemons}
-
-
-def public(obj: dict) -> dict:
-    """Drop the human-only fields (prefixed `_`) from a report dict for --json."""
-    return {k: v for k, v in obj.items() if not k.startswith("_")}
+        if name not in configured:
+            libraries.append(LibraryStatus(
+                name, row.root, row.host, row.online, *counts.get(row.id, (0, 0, 0)),
+                iso_utc(row.last_scan_at), row.offline_reason,
+            ))
+    daemons = [
+        DaemonStatus(d.host, d.pid, iso_utc(d.started_at), iso_utc(d.last_tick), d.status)
+        for d in DaemonProcess.select().order_by(DaemonProcess.host, DaemonProcess.pid)
+        # a crashed daemon of this host leaves a stale row
+        if d.host != config.daemon.host or _pid_alive(d.pid)
+    ]
+    return StatusReport(redact_url(config.daemon.database), libraries, daemons)
 
 
 @dataclass(frozen=True)
@@ -83,6 +114,35 @@ class FileFilter:
     presence: str = "present"  # present | missing | all
     tag: str | None = None
     content_hash: str | None = None
+    # (library name, rel_path): that file, or the files under that directory ("" = the root)
+    scopes: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """One file as `files` shows it; `rel_path` keeps the exact bytes of its name."""
+
+    library: str
+    rel_path: bytes
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    missing: bool
+    missing_since: float | None
+    state: str
+    tags: list[str]
+
+    def in_scope(self, library: str, scope: bytes) -> bool:
+        return library == self.library and (
+            not scope or self.rel_path == scope or self.rel_path.startswith(scope + b"/"))
+
+    def as_json(self) -> dict:
+        return {
+            "library": self.library, "path": path_text(self.rel_path), "size": self.size,
+            "mtime_ns": self.mtime_ns, "hash": self.content_hash, "missing": self.missing,
+            "missing_since": iso_utc(self.missing_since), "state": self.state,
+            "tags": self.tags,
+        }
 
 
 def normalize_hash(value: str) -> str:
@@ -93,7 +153,21 @@ def normalize_hash(value: str) -> str:
     return HASH_PREFIX + digits
 
 
-def list_files(store: Store, file_filter: FileFilter) -> Iterator[dict]:
+def _scope_condition(scopes: tuple[tuple[str, bytes], ...]) -> tuple[str, list]:
+    """Each scope is a file, or the files under a directory: a byte range on rel_path
+    (every path under `dir` sorts between `dir/` and `dir0`, '0' being the byte after '/')."""
+    clauses, params = [], []
+    for library, scope in scopes:
+        if not scope:
+            clauses.append("l.name = ?")
+            params.append(library)
+            continue
+        clauses.append("(l.name = ? AND (f.rel_path = ? OR (f.rel_path >= ? AND f.rel_path < ?)))")
+        params += [library, scope, scope + b"/", scope + b"0"]
+    return "(" + " OR ".join(clauses) + ")", params
+
+
+def list_files(store: Store, file_filter: FileFilter) -> Iterator[FileRow]:
     where, params = ["1 = 1"], []
     if file_filter.library:
         library = Library.get_or_none(Library.name == file_filter.library)
@@ -108,6 +182,10 @@ def list_files(store: Store, file_filter: FileFilter) -> Iterator[dict]:
     if file_filter.content_hash:
         where.append("f.content_hash = ?")
         params.append(normalize_hash(file_filter.content_hash))
+    if file_filter.scopes:
+        sql, scope_params = _scope_condition(file_filter.scopes)
+        where.append(sql)
+        params += scope_params
     tags = TagIndex.load(store)
     cursor = store.execute(
         "SELECT l.name, f.library_id, f.rel_path, f.size, f.mtime_ns, f.content_hash,"
@@ -120,8 +198,5 @@ def list_files(store: Store, file_filter: FileFilter) -> Iterator[dict]:
         file_tags = tags.for_file(library_id, rel_path, content_hash)
         if file_filter.tag is not None and file_filter.tag not in file_tags:
             continue
-        yield {
-            "library": name, "path": path_text(rel_path), "size": size, "mtime_ns": mtime_ns,
-            "hash": content_hash, "missing": bool(missing), "missing_since": iso_utc(since),
-            "state": state, "tags": file_tags,
-        }
+        yield FileRow(name, rel_path, size, mtime_ns, content_hash, bool(missing), since, state,
+                      file_tags)

@@ -23,3 +23,12 @@ def human_bytes(n: float) -> str:
 
 def human_rate(bytes_per_s: float) -> str:
     return human_bytes(bytes_per_s) + "/s"
+
+
+def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
+    """`1 file`, `2 files`, `1 mismatch`, `3 mismatches` (with thousands separators)."""
+    if count == 1:
+        return f"1 {noun}"
+    if plural_noun is None:
+        plural_noun = noun + ("es" if noun.endswith(("s", "sh", "ch", "x", "z")) else "s")
+    return f"{count:,} {plural_noun}"

@@ -149,7 +149,7 @@ def test_config_check_prints_what_it_would_do(tmp_path):
                  'watch = false\n[[library]]\nname = "usb"\npath = "/nonexistent/usb"\n')
     proc = run_cli("--config", str(path), "config", "check")
     assert proc.returncode == 0, proc.stderr
-    assert f"library photos: {lib}: online; periodic scans only" in proc.stdout
+    assert f"library photos: {lib}: online; polled every" in proc.stdout
     assert "library usb: /nonexistent/usb: OFFLINE" in proc.stdout
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,20 +57,63 @@ def database_source(args: argparse.Namespace, config: Config) -> str:
     return "--db" if args.db else f"daemon.database in {config.source}"
 
 
-def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    """Global options work before and after the command (`assetd scan --config X`)."""
-    default = argparse.SUPPRESS if suppress else None
+GLOBAL_OPTIONS = ("--config", "--db", "--log-format", "--log-level")
+GLOBAL_OPTIONS_NOTE = (
+    "Global options (--config, --db, --log-format, --log-level) go before the command: "
+    "see `assetd --help`."
+)
+STATES_HELP = (
+    "A present file's state: new (indexed, content not hashed or not yet looked at by the "
+    "enrichers), enriching (hashed; enrichers still to run on its content), ready (every "
+    "enricher that matches it has a result for its content). A content change sends a file "
+    "back to new; a change to the enricher config sends ready files back to enriching."
+)
+
+
+def _global_options(parser: argparse.ArgumentParser, *, hidden: bool) -> None:
+    """The options every command takes.
+
+    They are documented once, in `assetd --help` (as git and sqlite-utils do). The subcommands
+    accept them too, hidden from their help, so `assetd scan --config X` keeps working.
+    """
+    default = argparse.SUPPRESS if hidden else None
+
+    def describe(text: str) -> str:
+        return argparse.SUPPRESS if hidden else text
+
     parser.add_argument("--config", metavar="PATH", default=default,
-                        help="config file (default: $ASSETD_CONFIG, "
-                        "$XDG_CONFIG_HOME/assetd/config.toml, /etc/assetd/config.toml)")
+                        help=describe("config file (default: $ASSETD_CONFIG, "
+                                      "$XDG_CONFIG_HOME/assetd/config.toml, "
+                                      "/etc/assetd/config.toml)"))
     parser.add_argument("--db", metavar="URL", default=default,
-                        help="database URL, overrides [daemon].database "
-                        "(sqlite:////path/index.db or postgresql://user@host/db)")
+                        help=describe("database URL, overrides [daemon].database "
+                                      "(sqlite:////path/index.db or postgresql://user@host/db)"))
     parser.add_argument("--log-format", choices=("json", "console", "auto"), default=default,
-                        help="log format (default: the config's log_format)")
+                        help=describe("log format (default: the config's log_format)"))
     parser.add_argument("--log-level", choices=logs.LEVEL_NAMES, default=default,
-                        help="log level; one-shot commands default to warning, `run` to the "
-                        "config's log_level; debug also prints tracebacks")
+                        help=describe("log level; one-shot commands default to warning, `run` "
+                                      "to the config's log_level; debug also prints tracebacks"))
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Wraps each paragraph (blank-line separated) of descriptions and epilogs on its own."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(
+            textwrap.fill(" ".join(paragraph.split()), width, initial_indent=indent,
+                          subsequent_indent=indent)
+            for paragraph in text.split("\n\n")
+        )
+
+
+def add_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, name: str,
+                summary: str, description: str, epilog: str = "") -> argparse.ArgumentParser:
+    """A (sub)command: `summary` for the list in its parent's help, `description` for its own."""
+    return sub.add_parser(
+        name, parents=[common], help=summary, description=description,
+        epilog=(epilog + "\n\n" if epilog else "") + GLOBAL_OPTIONS_NOTE,
+        formatter_class=_Formatter,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,14 +123,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="assetd",
         description="Index the files under a set of library roots and keep the index true "
         "while files are added, changed, moved, deleted, and while disks go offline.",
-        epilog="Exit codes: 0 ok; 1 some files failed (or verify found mismatches); "
-        "2 usage or config error; 3 a library in scope was offline.",
+        epilog="File states: " + STATES_HELP + "\n\n"
+        "Exit codes: 0 ok; 1 some files failed (or verify found mismatches); "
+        "2 usage or config error; 3 a library in scope was offline.\n\n"
+        "`assetd COMMAND --help` explains a command. The full reference: "
+        "docs/reference.md.",
+        formatter_class=_Formatter,
     )
-    parser.add_argument("--version", action="version", version=f"assetd {__version__}")
-    _global_options(parser, suppress=False)
+    parser.add_argument("--version", action="version", version=f"assetd {__version__}",
+                        help="print the version and exit")
+    _global_options(parser, hidden=False)
     common = argparse.ArgumentParser(add_help=False)
-    _global_options(common, suppress=True)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _global_options(common, hidden=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.required = True
     for module in (commands_run, commands_index, commands_meta):
         module.register(sub, common)
@@ -155,5 +204,6 @@ def main(argv: list[str] | None = None) -> int:
 def _fail(message: str, code: int, *, debug: bool = False) -> int:
     if debug:
         traceback.print_exc()
-    print(f"assetd: {message}", file=sys.stderr)
+    one_line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    print(f"assetd: {one_line}", file=sys.stderr)
     return code

@@ -9,34 +9,43 @@ from peewee import OperationalError
 
 from daemon.cli.output import (
     TtyProgress,
+    display_path,
+    display_text,
     human_duration,
     print_json,
-    print_json_lines,
 )
 from daemon.errors import EXIT_FAILURES, EXIT_OFFLINE, EXIT_OK, EXIT_USAGE
+from daemon.libraries import resolve_path, select_libraries
 from daemon.meta.external import missing_executable
-from daemon.reports import FileFilter, list_files, public, status_report
+from daemon.reports import FileFilter, list_files, status_report
 from daemon.scan.probe import probe
 from daemon.scan.scanner import ScanOptions, ScanReport, scan
 from daemon.store.db import describe_index
-from daemon.units import human_bytes
+from daemon.units import human_bytes, iso_utc, plural
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
-        "scan", parents=[common], help="one-shot scan of the libraries in scope",
-        description="Scan libraries (all, the named ones, or one directory with --path): "
+    from daemon.cli import STATES_HELP, add_command
+
+    p = add_command(
+        sub, common, "scan", "one-shot scan of the libraries in scope",
+        "Scan libraries (all, the named ones, or the files and directories given with --path): "
         "index new files, hash new and changed ones, notice moves, mark vanished files missing "
-        "(never deleting their rows), and run the enrichers on content they have not seen. "
-        "An offline library is reported and left untouched. Does not run the reconcile passes.",
+        "(never deleting their rows), and run the enrichers on content they have not seen. An "
+        "offline library is reported and left untouched. Does not run the reconcile passes "
+        "(`assetd reconcile`). On a terminal, a progress line on stderr shows the phase (walk, "
+        "hash, enrich), files, bytes, rate and an estimate of the time left.",
+        "Exit status: 0 ok; 1 some files could not be read; 3 a library in scope was offline "
+        "(the others were still scanned).",
     )
-    p.add_argument("libraries", nargs="*", metavar="LIB", help="library names (default: all)")
+    p.add_argument("libraries", nargs="*", metavar="LIB",
+                   help="names of libraries to scan (default: every configured library)")
     p.add_argument("--path", action="append", default=[], metavar="DIR",
                    help="scan only this file or directory (inside a library; repeatable)")
     p.add_argument("--dry-run", action="store_true",
                    help="compute the same stats, write nothing")
     p.add_argument("--no-hash", action="store_true",
-                   help="do not read file contents (changed files get a NULL hash)")
+                   help="do not read file contents (new and changed files get no hash yet)")
     p.add_argument("--no-enrich", action="store_true", help="do not run the enrichers")
     p.add_argument("--allow-mass-missing", action="store_true",
                    help="mark files missing even when more than mass_missing_threshold of a "
@@ -44,30 +53,49 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_scan)
 
-    p = sub.add_parser("status", parents=[common], help="libraries and running daemons",
-                       description="Libraries (online, file counts, last scan) and the daemons "
-                       "using this database (host, pid, last tick).")
+    p = add_command(
+        sub, common, "status", "libraries and running daemons",
+        "Libraries (online or offline and why, file counts, last scan) and the daemons using "
+        "this database (host, pid, last tick).",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_status)
 
-    p = sub.add_parser("files", parents=[common], help="list indexed files",
-                       description="List indexed files (present ones by default).")
+    p = add_command(
+        sub, common, "files", "list indexed files",
+        "List indexed files, present ones by default: library/path, size, content hash and "
+        "state (or since when it is missing), and its tags. Names are printed with "
+        "backslash escapes (\\\\ for a backslash, \\n, \\t, \\xNN for control characters and "
+        "bytes that are not UTF-8), one file a line.",
+        "States: " + STATES_HELP,
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="only these files, or the files under these directories (filesystem "
+                   "paths inside a library)")
     p.add_argument("--library", metavar="L", help="only this library")
     presence = p.add_mutually_exclusive_group()
     presence.add_argument("--missing", dest="presence", action="store_const", const="missing",
                           help="only files marked missing")
     presence.add_argument("--all", dest="presence", action="store_const", const="all",
                           help="present and missing files")
-    p.add_argument("--tag", metavar="T", help="only files carrying this tag")
-    p.add_argument("--hash", metavar="H", help="only files with this content hash")
+    p.add_argument("--tag", metavar="T", help="only files carrying the tag T")
+    p.add_argument("--hash", metavar="H",
+                   help="only files with this content hash (xxh128: and 32 hex digits)")
     p.add_argument("--json", action="store_true", help="print JSON Lines, one file a line")
     p.set_defaults(handler=cmd_files, presence="present")
 
-    p = sub.add_parser("config", parents=[common], help="config commands")
-    config_sub = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
+    p = add_command(sub, common, "config", "check the config",
+                    "Commands about the config file.")
+    config_sub = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND",
+                                  title="subcommands")
     config_sub.required = True
-    p = config_sub.add_parser("check", parents=[common],
-                              help="validate the config and print what it would do")
+    p = add_command(
+        config_sub, common, "check", "validate the config and print what it would do",
+        "Validate the config file (exit 2 with one line naming the file and key if anything "
+        "is wrong) and print what assetd would do with it: the database, the timings, each "
+        "library (online or offline and why, how changes are noticed, excludes) and each "
+        "enricher.",
+    )
     p.set_defaults(handler=cmd_config_check)
 
 
@@ -75,12 +103,14 @@ def cmd_scan(ctx) -> int:
     args = ctx.args
     options = ScanOptions(dry_run=args.dry_run, hash_files=not args.no_hash,
                           allow_mass_missing=args.allow_mass_missing)
-    progress = TtyProgress() if sys.stderr.isatty() and not args.json else None
+    progress = None
+    if sys.stderr.isatty() and not args.json:
+        progress = TtyProgress(libraries=_libraries_in_scope(ctx.config, args))
     try:
         report = scan(ctx.store, ctx.config, args.libraries, args.path, options=options,
                       progress=progress)
         if not args.no_enrich and not args.dry_run:
-            _enrich_after_scan(ctx, report)
+            _enrich_after_scan(ctx, report, progress)
     finally:
         if progress is not None:
             progress.close()
@@ -91,12 +121,28 @@ def cmd_scan(ctx) -> int:
     return scan_exit_code(report)
 
 
-def _enrich_after_scan(ctx, report: ScanReport) -> None:
+def _libraries_in_scope(config, args) -> list[str]:
+    """The libraries the scan will go through, in its order (for the progress line)."""
+    names = [lib.name for lib in select_libraries(config, args.libraries)]
+    if args.path:
+        scoped = {resolve_path(config, path)[0].name for path in args.path}
+        names = [name for name in names if name in scoped]
+    return names
+
+
+def _enrich_after_scan(ctx, report: ScanReport, progress: TtyProgress | None) -> None:
     """Enrichers run on content they have not seen, for the libraries that were scanned."""
     from daemon.meta import enrich
 
-    names = [lib.name for lib in report.libraries if lib.online]
-    enrich.enrich_libraries(ctx.store, ctx.config, names)
+    for lib in report.libraries:
+        if not lib.online:
+            continue
+        on_file = None
+        if progress is not None:
+            progress.enriching(lib.name, *enrich.pending_estimate(ctx.store, ctx.config,
+                                                                  lib.name))
+            on_file = progress.enriched_file
+        enrich.enrich_libraries(ctx.store, ctx.config, [lib.name], on_file=on_file)
 
 
 def scan_exit_code(report: ScanReport) -> int:
@@ -106,17 +152,17 @@ def scan_exit_code(report: ScanReport) -> int:
 def _print_scan(report: ScanReport) -> None:
     for lib in report.libraries:
         if not lib.online:
-            print(f"{lib.name}: offline: {lib.reason}")
+            print(f"{lib.name}: offline: {display_text(lib.reason or 'unknown reason')}")
             continue
         s = lib.stats
         print(
-            f"{lib.name}: {s['discovered']:,} files: {s['created']:,} new, "
+            f"{lib.name}: {plural(s['discovered'], 'file')}: {s['created']:,} new, "
             f"{s['updated']:,} changed, {s['unchanged']:,} unchanged, {s['moved']:,} moved, "
             f"{s['missing']:,} missing, {s['restored']:,} restored; {s['hashed']:,} hashed, "
-            f"{s['errors']:,} errors"
+            f"{plural(s['errors'], 'error')}"
         )
         for error in lib.errors:
-            print(f"  error: {error['path']}: {error['error']}")
+            print(f"  error: {display_text(error['path'])}: {display_text(error['error'])}")
     dry = " (dry run: nothing written)" if report.dry_run else ""
     print(f"{report.status} in {report.duration_s:.1f}s{dry}")
 
@@ -124,41 +170,46 @@ def _print_scan(report: ScanReport) -> None:
 def cmd_status(ctx) -> int:
     report = status_report(ctx.store, ctx.config)
     if ctx.args.json:
-        print_json({
-            "database": report["database"],
-            "libraries": [public(lib) for lib in report["libraries"]],
-            "daemons": [public(d) for d in report["daemons"]],
-        })
+        print_json(report.as_json())
         return EXIT_OK
-    print(f"database: {report['database']}")
-    for lib in report["libraries"]:
-        state = "online" if lib["online"] else f"offline ({lib['_reason'] or 'unknown'})"
+    print(f"database: {report.database}")
+    for lib in report.libraries:
+        state = "online" if lib.online else f"offline ({lib.reason or 'unknown'})"
         print(
-            f"{lib['name']}: {lib['path']} on {lib['host']}: {state}; {lib['files']:,} files, "
-            f"{lib['missing']:,} missing, {lib['unhashed']:,} unhashed; "
-            f"last scan {lib['last_scan'] or 'never'}"
+            f"{lib.name}: {lib.path} on {lib.host}: {state}; {plural(lib.files, 'file')}, "
+            f"{lib.missing:,} missing, {lib.unhashed:,} not hashed yet; "
+            f"last scan {lib.last_scan or 'never'}"
         )
-    if not report["daemons"]:
+    if not report.daemons:
         print("daemons: none running")
-    for d in report["daemons"]:
-        print(f"daemon {d['host']} pid {d['pid']}: started {d['started_at']}, "
-              f"last tick {d['last_tick'] or 'none yet'} {d['_status']}".rstrip())
+    for d in report.daemons:
+        print(f"daemon {d.host} pid {d.pid}: started {d.started_at}, "
+              f"last tick {d.last_tick or 'none yet'} {d.status}".rstrip())
     return EXIT_OK
 
 
 def cmd_files(ctx) -> int:
     args = ctx.args
+    scopes = tuple((library.name, rel_path) for library, rel_path in
+                   (resolve_path(ctx.config, path) for path in args.paths))
     rows = list_files(ctx.store, FileFilter(library=args.library, presence=args.presence,
-                                            tag=args.tag, content_hash=args.hash))
-    if args.json:
-        print_json_lines(rows)
-        return EXIT_OK
+                                            tag=args.tag, content_hash=args.hash,
+                                            scopes=scopes))
+    unmatched = dict(zip(args.paths, scopes, strict=True))
     for row in rows:
-        flag = f"missing since {row['missing_since']}" if row["missing"] else row["state"]
-        tags = f"  [{', '.join(row['tags'])}]" if row["tags"] else ""
-        print(f"{row['library']}/{row['path']}\t{human_bytes(row['size'])}\t"
-              f"{(row['hash'] or 'unhashed')}\t{flag}{tags}")
-    return EXIT_OK
+        if unmatched:
+            unmatched = {path: scope for path, scope in unmatched.items()
+                         if not row.in_scope(*scope)}
+        if args.json:
+            print_json(row.as_json())
+            continue
+        flag = f"missing since {iso_utc(row.missing_since)}" if row.missing else row.state
+        tags = f"  [{', '.join(display_text(t) for t in row.tags)}]" if row.tags else ""
+        print(f"{row.library}/{display_path(row.rel_path)}\t{human_bytes(row.size)}\t"
+              f"{(row.content_hash or 'unhashed')}\t{flag}{tags}")
+    for path in unmatched:
+        print(f"assetd: {path}: no indexed file matches (with these options)", file=sys.stderr)
+    return EXIT_FAILURES if unmatched else EXIT_OK
 
 
 def cmd_config_check(ctx) -> int:
@@ -189,7 +240,8 @@ def cmd_config_check(ctx) -> int:
     for lib in config.libraries:
         probed = probe(lib)
         state = "online" if probed.online else f"OFFLINE: {probed.reason}"
-        mode = "inotify watch" if lib.watch else "periodic scans only (watch = false)"
+        mode = ("inotify watch" if lib.watch else
+                f"polled every {human_duration(d.tick_interval_s)} (watch = false)")
         extras = [f"exclude {list(lib.exclude)}"] if lib.exclude else []
         if lib.marker:
             extras.append(f"online only while {lib.marker} exists")

@@ -9,14 +9,16 @@ from daemon.config import Config
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
-        "run", parents=[common], help="the daemon (foreground; systemd runs it)",
-        description="Watch every library and keep the index true: scan them at startup, index "
-        "changes as they happen (inotify, or polling for `watch = false`), and every "
-        "tick_interval backfill hashes, run the enrichers and the reconcile passes, and re-probe "
-        "offline libraries. SIGHUP reloads the config and reopens log_file; SIGTERM/SIGINT "
-        "finish the current batch and exit 0. Under systemd (Type=notify) it reports READY=1, "
-        "STATUS= progress and WATCHDOG=1.",
+    from daemon.cli import add_command
+
+    p = add_command(
+        sub, common, "run", "the daemon (foreground; systemd runs it)",
+        "Watch every library and keep the index true: scan them at startup, index changes as "
+        "they happen (inotify, or polling for `watch = false`), and every tick_interval "
+        "backfill hashes, run the enrichers and the reconcile passes, and re-probe offline "
+        "libraries. SIGHUP reloads the config and reopens log_file; SIGTERM/SIGINT finish the "
+        "current batch and exit 0. Under systemd (Type=notify) it reports READY=1, STATUS= "
+        "progress and WATCHDOG=1. Logs at the config's log_level.",
     )
     p.set_defaults(handler=cmd_run)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.errors import UsageError
@@ -10,7 +11,21 @@ from daemon.scan.apply import path_text
 from daemon.store import Store, queries
 
 
-def duplicate_groups(store: Store, library: str | None = None) -> Iterator[dict[str, Any]]:
+@dataclass
+class DupeGroup:
+    """Files sharing one content hash; `files` holds (library, rel_path bytes)."""
+
+    content_hash: str
+    size: int
+    files: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"hash": self.content_hash, "size": self.size,
+                "files": [{"library": library, "path": path_text(rel_path)}
+                          for library, rel_path in self.files]}
+
+
+def duplicate_groups(store: Store, library: str | None = None) -> Iterator[DupeGroup]:
     """Largest files first. With `library`, only that library's files are compared."""
     library_id = None
     if library is not None:
@@ -27,12 +42,12 @@ def duplicate_groups(store: Store, library: str | None = None) -> Iterator[dict[
         " ORDER BY f.size DESC, f.content_hash, l.name, f.rel_path",
         [library_id] * 4,
     )
-    group: dict[str, Any] | None = None
+    group: DupeGroup | None = None
     for content_hash, size, name, rel_path in cursor:
-        if group is None or group["hash"] != content_hash:
+        if group is None or group.content_hash != content_hash:
             if group is not None:
                 yield group
-            group = {"hash": content_hash, "size": size, "files": []}
-        group["files"].append({"library": name, "path": path_text(bytes(rel_path))})
+            group = DupeGroup(content_hash, size)
+        group.files.append((name, bytes(rel_path)))
     if group is not None:
         yield group

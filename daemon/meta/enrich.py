@@ -32,6 +32,7 @@ from daemon.store.models import STATE_ENRICHING, STATE_NEW, STATE_READY
 
 _CHUNK_FILES = 500
 _BATCH_INSIGHTS = 500
+_FAILURES_LOGGED = 3  # per enricher per run; the rest are only counted in enrich.finished
 
 
 class Work(NamedTuple):
@@ -76,6 +77,24 @@ def pending_work(store: Store, config: Config, library_id: int) -> Iterator[Work
                            size, mtime_ns)
 
 
+def pending_estimate(store: Store, config: Config, library: str) -> tuple[int, int]:
+    """(files, bytes) the enrichers may still read in a library, for a progress line.
+
+    An upper bound: the present, hashed files that are not ready under the current enricher
+    set, some of which turn out to have nothing pending (a copy of content already enriched).
+    """
+    row = queries.get_library(library)
+    if row is None:
+        return 0, 0
+    [(files, total_bytes)] = store.query(
+        "SELECT COUNT(*), SUM(size) FROM file WHERE library_id = ? AND NOT is_missing"
+        " AND content_hash IS NOT NULL"
+        " AND (state <> ? OR enricher_checksum IS NULL OR enricher_checksum <> ?)",
+        [row.id, STATE_READY, enricher_set_checksum(config.enrichers)],
+    )
+    return int(files or 0), int(total_bytes or 0)
+
+
 def _satisfied(
     store: Store, hashes: Iterable[str], enrichers: list[tuple[EnricherConfig, str, GlobSet]]
 ) -> set[tuple[str, str]]:
@@ -97,13 +116,16 @@ def _satisfied(
 
 def enrich_library(
     store: Store, config: Config, library: LibraryConfig, *, budget_s: float | None = None,
-    stop: Callable[[], bool] | None = None,
+    stop: Callable[[], bool] | None = None, on_file: Callable[[int], None] | None = None,
+    tally: EnrichTally | None = None,
 ) -> int:
     """Run what is pending in one online library; returns the number of insights written.
 
     With `budget_s`, no new run starts after that many seconds (the daemon's tick shares
     its time between libraries); what is left waits for the next call. `stop()` true ends it
     between files and interrupts a running external command (the daemon is stopping).
+    `on_file(size)` is called once per file the enrichers read (the scan's progress line).
+    Without a `tally`, it logs its own `enrich.finished` summary.
     """
     row = queries.get_library(library.name)
     if row is None or not probe(library).online:
@@ -116,34 +138,80 @@ def enrich_library(
             [STATE_ENRICHING, row.id, STATE_NEW],
         )
     root = os.fsencode(library.path)
-    log = logs.get_logger().bind()  # bound once: a lazy proxy re-binds on every call
+    # bound once: a lazy proxy re-binds on every call
+    log = logs.get_logger().bind(library=library.name)
+    own_tally = tally is None
+    tally = tally or EnrichTally(library.name)
     written = 0
     batch: list[NewInsight] = []
     flushed_at = time.monotonic()
+    last_path = None
     for work in pending_work(store, config, row.id):
         now = time.monotonic()
         if (deadline is not None and now >= deadline) or (stop is not None and stop()):
             break
         result = _run(row.id, root, work, library.follow_symlinks, log, stop)
         if result is not None:
+            tally.add(work, result.value)
             batch.append(result)
+        if on_file is not None and work.rel_path != last_path:
+            on_file(work.size)
+        last_path = work.rel_path
         # Results wait at most a second: a slow external enricher still shows progress.
         if len(batch) >= _BATCH_INSIGHTS or (batch and now - flushed_at >= 1.0):
             record_insights(store, batch)
             written, batch, flushed_at = written + len(batch), [], now
     record_insights(store, batch)
+    if own_tally:
+        tally.log_summary()
     return written + len(batch)
+
+
+class EnrichTally:
+    """Per-enricher counts of one run over a library: a few `enrich.failed` lines, then one
+    `enrich.finished` summary at info (per file, only `enrich.ran` at debug).
+
+    The daemon's tick enriches in quarter-second slices; it passes one tally to all of a
+    library's slices, so a tick logs one summary per library, not one per slice.
+    """
+
+    def __init__(self, library: str) -> None:
+        self.log = logs.get_logger().bind(library=library)
+        self.ran: dict[str, int] = {}
+        self.failed: dict[str, int] = {}
+
+    def add(self, work: Work, value: object) -> None:
+        name = work.enricher.name
+        self.ran[name] = self.ran.get(name, 0) + 1
+        error = value.get("error") if isinstance(value, dict) else None
+        if error is None or not isinstance(error, str) or set(value) != {"error"}:
+            return  # a partial result with an "error" (an undecodable image) is still a result
+        self.failed[name] = self.failed.get(name, 0) + 1
+        if self.failed[name] <= _FAILURES_LOGGED:
+            self.log.warning(logs.ENRICH_FAILED, enricher=name, path=work.path_text,
+                             error=error)
+
+    def log_summary(self) -> None:
+        if not self.ran:
+            return
+        unlogged = {name: n - _FAILURES_LOGGED for name, n in self.failed.items()
+                    if n > _FAILURES_LOGGED}
+        self.log.info(logs.ENRICH_FINISHED, ran=dict(sorted(self.ran.items())),
+                      failed=dict(sorted(self.failed.items())),
+                      **({"failures_not_logged": unlogged} if unlogged else {}))
 
 
 def enrich_libraries(
     store: Store, config: Config, names: list[str], budget_s: float | None = None,
-    stop: Callable[[], bool] | None = None,
+    stop: Callable[[], bool] | None = None, on_file: Callable[[int], None] | None = None,
+    tally: EnrichTally | None = None,
 ) -> int:
     """`scan`'s enrich step: each named library (none when `names` is empty), `budget_s` each."""
     if not names:
         return 0
     return sum(
-        enrich_library(store, config, library, budget_s=budget_s, stop=stop)
+        enrich_library(store, config, library, budget_s=budget_s, stop=stop, on_file=on_file,
+                       tally=tally)
         for library in select_libraries(config, names)
     )
 

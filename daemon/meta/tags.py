@@ -108,3 +108,20 @@ def tag_counts(store: Store) -> list[dict]:
         ") carriers GROUP BY tag ORDER BY tag"
     )
     return [{"tag": tag, "files": int(count)} for tag, count in rows]
+
+
+def content_carriers(store: Store, file: IndexedFile) -> tuple[int, int]:
+    """(present, missing) indexed files carrying what a tag on `file` is attached to.
+
+    Every file with its content hash (copies included, in any library); while the file is
+    unhashed its tags are on its path, so just the file itself.
+    """
+    if file.content_hash is None:
+        return (0, 1) if file.is_missing else (1, 0)
+    rows = store.query(
+        "SELECT SUM(CASE WHEN is_missing THEN 0 ELSE 1 END),"
+        " SUM(CASE WHEN is_missing THEN 1 ELSE 0 END) FROM file WHERE content_hash = ?",
+        [file.content_hash],
+    )
+    present, missing = rows[0]
+    return int(present or 0), int(missing or 0)

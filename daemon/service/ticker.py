@@ -24,7 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from daemon import reconcile
 from daemon.config import LibraryConfig
-from daemon.meta.enrich import enrich_libraries
+from daemon.meta.enrich import EnrichTally, enrich_libraries
 from daemon.scan.probe import probe
 from daemon.service.queue import Rescan, ScanQueue, Tick
 from daemon.store import queries
@@ -72,7 +72,9 @@ def run_tick(writer: Writer) -> None:
         if row is None:  # never scanned yet: its startup scan is still queued
             continue
         _in_slices(writer, budget_s, partial(_backfill_slice, writer, library, row.id))
-        _in_slices(writer, budget_s, partial(_enrich_slice, writer, library))
+        tally = EnrichTally(library.name)  # one enrich.finished per library per tick
+        _in_slices(writer, budget_s, partial(_enrich_slice, writer, library, tally))
+        tally.log_summary()
     reconcile.run_passes(writer.store, config)  # logs reconcile.finished itself
     for library in online:
         if writer.full_scan_due(library):
@@ -106,9 +108,10 @@ def _backfill_slice(writer: Writer, library: LibraryConfig, library_id: int,
     return result.exhausted, result.exhausted or result.hashed + result.deferred + result.errors > 0
 
 
-def _enrich_slice(writer: Writer, library: LibraryConfig, slice_s: float) -> tuple[bool, bool]:
+def _enrich_slice(writer: Writer, library: LibraryConfig, tally: EnrichTally,
+                  slice_s: float) -> tuple[bool, bool]:
     started = time.monotonic()
     written = enrich_libraries(writer.store, writer.config, [library.name], budget_s=slice_s,
-                               stop=writer.stop.is_set)
+                               stop=writer.stop.is_set, tally=tally)
     # Nothing written well within the slice: nothing was pending.
     return written == 0 and time.monotonic() - started < slice_s, written > 0

@@ -103,3 +103,20 @@ def test_failures_are_error_insights_retried_only_when_the_config_changes(env):
     env.cli("scan")
     assert runs(log) == ["x.dat", "x.dat"]
     assert insight(env, root / "x.dat", "flaky")["value"] == {"ok": True}
+
+
+def test_enrichers_are_summarized_per_run_and_failures_are_capped(sqlite_env):
+    import json
+
+    counting_enricher(sqlite_env, "flaky", ["*.dat"], fail=True)
+    sqlite_env.library("photos", {f"{i}.dat": f"content {i}" for i in range(5)})
+    proc = sqlite_env.cli("--log-level", "info", "--log-format", "json", "scan", "--json")
+    events = [json.loads(line) for line in proc.stderr.splitlines()]
+    failed = [e for e in events if e["event"] == "enrich.failed"]
+    assert len(failed) == 3 and all(e["level"] == "warning" for e in failed)
+    assert {"enricher", "library", "path", "error"} <= set(failed[0])
+    assert not any(e["event"] == "enrich.ran" for e in events)  # per file: debug only
+    [summary] = [e for e in events if e["event"] == "enrich.finished"]
+    assert summary["level"] == "info" and summary["library"] == "photos"
+    assert summary["ran"]["flaky"] == 5 and summary["failed"] == {"flaky": 5}
+    assert summary["failures_not_logged"] == {"flaky": 2}

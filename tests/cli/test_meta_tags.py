@@ -100,6 +100,7 @@ def test_tag_ls_rm_and_errors(env):
     # A tag belongs to the content: removing it from one copy removes it from both.
     proc = env.cli("tag", "rm", str(root / "dup.jpg"), "x", "nope")
     assert "not tagged: nope" in proc.stderr
+    assert proc.stdout == "photos/dup.jpg: removed x; 2 indexed files carry this content\n"
     assert env.json("tag", "ls", str(root / "a.jpg"))["tags"] == ["y"]
     assert env.json("tag", "ls") == [{"tag": "y", "files": 2}]
 
@@ -111,6 +112,9 @@ def test_tag_ls_rm_and_errors(env):
         "ls": env.cli("tag", "ls", str(root / "unscanned.jpg"), check=2),
     }
     assert "not inside any configured library" in errors["outside"].stderr
-    assert "assetd scan photos" in errors["unindexed"].stderr
+    assert f"run `assetd scan --path {root / 'unscanned.jpg'}` first" in errors["unindexed"].stderr
+    # Where a scan cannot help, it is not suggested.
+    assert "a directory" in errors["directory"].stderr
+    assert "assetd scan" not in errors["directory"].stderr
     for proc in errors.values():
         assert proc.stderr.startswith("assetd: ") and proc.stderr.count("\n") == 1

@@ -309,7 +309,7 @@ def test_files_filters(sqlite_env):
 def test_human_output(sqlite_env):
     root = sqlite_env.library("photos", {"a.jpg": "a"})
     out = sqlite_env.cli("scan").stdout
-    assert "photos: 1 files: 1 new" in out and out.strip().endswith("s")
+    assert "photos: 1 file: 1 new" in out and out.strip().endswith("s")
     assert "photos/a.jpg" in sqlite_env.cli("files").stdout
     status = sqlite_env.cli("status").stdout
     assert f"photos: {root}" in status and "online" in status

@@ -80,7 +80,8 @@ def test_progress_bar_on_a_tty(sqlite_env):
     drawn = os.read(leader, 65536).decode()
     os.close(leader)
     assert proc.returncode == 0
-    assert "photos: 1 files discovered" in drawn and "hashing 1 files" in drawn
+    assert "walk photos: 1 file found" in drawn and "hash photos: 1 file, " in drawn
+    assert "enrich photos: 0 of 1 file, " in drawn  # the enrich phase is drawn too
 
 
 class StopAfterBytes(Progress):

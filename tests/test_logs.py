@@ -1,0 +1,46 @@
+"""Log lines: key order, one line per event, and warnings on stderr when logging to a file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT, cli_env
+
+SCRIPT = """
+import sys
+from daemon import logs
+logs.configure(level="debug", fmt="json", log_file=sys.argv[1])
+log = logs.get_logger()
+log.info("scan.finished", library="photos", dry_run=False, created=1)
+log.debug("hash.deferred", path="a.jpg", dry_run=True)
+log.warning("enrich.failed", enricher="x", error="Traceback:\\n  line two\\r\\nlast")
+log.error("writer.failed", error="boom")
+"""
+
+
+def run(log_file: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", SCRIPT, log_file], capture_output=True,
+                          text=True, cwd=REPO_ROOT, env=cli_env(), check=True, timeout=60)
+
+
+def test_json_lines_start_with_timestamp_level_event_and_stay_one_line(tmp_path):
+    lines = run("").stderr.splitlines()
+    assert len(lines) == 4
+    events = [json.loads(line) for line in lines]
+    for event in events:
+        assert list(event)[:3] == ["timestamp", "level", "event"]
+        assert event["timestamp"].endswith("Z")
+    assert "dry_run" not in events[0]  # false is noise on every daemon line
+    assert events[1]["dry_run"] is True
+    assert events[2]["error"] == "Traceback: line two last"
+
+
+def test_with_a_log_file_warnings_also_go_to_stderr(tmp_path):
+    log_file = tmp_path / "assetd.log"
+    proc = run(str(log_file))
+    in_file = [json.loads(line)["event"] for line in log_file.read_text().splitlines()]
+    on_stderr = [json.loads(line)["event"] for line in proc.stderr.splitlines()]
+    assert in_file == ["scan.finished", "hash.deferred", "enrich.failed", "writer.failed"]
+    assert on_stderr == ["enrich.failed", "writer.failed"]
