@@ -6,6 +6,7 @@ import os
 
 from daemon.config import Config, LibraryConfig
 from daemon.errors import UsageError
+from daemon.store import Store, queries
 
 
 def _relative_to(path: str, root: str) -> str | None:
@@ -43,3 +44,25 @@ def select_libraries(config: Config, names: list[str]) -> list[LibraryConfig]:
             raise UsageError(f"unknown library {name!r} (known: {known})")
         selected.append(library)
     return selected
+
+
+class LibraryOwnedError(UsageError):
+    """A library in scope belongs to another host of a shared (PostgreSQL) index."""
+
+
+def check_owned(store: Store, config: Config, names: list[str] | None = None) -> None:
+    """Refuse, before changing anything, to scan or watch another host's library.
+
+    Two hosts naming one library would repoint it back and forth, each marking the other's
+    files missing. A SQLite index belongs to one machine, so there a renamed host simply
+    takes its libraries over (see `queries.ensure_library`).
+    """
+    if store.is_sqlite:
+        return
+    names = [lib.name for lib in select_libraries(config, names)]
+    for row in queries.foreign_libraries(names, config.daemon.host):
+        raise LibraryOwnedError(
+            f"library {row.name} belongs to host {row.host} (root {row.root}), not "
+            f"{config.daemon.host}: run `assetd library adopt {row.name}` on this host to "
+            "move it here"
+        )

@@ -15,7 +15,7 @@ from daemon.cli.output import (
     print_json,
 )
 from daemon.errors import EXIT_FAILURES, EXIT_OFFLINE, EXIT_OK, EXIT_USAGE
-from daemon.libraries import resolve_path, select_libraries
+from daemon.libraries import check_owned, resolve_path, select_libraries
 from daemon.meta.external import missing_executable
 from daemon.reports import FileFilter, list_files, status_report
 from daemon.scan.probe import probe
@@ -103,6 +103,7 @@ def cmd_scan(ctx) -> int:
     args = ctx.args
     options = ScanOptions(dry_run=args.dry_run, hash_files=not args.no_hash,
                           allow_mass_missing=args.allow_mass_missing)
+    check_owned(ctx.store, ctx.config, args.libraries)
     progress = None
     if sys.stderr.isatty() and not args.json:
         progress = TtyProgress(libraries=_libraries_in_scope(ctx.config, args))

@@ -1,21 +1,35 @@
 """The `daemon` table: one row per running daemon (host, pid, started_at, last_tick).
 
-`assetd status` lists these rows. A clean exit deletes the row; a crashed daemon's row stays
-until a daemon with the same host and pid starts (status hides rows of dead local pids).
+`assetd status` lists these rows. One daemon per (host, database): `register` takes the
+store's daemon lock first, so every other row of the same host belongs to a daemon that died
+(SIGKILL, power loss) and is deleted then. A clean exit deletes its own row.
 """
 
 from __future__ import annotations
 
 import time
 
+from daemon.errors import UsageError
 from daemon.store import Store
 from daemon.store.models import DaemonProcess
 
 
+class DaemonRunningError(UsageError):
+    """Another daemon of this host already runs against this database."""
+
+
 def register(store: Store, host: str, pid: int) -> float:
+    if not store.try_daemon_lock(host):
+        running = (DaemonProcess.select(DaemonProcess.pid)
+                   .where(DaemonProcess.host == host).order_by(DaemonProcess.id.desc()).first())
+        raise DaemonRunningError(
+            f"a daemon for host {host} already runs against this database"
+            + (f" (pid {running.pid})" if running else "")
+            + ": stop it first, or give this one another [daemon] host"
+        )
     started_at = time.time()
     with store.write_tx():
-        _delete(host, pid)
+        DaemonProcess.delete().where(DaemonProcess.host == host).execute()  # dead ones
         DaemonProcess.create(host=host, pid=pid, started_at=started_at, last_tick=None,
                              status="starting")
     return started_at

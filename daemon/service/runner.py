@@ -5,7 +5,8 @@ the watches, queue a scan of every library, then READY=1 once the writer has don
 scans. Watches start before the scans so nothing that changes during a scan is missed.
 
 Threads: the main thread runs the loop below and owns the watches; the writer (writer.py) is
-the only one that touches the database after startup; watchdog's observer threads and
+the only one that writes to the database after startup (the main thread reads it on SIGHUP,
+to refuse another host's library); watchdog's observer threads and
 APScheduler's thread only enqueue; a small thread pings systemd's watchdog while the main loop
 keeps turning. Signal handlers only post to the inbox (inbox.py); the main loop dispatches
 `handle_hup` and `handle_term`.
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from daemon import logs
 from daemon.config import Config, ConfigError, LibraryConfig
 from daemon.errors import UsageError
+from daemon.libraries import check_owned
 from daemon.scan.probe import probe
 from daemon.scan.scanner import skip_paths
 from daemon.service import heartbeat
@@ -78,6 +80,10 @@ class Runner:
         self._log = logs.get_logger()
 
     def run(self) -> int:
+        # Before anything starts: a second daemon of this host, or a config naming another
+        # host's library, exits 2 having touched nothing.
+        check_owned(self.store, self.config)
+        heartbeat.register(self.store, self.config.daemon.host, self.pid)
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)}
         try:
@@ -98,7 +104,6 @@ class Runner:
 
     def _start(self) -> None:
         daemon = self.config.daemon
-        heartbeat.register(self.store, daemon.host, self.pid)
         self._log.info(logs.DAEMON_STARTED, pid=self.pid, host=daemon.host,
                        config=self.config.source, database=redact_url(daemon.database),
                        libraries=[lib.name for lib in self.config.libraries])
@@ -149,6 +154,7 @@ class Runner:
         old = self.config
         try:
             new = self.reload_config()
+            check_owned(self.store, new)
         except (ConfigError, UsageError) as exc:
             self._log.error(logs.CONFIG_INVALID, file=getattr(exc, "file", old.source),
                             key=getattr(exc, "key", None),

@@ -181,6 +181,30 @@ class Store:
         finally:
             os.close(fd)  # releases the flock
 
+    def try_daemon_lock(self, host: str) -> bool:
+        """Hold "the daemon of `host` on this database" until the process exits.
+
+        False when another live process holds it. A lock, not a pid check: a daemon that
+        died (SIGKILL, power loss) releases it with its connection or its file descriptor,
+        so it never blocks its own restart. PostgreSQL: a session advisory lock on the main
+        thread's connection (works across machines that share the host name by mistake too);
+        SQLite: an flock beside the database.
+        """
+        if not self.is_sqlite:
+            key = zlib.crc32(("assetd.daemon." + host).encode())
+            return bool(self.query("SELECT pg_try_advisory_lock(?)", (key,))[0][0])
+        lock_dir = sqlite_path(self.url) + "-locks"
+        make_state_dir(lock_dir)
+        name = "daemon." + host.replace("/", "_") + ".lock"
+        fd = os.open(os.path.join(lock_dir, name), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._daemon_lock_fd = fd  # kept open (so locked) for the life of the process
+        return True
+
     def sql(self, text: str) -> str:
         """Write queries with `?` placeholders; psycopg2 wants `%s`."""
         return text if self.param == "?" else text.replace("?", self.param)

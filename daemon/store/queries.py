@@ -7,6 +7,7 @@ import time
 
 from peewee import IntegrityError
 
+from daemon import logs
 from daemon.config import LibraryConfig
 from daemon.scan.plan import DbRow
 from daemon.store.db import Store
@@ -22,8 +23,31 @@ def get_library(name: str) -> Library | None:
     return Library.get_or_none(Library.name == name)
 
 
+def foreign_libraries(names: list[str], host: str) -> list[Library]:
+    """The libraries among `names` that another host owns."""
+    if not names:
+        return []
+    return list(Library.select().where(Library.name.in_(names) & (Library.host != host))
+                .order_by(Library.name))
+
+
+def adopt_library(store: Store, library: LibraryConfig, host: str) -> Library | None:
+    """Make `host` the owner of the library (root from this host's config); rows, tags and
+    insights are untouched. None when the index has no such library."""
+    with store.write_tx():
+        row = get_library(library.name)
+        if row is not None:
+            Library.update(root=library.path, host=host).where(Library.id == row.id).execute()
+    return row
+
+
 def ensure_library(store: Store, library: LibraryConfig, host: str) -> Library:
-    """The library's row, created or updated from the config (name is the identity)."""
+    """The library's row, created or updated from the config (name is the identity).
+
+    A SQLite index belongs to one machine: a library of another host name there is this
+    machine renamed, and is taken over (`library.adopted`). On PostgreSQL the callers refuse
+    another host's library before they get here (`libraries.check_owned`).
+    """
     row = get_library(library.name)
     if row is None:
         try:
@@ -33,6 +57,12 @@ def ensure_library(store: Store, library: LibraryConfig, host: str) -> Library:
                 )
         except IntegrityError:  # another process created it first
             row = get_library(library.name)
+    if row.host != host:
+        if not store.is_sqlite:
+            raise RuntimeError(f"library {library.name} belongs to host {row.host}")
+        logs.get_logger().warning(logs.LIBRARY_ADOPTED, library=library.name,
+                                  previous_host=row.host, host=host,
+                                  reason="the host name changed on a SQLite index")
     if (row.root, row.host) != (library.path, host):
         with store.write_tx():
             Library.update(root=library.path, host=host).where(Library.id == row.id).execute()
