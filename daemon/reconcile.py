@@ -17,7 +17,7 @@ from daemon.config import Config
 from daemon.meta.enrichers import enricher_checksum, enricher_set_checksum
 from daemon.meta.insights import satisfied_condition
 from daemon.meta.match import sql_match
-from daemon.store import Store
+from daemon.store import Store, queries
 from daemon.store.models import STATE_ENRICHING, STATE_NEW, STATE_READY
 
 RECONCILE_LOCK = "assetd.reconcile"
@@ -59,36 +59,51 @@ def insight_collapse(store: Store, config: Config) -> int:
     return cursor.rowcount
 
 
-def lifecycle(store: Store, config: Config) -> int:
+def lifecycle(store: Store, config: Config, *, library: str | None = None,
+              scopes: list[bytes] | None = None) -> int:
     """new → enriching → ready, and ready → enriching when the enricher set changed.
 
     Only this config's libraries: hosts sharing a database may configure different enricher
-    sets, and each must not keep sending the other's files back to `enriching`.
+    sets, and each must not keep sending the other's files back to `enriching`. A scan
+    settles just what it scanned (`library`, and its `scopes` for `--path`): a partial scan
+    never touches a file outside its scope.
     """
-    libraries = [lib.name for lib in config.libraries]
+    libraries = [lib.name for lib in config.libraries if library in (None, lib.name)]
     if not libraries:
         return 0
     in_scope = (
         "library_id IN (SELECT id FROM library WHERE name IN ("
         + ", ".join("?" for _ in libraries) + "))"
     )
+    paths_sql, paths_params = queries.scope_condition(scopes or [])
+    in_scope += paths_sql
+    scope_params = [*libraries, *paths_params]
     set_checksum = enricher_set_checksum(config.enrichers)
     changed = store.execute(
         f"UPDATE file SET state = ? WHERE state = ? AND content_hash IS NOT NULL AND {in_scope}",
-        [STATE_ENRICHING, STATE_NEW, *libraries],
+        [STATE_ENRICHING, STATE_NEW, *scope_params],
     ).rowcount
     changed += store.execute(
         "UPDATE file SET state = ? WHERE state = ? AND (enricher_checksum IS NULL"
         f" OR enricher_checksum <> ?) AND {in_scope}",
-        [STATE_ENRICHING, STATE_READY, set_checksum, *libraries],
+        [STATE_ENRICHING, STATE_READY, set_checksum, *scope_params],
     ).rowcount
     waiting, waiting_params = _waiting_condition(store, config)
     changed += store.execute(
         "UPDATE file SET state = ?, enricher_checksum = ? WHERE state = ?"
         f" AND content_hash IS NOT NULL AND {in_scope} AND NOT ({waiting})",
-        [STATE_READY, set_checksum, STATE_ENRICHING, *libraries, *waiting_params],
+        [STATE_READY, set_checksum, STATE_ENRICHING, *scope_params, *waiting_params],
     ).rowcount
     return changed
+
+
+def settle_scanned(store: Store, config: Config, library: str,
+                   scopes: list[bytes] | None = None) -> int:
+    """After a one-shot scan (and its enrichers): the lifecycle of what it scanned, so its
+    files are `ready` when it returns. Not the other passes (`assetd reconcile` runs those)."""
+    with store.write_tx():
+        store.lock(RECONCILE_LOCK)
+        return lifecycle(store, config, library=library, scopes=scopes)
 
 
 def _waiting_condition(store: Store, config: Config) -> tuple[str, list]:

@@ -112,6 +112,8 @@ def cmd_scan(ctx) -> int:
                       progress=progress)
         if not args.no_enrich and not args.dry_run:
             _enrich_after_scan(ctx, report, progress)
+        if not args.dry_run:
+            _settle_scanned(ctx, report)
     finally:
         if progress is not None:
             progress.close()
@@ -144,6 +146,19 @@ def _enrich_after_scan(ctx, report: ScanReport, progress: TtyProgress | None) ->
                                                                   lib.name))
             on_file = progress.enriched_file
         enrich.enrich_libraries(ctx.store, ctx.config, [lib.name], on_file=on_file)
+
+
+def _settle_scanned(ctx, report: ScanReport) -> None:
+    """The scanned files whose enrichers are all satisfied are `ready` when scan returns."""
+    from daemon import reconcile
+
+    scopes: dict[str, list[bytes]] = {}
+    for path in ctx.args.path or []:
+        library, rel = resolve_path(ctx.config, path)
+        scopes.setdefault(library.name, []).append(rel)
+    for lib in report.libraries:
+        if lib.online:
+            reconcile.settle_scanned(ctx.store, ctx.config, lib.name, scopes.get(lib.name))
 
 
 def scan_exit_code(report: ScanReport) -> int:
