@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -116,6 +117,7 @@ class FileFilter:
     content_hash: str | None = None
     # (library name, rel_path): that file, or the files under that directory ("" = the root)
     scopes: tuple[tuple[str, bytes], ...] = ()
+    errors: bool = False  # only files with a current error insight (an enricher failed)
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,8 @@ class FileRow:
     missing_since: float | None
     state: str
     tags: list[str]
+    # With `files --errors`: (enricher, message) of each current error insight of its content.
+    errors: list[tuple[str, str]] | None = None
 
     def in_scope(self, library: str, scope: bytes) -> bool:
         return library == self.library and (
@@ -142,6 +146,9 @@ class FileRow:
             "mtime_ns": self.mtime_ns, "hash": self.content_hash, "missing": self.missing,
             "missing_since": iso_utc(self.missing_since), "state": self.state,
             "tags": self.tags,
+            **({} if self.errors is None else {
+                "errors": [{"enricher": kind, "error": message} for kind, message in self.errors]
+            }),
         }
 
 
@@ -186,6 +193,11 @@ def list_files(store: Store, file_filter: FileFilter) -> Iterator[FileRow]:
         sql, scope_params = _scope_condition(file_filter.scopes)
         where.append(sql)
         params += scope_params
+    if file_filter.errors:
+        # A cheap superset in SQL; the exact test (a JSON value with an "error" key) below.
+        where.append("EXISTS (SELECT 1 FROM insight i WHERE i.content_hash = f.content_hash"
+                     " AND i.is_current AND i.value LIKE ?)")
+        params.append('%"error"%')
     tags = TagIndex.load(store)
     cursor = store.execute(
         "SELECT l.name, f.library_id, f.rel_path, f.size, f.mtime_ns, f.content_hash,"
@@ -198,5 +210,23 @@ def list_files(store: Store, file_filter: FileFilter) -> Iterator[FileRow]:
         file_tags = tags.for_file(library_id, rel_path, content_hash)
         if file_filter.tag is not None and file_filter.tag not in file_tags:
             continue
+        errors = None
+        if file_filter.errors:
+            errors = enricher_errors(store, content_hash)
+            if not errors:
+                continue
         yield FileRow(name, rel_path, size, mtime_ns, content_hash, bool(missing), since, state,
-                      file_tags)
+                      file_tags, errors)
+
+
+def enricher_errors(store: Store, content_hash: str) -> list[tuple[str, str]]:
+    """(enricher, message) of the current insights of this content that record a failure."""
+    found = []
+    for kind, value in store.query(
+        "SELECT kind, value FROM insight WHERE content_hash = ? AND is_current ORDER BY kind",
+        [content_hash],
+    ):
+        parsed = json.loads(value)
+        if isinstance(parsed, dict) and parsed.get("error"):
+            found.append((kind, str(parsed["error"])))
+    return found

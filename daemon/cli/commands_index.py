@@ -81,6 +81,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--tag", metavar="T", help="only files carrying the tag T")
     p.add_argument("--hash", metavar="H",
                    help="only files with this content hash (xxh128: and 32 hex digits)")
+    p.add_argument("--errors", action="store_true",
+                   help="only files an enricher failed on (a current error insight), with the "
+                   "enricher and its message; JSON lines gain \"errors\": [{\"enricher\", "
+                   "\"error\"}]")
     p.add_argument("--json", action="store_true", help="print JSON Lines, one file a line")
     p.set_defaults(handler=cmd_files, presence="present")
 
@@ -210,7 +214,7 @@ def cmd_files(ctx) -> int:
                    (resolve_path(ctx.config, path) for path in args.paths))
     rows = list_files(ctx.store, FileFilter(library=args.library, presence=args.presence,
                                             tag=args.tag, content_hash=args.hash,
-                                            scopes=scopes))
+                                            scopes=scopes, errors=args.errors))
     unmatched = dict(zip(args.paths, scopes, strict=True))
     for row in rows:
         if unmatched:
@@ -223,6 +227,8 @@ def cmd_files(ctx) -> int:
         tags = f"  [{', '.join(display_text(t) for t in row.tags)}]" if row.tags else ""
         print(f"{row.library}/{display_path(row.rel_path)}\t{human_bytes(row.size)}\t"
               f"{(row.content_hash or 'unhashed')}\t{flag}{tags}")
+        for enricher, message in row.errors or ():
+            print(f"  {enricher}: {display_text(message)}")
     for path in unmatched:
         print(f"assetd: {path}: no indexed file matches (with these options)", file=sys.stderr)
     return EXIT_FAILURES if unmatched else EXIT_OK
