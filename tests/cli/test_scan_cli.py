@@ -37,7 +37,8 @@ def test_cold_scan_json_shape_and_hashes(env):
     row = files["photos/sub/b.png"]
     assert set(row) == {"library", "path", "size", "mtime_ns", "hash", "missing",
                         "missing_since", "state", "tags"}
-    assert row["size"] == 4 and row["missing"] is False and row["state"] == "new"
+    # Hashed, its enrichers not run (--no-enrich): never created ready.
+    assert row["size"] == 4 and row["missing"] is False and row["state"] == "enriching"
     assert row["mtime_ns"] == os.stat(root / "sub/b.png").st_mtime_ns
     if shutil.which("xxhsum"):
         assert row["hash"] == "xxh128:" + xxhsum_h2(root / "sub/b.png")
@@ -65,7 +66,9 @@ def test_edit_in_place_rehashes_and_resets_state(env):
     out = env.json("scan", "--no-enrich")
     assert out["stats"]["updated"] == 1 and out["stats"]["hashed"] == 1
     new = env.files()["photos/a.txt"]
-    assert new["hash"] != old["hash"] and new["size"] == 11 and new["state"] == "new"
+    assert old["state"] == "ready"
+    # The new content's enrichers have not run (--no-enrich): no longer ready.
+    assert new["hash"] != old["hash"] and new["size"] == 11 and new["state"] == "enriching"
 
 
 def test_rename_keeps_the_row(env):
