@@ -57,7 +57,7 @@ class LibraryConfig:
     name: str
     path: str
     exclude: tuple[str, ...] = ()
-    watch: bool = True
+    watch: str = "auto"  # auto | inotify (watch = true) | polling (watch = false)
     marker: str = ""
     require_mount: bool = False
     follow_symlinks: bool = False
@@ -307,11 +307,22 @@ def _parse_library(reader: _Reader, table: dict[str, Any], prefix: str, base: Pa
         name=name,
         path=os.path.normpath(os.path.join(base, os.path.expanduser(path))),
         exclude=reader.string_list(table, p, "exclude", ()),
-        watch=reader.get(table, p, "watch", bool, True),
+        watch=_parse_watch(reader, table, p),
         marker=marker,
         require_mount=reader.get(table, p, "require_mount", bool, False),
         follow_symlinks=reader.get(table, p, "follow_symlinks", bool, False),
     )
+
+
+def _parse_watch(reader: _Reader, table: dict[str, Any], prefix: str) -> str:
+    """`watch = "auto"` (the default), `true` (inotify) or `false` (polling)."""
+    value = table.get("watch", "auto")
+    if isinstance(value, bool):
+        return "inotify" if value else "polling"
+    if value != "auto":
+        raise reader.fail(prefix + "watch",
+                          f'expected "auto", true or false, got {_toml_type(value)} {value!r}')
+    return value
 
 
 def _check_libraries(reader: _Reader, libraries: tuple[LibraryConfig, ...]) -> None:

@@ -12,6 +12,7 @@ from daemon.cli.output import (
     print_json_lines,
 )
 from daemon.errors import EXIT_FAILURES, EXIT_OFFLINE, EXIT_OK
+from daemon.mounts import Mount, choose_watch_mode, max_user_watches, read_mounts
 from daemon.reports import FileFilter, list_files, public, status_report
 from daemon.scan.probe import probe
 from daemon.scan.scanner import ScanOptions, ScanReport, scan
@@ -158,6 +159,14 @@ def cmd_files(ctx) -> int:
     return EXIT_OK
 
 
+def _mounts_or_none() -> list[Mount] | None:
+    """The mount table read once for every library (None: each library says why not)."""
+    try:
+        return read_mounts()
+    except OSError:
+        return None
+
+
 def cmd_config_check(ctx) -> int:
     config = ctx.config
     d = config.daemon
@@ -173,10 +182,14 @@ def cmd_config_check(ctx) -> int:
     print(f"logs: {d.log_format} at {d.log_level} to {d.log_file or 'stderr'}")
     if not config.libraries:
         print("no libraries configured: the daemon would index nothing")
+    print(f"inotify: fs.inotify.max_user_watches = {max_user_watches() or 'unknown'} "
+          "(one watch per directory of the inotify libraries)")
+    mounts = _mounts_or_none()
     for lib in config.libraries:
         probed = probe(lib)
         state = "online" if probed.online else f"OFFLINE: {probed.reason}"
-        mode = "inotify watch" if lib.watch else "periodic scans only (watch = false)"
+        watch_mode = choose_watch_mode(lib, mounts)
+        mode = f"{watch_mode.name} ({watch_mode.reason})"
         extras = [f"exclude {list(lib.exclude)}"] if lib.exclude else []
         if lib.marker:
             extras.append(f"online only while {lib.marker} exists")
@@ -184,7 +197,7 @@ def cmd_config_check(ctx) -> int:
             extras.append("online only while a mount point")
         if lib.follow_symlinks:
             extras.append("follows symlinks")
-        print(f"library {lib.name}: {lib.path}: {state}; {mode}"
+        print(f"library {lib.name}: {lib.path}: {state}; watch {mode}"
               + "".join("; " + e for e in extras))
     for enricher in config.enrichers:
         kind = "built-in" if enricher.builtin else "command " + " ".join(enricher.command)
