@@ -6,12 +6,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from daemon.config import Config
+from daemon.config import Config, LibraryConfig
 from daemon.errors import UsageError
 from daemon.meta.tags import TagIndex
+from daemon.mounts import choose_watch_mode, max_user_watches
 from daemon.scan.apply import path_text
 from daemon.scan.hash import HASH_PREFIX
 from daemon.scan.probe import probe
+from daemon.service.heartbeat import decode_status
 from daemon.store import Store, redact_url
 from daemon.store.models import DaemonProcess, Library
 from daemon.units import iso_utc
@@ -39,6 +41,9 @@ def status_report(store: Store, config: Config) -> dict:
         )
     }
     rows = {row.name: row for row in Library.select()}
+    daemons = _daemons(config)
+    # This host's running daemon knows its watches; without one, what it would choose.
+    local = next((d for d in daemons if d["host"] == config.daemon.host), None)
     libraries = []
     configured = {lib.name for lib in config.libraries}
     for lib in config.libraries:
@@ -49,6 +54,7 @@ def status_report(store: Store, config: Config) -> dict:
             "name": lib.name, "path": lib.path, "host": config.daemon.host,
             "online": probed.online, "files": int(present or 0), "missing": int(missing or 0),
             "unhashed": int(unhashed or 0), "last_scan": iso_utc(row.last_scan_at if row else None),
+            **_watch_fields(lib, local),
             "_reason": probed.reason,
         })
     # Libraries of other hosts (or removed from this config): what the database last knew.
@@ -60,16 +66,34 @@ def status_report(store: Store, config: Config) -> dict:
             "name": name, "path": row.root, "host": row.host, "online": row.online,
             "files": int(present or 0), "missing": int(missing or 0),
             "unhashed": int(unhashed or 0), "last_scan": iso_utc(row.last_scan_at),
+            "watch": None, "watch_reason": None, "inotify_watches": None,
             "_reason": row.offline_reason,
         })
+    return {"database": redact_url(config.daemon.database), "libraries": libraries,
+            "daemons": daemons, "inotify_watches_limit": max_user_watches()}
+
+
+def _daemons(config: Config) -> list[dict]:
     daemons = []
     for d in DaemonProcess.select().order_by(DaemonProcess.host, DaemonProcess.pid):
         if d.host == config.daemon.host and not _pid_alive(d.pid):
             continue  # a crashed daemon of this host; its row is stale
+        text, watches = decode_status(d.status)
         daemons.append({"host": d.host, "pid": d.pid, "started_at": iso_utc(d.started_at),
-                        "last_tick": iso_utc(d.last_tick), "_status": d.status})
-    return {"database": redact_url(config.daemon.database), "libraries": libraries,
-            "daemons": daemons}
+                        "last_tick": iso_utc(d.last_tick), "_status": text,
+                        "_watches": watches})
+    return daemons
+
+
+def _watch_fields(lib: LibraryConfig, local_daemon: dict | None) -> dict:
+    """`watch`, `watch_reason`, `inotify_watches` (null without a running daemon here)."""
+    watching = (local_daemon or {}).get("_watches", {}).get(lib.name)
+    if watching:
+        return {"watch": watching["mode"], "watch_reason": watching["reason"],
+                "inotify_watches": watching["inotify_watches"]}
+    mode = choose_watch_mode(lib)
+    return {"watch": mode.name, "watch_reason": mode.reason,
+            "inotify_watches": None if local_daemon is None else 0}
 
 
 def public(obj: dict) -> dict:

@@ -126,6 +126,7 @@ def cmd_status(ctx) -> int:
             "database": report["database"],
             "libraries": [public(lib) for lib in report["libraries"]],
             "daemons": [public(d) for d in report["daemons"]],
+            "inotify_watches_limit": report["inotify_watches_limit"],
         })
         return EXIT_OK
     print(f"database: {report['database']}")
@@ -135,6 +136,8 @@ def cmd_status(ctx) -> int:
             f"{lib['name']}: {lib['path']} on {lib['host']}: {state}; {lib['files']:,} files, "
             f"{lib['missing']:,} missing, {lib['unhashed']:,} unhashed; "
             f"last scan {lib['last_scan'] or 'never'}"
+            + (f"; watch {lib['watch']} ({lib['watch_reason']})" if lib["watch"] else "")
+            + (f", {lib['inotify_watches']:,} inotify watches" if lib["inotify_watches"] else "")
         )
     if not report["daemons"]:
         print("daemons: none running")

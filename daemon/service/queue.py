@@ -42,13 +42,18 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class Reprobe:
+    """Probe every library now (the mount table changed): offline or back, without a tick."""
+
+
+@dataclass(frozen=True)
 class Announce:
     """Handed back to the main loop once every job queued before it is done (READY=1)."""
 
     message: str
 
 
-Job = Rescan | Tick | Announce
+Job = Rescan | Tick | Reprobe | Announce
 
 
 @dataclass(frozen=True)

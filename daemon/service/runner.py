@@ -6,7 +6,8 @@ scans. Watches start before the scans so nothing that changes during a scan is m
 
 Threads: the main thread runs the loop below and owns the watches; the writer (writer.py) is
 the only one that touches the database after startup; watchdog's observer threads and
-APScheduler's thread only enqueue; a small thread pings systemd's watchdog while the main loop
+APScheduler's thread only enqueue; mounttable.py's thread only posts to the inbox when the
+kernel's mount table changes; a small thread pings systemd's watchdog while the main loop
 keeps turning. Signal handlers only post to the inbox (inbox.py); the main loop dispatches
 `handle_hup` and `handle_term`.
 """
@@ -19,6 +20,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from typing import assert_never
 
 from daemon import logs
 from daemon.config import Config, ConfigError, LibraryConfig
@@ -30,14 +32,16 @@ from daemon.service.inbox import (
     Announced,
     Inbox,
     Message,
+    MountsChanged,
     Signal,
     WatchLimit,
     WatchStart,
     WatchStop,
 )
+from daemon.service.mounttable import MountTableFollower
 from daemon.service.notify import SystemdNotifier
 from daemon.service.progress import StopFlag
-from daemon.service.queue import Announce, Rescan, ScanQueue
+from daemon.service.queue import Announce, Reprobe, Rescan, ScanQueue
 from daemon.service.ticker import Ticker
 from daemon.service.watcher import WatchSet
 from daemon.service.writer import Writer
@@ -66,11 +70,13 @@ class Runner:
         self.notifier = SystemdNotifier()
         self.stop = StopFlag()
         self.queue = ScanQueue(config.daemon.settle_s)
-        self.writer = Writer(store, config, self.queue, self.inbox.post, self.notifier, self.stop)
         self.watches = WatchSet(self.queue, self.inbox.post,
                                 poll_interval_s=config.daemon.tick_interval_s,
                                 skip_abs=_skip_abs(config))
+        self.writer = Writer(store, config, self.queue, self.inbox.post, self.notifier, self.stop,
+                             self.watches.report)
         self.ticker = Ticker(self.queue, config.daemon.tick_interval_s)
+        self.mounts = MountTableFollower(self.inbox.post)
         self.loop_alive_at = time.monotonic()
         self.started = time.monotonic()
         self._stopping = False
@@ -113,29 +119,36 @@ class Runner:
             self.queue.put(Rescan(library.name, "startup"))
         self.queue.put(Announce(STARTUP_DONE))
         self.ticker.start()
+        self.mounts.start()
 
     def _dispatch(self, message: Message) -> None:
-        if isinstance(message, Signal):
-            if message.signum == signal.SIGHUP:
+        match message:
+            case Signal(signum=signal.SIGHUP):
                 self.handle_hup()
-            else:
+            case Signal():
                 self.handle_term(message.signum)
-        elif isinstance(message, WatchStart):
-            library = self.config.library(message.library)
-            if library is not None and not self.watches.is_watching(library.name):
-                self._watch(library)
-                self.queue.put(Rescan(library.name, "watch started"))
-        elif isinstance(message, WatchStop):
-            self.watches.stop(message.library)
-        elif isinstance(message, WatchLimit):
-            self.watches.fall_back_to_polling(message.library, message.error)
-            self.queue.put(Rescan(message.library, "fell back to polling"))
-        elif isinstance(message, Announced) and message.message == STARTUP_DONE:
-            self._ready = True
-            self.notifier.ready()
-            self._log.info(logs.DAEMON_READY,
-                           startup_s=round(time.monotonic() - self.started, 3))
-            self.notifier.status(self.writer.idle_status())
+            case WatchStart():
+                library = self.config.library(message.library)
+                if library is not None and not self.watches.is_watching(library.name):
+                    self._watch(library)
+                    self.queue.put(Rescan(library.name, "watch started"))
+            case WatchStop():
+                self.watches.stop(message.library)
+            case WatchLimit():
+                self.watches.fall_back_to_polling(message.library, message.error)
+                self.queue.put(Rescan(message.library, "fell back to polling"))
+            case MountsChanged():
+                self.queue.put(Reprobe())
+            case Announced() if message.message == STARTUP_DONE:
+                self._ready = True
+                self.notifier.ready()
+                self._log.info(logs.DAEMON_READY,
+                               startup_s=round(time.monotonic() - self.started, 3))
+                self.notifier.status(self.writer.idle_status())
+            case Announced():
+                pass
+            case _:
+                assert_never(message)
 
     def handle_hup(self) -> None:
         """Reload: reopen the log file, re-read the config, apply it, rescan everything.
@@ -231,6 +244,7 @@ class Runner:
         self.stop.request()
         self.queue.close()
         self.ticker.shutdown()
+        self.mounts.stop()
         self.watches.stop_all()
         finished = self.writer.join(WRITER_STOP_TIMEOUT_S)
         daemon = self.config.daemon

@@ -274,7 +274,7 @@ class WatchReport(NamedTuple):
 
 
 class WatchSet:
-    """The libraries being watched. Used from the main thread only."""
+    """The libraries being watched. Used from the main thread only, except `report()`."""
 
     def __init__(self, queue: ScanQueue, post: Callable[[Message], None], *,
                  poll_interval_s: float, skip_abs: frozenset[bytes],
@@ -285,6 +285,8 @@ class WatchSet:
         self.poll_interval_s = poll_interval_s
         self.skip_abs = skip_abs
         self._watches: dict[str, LibraryWatch] = {}
+        # What report() reads from other threads: replaced whole, never changed in place.
+        self._published: tuple[LibraryWatch, ...] = ()
         self._forced_polling: dict[str, WatchMode] = {}
 
     def is_watching(self, name: str) -> bool:
@@ -311,6 +313,7 @@ class WatchSet:
             watch = self._watch(library, root, handler, mode=mode)
             watch.start()
         self._watches[library.name] = watch
+        self._published = tuple(self._watches.values())
         logs.get_logger().debug("watch.started", library=library.name, mode=mode.name,
                                 reason=mode.reason)
 
@@ -322,6 +325,7 @@ class WatchSet:
 
     def stop(self, name: str) -> None:
         watch = self._watches.pop(name, None)
+        self._published = tuple(self._watches.values())
         if watch is not None:
             watch.stop()
 
@@ -342,9 +346,10 @@ class WatchSet:
         return [w.library for w in self._watches.values() if not w.alive]
 
     def report(self) -> dict[str, WatchReport]:
-        """Each watched library's mode, why, and the inotify watches it holds."""
-        return {name: WatchReport(watch.mode.name, watch.mode.reason, watch.watch_count())
-                for name, watch in self._watches.items()}
+        """Each watched library's mode, why, and the inotify watches it holds (any thread)."""
+        return {watch.library.name: WatchReport(watch.mode.name, watch.mode.reason,
+                                                watch.watch_count())
+                for watch in self._published}
 
     def _warn_fallback(self, library: LibraryConfig, error: str) -> WatchMode:
         limit = max_user_watches()
