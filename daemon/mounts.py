@@ -43,7 +43,8 @@ def max_user_watches() -> int | None:
 
 class Mount(NamedTuple):
     mount_point: str
-    fs_type: str
+    fs_type: str  # "fuse.sshfs", or plain "fuse" where the FUSE server set no subtype
+    source: str
 
 
 @dataclass(frozen=True)
@@ -57,18 +58,23 @@ class WatchMode:
 
 
 def parse_mountinfo(text: str) -> list[Mount]:
-    """(mount point, type) per line of proc(5)'s mountinfo; octal escapes (\\040) decoded."""
+    """(mount point, type, source) per line of proc(5)'s mountinfo; octal escapes decoded."""
     mounts = []
     for line in text.splitlines():
         fields = line.split(" ")
         if "-" not in fields or len(fields) < 5:
             continue
         separator = fields.index("-")
-        if separator + 1 >= len(fields):
+        if separator + 2 >= len(fields):
             continue
-        mount_point = _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
-        mounts.append(Mount(mount_point, fields[separator + 1]))
+        mounts.append(Mount(_unescape(fields[4]), fields[separator + 1],
+                            _unescape(fields[separator + 2])))
     return mounts
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes (\\040)."""
+    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
 
 
 def read_mounts() -> list[Mount]:
@@ -109,7 +115,7 @@ def choose_watch_mode(library: LibraryConfig, mounts: list[Mount] | None = None)
                                 "assuming local")
     if mount is None:
         return WatchMode(False, f"auto: no mount found for {root}; assuming local")
-    where = f"{root} is on {mount.fs_type} (mounted at {mount.mount_point})"
+    where = f"{root} is on {mount.fs_type} {mount.source} (mounted at {mount.mount_point})"
     if is_remote(mount.fs_type):
         return WatchMode(True, f"auto: {where}: changes made elsewhere raise no inotify event")
     return WatchMode(False, f"auto: {where}: local")
