@@ -22,12 +22,15 @@ import time
 from collections.abc import Callable
 from typing import assert_never
 
+from peewee import DatabaseError, InterfaceError
+
 from daemon import logs
 from daemon.config import Config, ConfigError, LibraryConfig
 from daemon.errors import UsageError
 from daemon.scan.probe import probe
 from daemon.scan.scanner import skip_paths
 from daemon.service import heartbeat
+from daemon.service.http import HttpServer
 from daemon.service.inbox import (
     Announced,
     Inbox,
@@ -38,6 +41,7 @@ from daemon.service.inbox import (
     WatchStart,
     WatchStop,
 )
+from daemon.service.metrics import DaemonView, Metrics
 from daemon.service.mounttable import MountTableFollower
 from daemon.service.notify import SystemdNotifier
 from daemon.service.progress import StopFlag
@@ -51,8 +55,8 @@ LOOP_WAKE_S = 1.0
 # SIGTERM must end the process within 5 s; this is the writer's share of it.
 WRITER_STOP_TIMEOUT_S = 4.0
 STARTUP_DONE = "startup scans done"
-# Changing these needs a restart: the open database and the heartbeat's identity.
-RESTART_ONLY_KEYS = ("database", "host")
+# Changing these needs a restart: the open database, the heartbeat's identity, the socket.
+RESTART_ONLY_KEYS = ("database", "host", "listen")
 
 
 def run(store: Store, config: Config, reload_config: Callable[[], Config]) -> int:
@@ -73,8 +77,10 @@ class Runner:
         self.watches = WatchSet(self.queue, self.inbox.post,
                                 poll_interval_s=config.daemon.tick_interval_s,
                                 skip_abs=_skip_abs(config))
+        self.metrics = Metrics()
         self.writer = Writer(store, config, self.queue, self.inbox.post, self.notifier, self.stop,
-                             self.watches.report)
+                             self.watches.report, self.metrics)
+        self.http: HttpServer | None = None
         self.ticker = Ticker(self.queue, config.daemon.tick_interval_s)
         self.mounts = MountTableFollower(self.inbox.post)
         self.loop_alive_at = time.monotonic()
@@ -105,6 +111,7 @@ class Runner:
     def _start(self) -> None:
         daemon = self.config.daemon
         heartbeat.register(self.store, daemon.host, self.pid)
+        self._serve_http()
         self._log.info(logs.DAEMON_STARTED, pid=self.pid, host=daemon.host,
                        config=self.config.source, database=redact_url(daemon.database),
                        libraries=[lib.name for lib in self.config.libraries])
@@ -233,6 +240,40 @@ class Runner:
                 self._watch(library)
                 self.queue.put(Rescan(library.name, "watch restarted"))
 
+    def _serve_http(self) -> None:
+        """`listen`: /metrics and /health on their own thread (it never writes)."""
+        self.metrics.start(self.store, DaemonView(
+            libraries=lambda: [lib.name for lib in self.config.libraries],
+            online=self.writer.availability.is_online,
+            inotify_watches=lambda: {name: report.inotify_watches
+                                     for name, report in self.watches.report().items()},
+            last_tick_s=lambda: self.writer.last_tick_s,
+        ), [lib.name for lib in self.config.libraries])
+        listen = self.config.daemon.listen
+        if not listen:
+            return
+        try:
+            self.http = HttpServer(listen, self.metrics.registry, self._health,
+                                   on_exit=self.store.close)
+        except OSError as exc:
+            raise UsageError(f"daemon.listen: cannot listen on {listen}: "
+                             f"{exc.strerror or exc}") from None
+        self.http.start()
+
+    def _health(self) -> tuple[int, dict]:
+        """/health: 200 once ready with the database reachable (offline libraries are fine)."""
+        try:
+            self.store.query("SELECT 1")
+            database = "ok"
+        except (DatabaseError, InterfaceError):
+            self.store.close()
+            database = "unreachable"
+        libraries = {lib.name: "online" if self.writer.availability.is_online(lib.name)
+                     else "offline" for lib in self.config.libraries}
+        status = "degraded" if database != "ok" else "ok" if self._ready else "starting"
+        return (200 if status == "ok" else 503), {
+            "status": status, "database": database, "libraries": libraries}
+
     def _ping_watchdog(self, interval_s: float) -> None:
         """WATCHDOG=1 every half WatchdogSec, but only while the main loop keeps turning."""
         while not self.stop.wait(interval_s):
@@ -242,6 +283,9 @@ class Runner:
     def _shutdown(self) -> None:
         """Stop taking events, let the writer finish its batch, commit, unregister."""
         self.stop.request()
+        if self.http is not None:
+            self.http.stop()
+        self.metrics.stop()
         self.queue.close()
         self.ticker.shutdown()
         self.mounts.stop()

@@ -25,6 +25,7 @@ from daemon.scan.scanner import LibraryScan, ScanOptions, scan_library
 from daemon.service import heartbeat
 from daemon.service.availability import Availability, Change
 from daemon.service.inbox import Announced, Message, WatchStart, WatchStop
+from daemon.service.metrics import Metrics
 from daemon.service.notify import SystemdNotifier
 from daemon.service.progress import ScanAborted, StatusProgress, StopFlag
 from daemon.service.queue import Announce, EventBatch, Job, Reprobe, Rescan, ScanQueue, Tick
@@ -40,7 +41,7 @@ MAX_BACKOFF_S = 30.0
 class Writer:
     def __init__(self, store: Store, config: Config, queue: ScanQueue,
                  post: Callable[[Message], None], notifier: SystemdNotifier, stop: StopFlag,
-                 watch_report: Callable[[], dict[str, WatchReport]]):
+                 watch_report: Callable[[], dict[str, WatchReport]], metrics: Metrics):
         self.store = store
         self.config = config  # swapped by the main loop on SIGHUP; read once per job
         self.queue = queue
@@ -48,6 +49,8 @@ class Writer:
         self.notifier = notifier
         self.stop = stop
         self.watch_report = watch_report  # the main thread's watches, as they are now
+        self.metrics = metrics
+        self.last_tick_s: float | None = None  # Unix time; read by the metrics scrape
         self.availability = Availability()
         self.backfill = Backfill(store)
         self.pid = os.getpid()
@@ -112,10 +115,11 @@ class Writer:
                                   announce=False)
         if batch.scopes is None:  # too spread out: a full scan, with the mass-missing guard
             self._full_scan(config, library, progress)
-            return
-        result = scan_library(self.store, config, library, scopes=list(batch.scopes),
-                              options=ScanOptions(observed_deletes=True), progress=progress)
-        self._after_scan(library, result)
+        else:
+            result = scan_library(self.store, config, library, scopes=list(batch.scopes),
+                                  options=ScanOptions(observed_deletes=True), progress=progress)
+            self._after_scan(library, result)
+        self.metrics.event_to_index.observe(time.monotonic() - batch.first_event_s)
 
     def apply_due_batches(self) -> None:
         """Apply the event batches due now (between the slices of a long tick)."""
@@ -141,6 +145,9 @@ class Writer:
         # Paths that settled before the walk starts are covered by it.
         self.queue.discard(library.name, before_s=started)
         result = scan_library(self.store, config, library, progress=progress)
+        self.metrics.scans.labels(library=library.name, status=result.status).inc()
+        self.metrics.scan_duration.labels(library=library.name).observe(
+            time.monotonic() - started)
         if result.online:
             self._last_full_scan[library.name] = started
         self._after_scan(library, result)
@@ -178,6 +185,7 @@ class Writer:
                 queries.set_library_online(self.store, row.id, False, probed.reason)
 
     def beat(self) -> None:
+        self.last_tick_s = time.time()
         heartbeat.beat(self.store, self.config.daemon.host, self.pid, self.heartbeat_status())
 
     def heartbeat_status(self) -> str:
