@@ -86,6 +86,10 @@ def test_defaults_and_relative_paths(tmp_path):
          "missing required key"),
         (BASE + '[[enricher]]\nname = "x"\ncommand = ["x"]\n', "enricher[0].match",
          "missing required key"),
+        (BASE + 'listen = "9469"\n', "daemon.listen", '"HOST:PORT"'),
+        (BASE + 'listen = "localhost:http"\n', "daemon.listen", '"HOST:PORT"'),
+        (BASE + 'listen = "unix:"\n', "daemon.listen", "unix:/path"),
+        (BASE + "listen = 9469\n", "daemon.listen", "expected string"),
     ],
 )
 def test_errors_name_file_and_key(tmp_path, text, key, problem):
@@ -95,6 +99,14 @@ def test_errors_name_file_and_key(tmp_path, text, key, problem):
     assert info.value.key == key
     assert problem in str(info.value)
     assert str(info.value).startswith(f"{path}: {key}: ")
+
+
+def test_listen_forms(tmp_path):
+    for value, parsed in [("", ""), ("127.0.0.1:9469", "127.0.0.1:9469"),
+                          ("[::1]:9469", "[::1]:9469"),
+                          ("unix:run/assetd.sock", f"unix:{tmp_path}/run/assetd.sock")]:
+        path = write(tmp_path, BASE + f'listen = "{value}"\n')
+        assert load_config(str(path)).daemon.listen == parsed
 
 
 def test_invalid_toml(tmp_path):
