@@ -183,6 +183,8 @@ def cmd_config_check(ctx) -> int:
         f"{human_duration(d.settle_s)}, mass-missing threshold {d.mass_missing_threshold:g}"
     )
     print(f"logs: {d.log_format} at {d.log_level} to {d.log_file or 'stderr'}")
+    print(f"http: GET /metrics and /health on {d.listen}" if d.listen else
+          "http: off (set listen to serve /metrics and /health)")
     if not config.libraries:
         print("no libraries configured: the daemon would index nothing")
     print(f"inotify: fs.inotify.max_user_watches = {max_user_watches() or 'unknown'} "
