@@ -6,8 +6,8 @@ Two kinds, so a scrape stays cheap at a million files:
   warnings the contract names (`watch.overflow`, `enrich.failed`, `verify.mismatch`) through a
   log listener, so the code that logs them needs no metrics of its own. Being warnings, they
   are not counted with `log_level = "error"` or above.
-- Gauges read at scrape time by `IndexCollector`: one grouped COUNT over the file table
-  (`GROUP BY library, state, is_missing`), never a query per library, plus what the daemon
+- Gauges read at scrape time by `IndexCollector`: one pass of conditional counts over the file
+  table (`FILE_COUNTS_SQL`), never a query per library or per state, plus what the daemon
   holds in memory (libraries online, inotify watches, the last tick).
 The scrape runs on the HTTP thread, which only reads the database.
 """
@@ -37,11 +37,16 @@ SCAN_BUCKETS_S = (0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, float("inf"))
 # settle (200 ms by default) is the floor of event → index latency.
 EVENT_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, float("inf"))
 STATES = ("new", "enriching", "ready")
+# One pass over the file table, in library_id order (its index), no sort: at 1M rows this took
+# 1.5 s against 1.2 s for `status`'s own count query, where GROUP BY library, state, is_missing
+# took 2.3-4.3 s (a temporary B-tree for the grouping). Measured on a shared 2-core machine.
 FILE_COUNTS_SQL = (
-    "SELECT l.name, f.state, f.is_missing, COUNT(*),"
-    " SUM(CASE WHEN f.content_hash IS NULL THEN 1 ELSE 0 END)"
-    " FROM file f JOIN library l ON l.id = f.library_id"
-    " GROUP BY l.name, f.state, f.is_missing"
+    "SELECT library_id,"
+    " SUM(CASE WHEN is_missing THEN 1 ELSE 0 END),"
+    + "".join(f" SUM(CASE WHEN NOT is_missing AND state = '{state}' THEN 1 ELSE 0 END),"
+              for state in STATES)
+    + " SUM(CASE WHEN NOT is_missing AND content_hash IS NULL THEN 1 ELSE 0 END)"
+    " FROM file GROUP BY library_id"
 )
 
 
@@ -144,11 +149,13 @@ class IndexCollector(Collector):
     def _file_counts(self, names: list[str]) -> tuple[dict, dict]:
         counts = {(name, state): 0 for name in names for state in (*STATES, "missing")}
         unhashed = dict.fromkeys(names, 0)
-        for library, state, is_missing, count, null_hashes in self._store.query(FILE_COUNTS_SQL):
-            key = (library, "missing" if is_missing else state)
-            counts[key] = counts.get(key, 0) + int(count)
-            if not is_missing:
-                unhashed[library] = unhashed.get(library, 0) + int(null_hashes or 0)
+        library_names = dict(self._store.query("SELECT id, name FROM library"))
+        for library_id, missing, *per_state, null_hashes in self._store.query(FILE_COUNTS_SQL):
+            library = library_names.get(library_id, str(library_id))
+            counts[(library, "missing")] = int(missing or 0)
+            for state, count in zip(STATES, per_state, strict=True):
+                counts[(library, state)] = int(count or 0)
+            unhashed[library] = int(null_hashes or 0)
         return counts, unhashed
 
     def _daemon_gauges(self, names: list[str]) -> Iterator[Metric]:

@@ -8,9 +8,10 @@ import os
 import socket
 from collections import Counter
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.service.conftest import write
+from tests.service.conftest import DAEMON_SETTINGS, write
 
 
 class UnixConnection(http.client.HTTPConnection):
@@ -83,6 +84,21 @@ def test_metrics_agree_with_files_json(daemon_env, index, make_daemon):
     assert "process_resident_memory_bytes" in metrics
     daemon.wait_ticks(1)
     assert "assetd_last_tick_timestamp_seconds" in scrape(daemon)
+    assert daemon.stop() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_metrics_and_health_on_postgres(env, make_daemon):
+    env.daemon.update({**DAEMON_SETTINGS, "listen": "127.0.0.1:0"})
+    env.library("photos", {"a.jpg": "a", "b.jpg": "b"})
+    daemon = make_daemon(env=env).start()
+    files = env.files()
+    present = sum(value for labels, value in scrape(daemon)["assetd_files"].items()
+                  if dict(labels)["state"] != "missing")
+    assert present == len(files) == 2
+    status, body = request(daemon, "GET", "/health")
+    assert status == 200 and json.loads(body)["database"] == "ok"
     assert daemon.stop() == 0
 
 
