@@ -48,6 +48,7 @@ def library_status(env, name: str) -> dict:
 
 @needs_root
 @pytest.mark.skipif(shutil.which("bindfs") is None, reason="bindfs is not installed")
+@pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse (FUSE unavailable)")
 def test_a_fuse_root_is_polled_and_sees_files_written_behind_it(daemon_env, index, make_daemon):
     source, mount_point = daemon_env.tmp_path / "source", daemon_env.tmp_path / "fuse"
     write(source / "before.jpg", "before")
