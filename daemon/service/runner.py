@@ -241,7 +241,8 @@ class Runner:
                 self.queue.put(Rescan(library.name, "watch restarted"))
 
     def _serve_http(self) -> None:
-        """`listen`: /metrics and /health on their own thread (it never writes)."""
+        """Count metrics from now on; with `listen`, serve /metrics and /health on their own
+        thread (it never writes). An address that cannot be bound is a usage error: exit 2."""
         self.metrics.start(self.store, DaemonView(
             libraries=lambda: [lib.name for lib in self.config.libraries],
             online=self.writer.availability.is_online,
