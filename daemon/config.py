@@ -17,6 +17,7 @@ from typing import Any
 
 LIBRARY_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 LOG_FORMATS = ("json", "console", "auto")
+UNIX_LISTEN_PREFIX = "unix:"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 BUILTIN_ENRICHERS = ("mime", "image")
 DEFAULT_ENRICHER_MATCH = {
@@ -50,6 +51,7 @@ class DaemonConfig:
     log_format: str = "auto"
     log_level: str = "info"
     log_file: str = ""
+    listen: str = ""  # "" (off), "HOST:PORT" or "unix:/abs/path.sock"
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class LibraryConfig:
     name: str
     path: str
     exclude: tuple[str, ...] = ()
-    watch: bool = True
+    watch: str = "auto"  # auto | inotify (watch = true) | polling (watch = false)
     marker: str = ""
     require_mount: bool = False
     follow_symlinks: bool = False
@@ -254,7 +256,7 @@ def _parse_daemon(reader: _Reader, table: Any, base: Path) -> DaemonConfig:
     p = "daemon."
     reader.only_keys(table, p, {
         "database", "host", "tick_interval", "full_rescan_interval", "hash_budget", "settle",
-        "mass_missing_threshold", "log_format", "log_level", "log_file",
+        "mass_missing_threshold", "log_format", "log_level", "log_file", "listen",
     })
     database = reader.get(table, p, "database", str, "") or default_database_url()
     if not database.startswith(("sqlite://", "postgresql://", "postgres://")):
@@ -286,7 +288,25 @@ def _parse_daemon(reader: _Reader, table: Any, base: Path) -> DaemonConfig:
         log_format=log_format,
         log_level=log_level,
         log_file=os.path.normpath(base / log_file) if log_file else "",
+        listen=_parse_listen(reader, reader.get(table, p, "listen", str, ""), base),
     )
+
+
+def _parse_listen(reader: _Reader, value: str, base: Path) -> str:
+    """"" (off), "HOST:PORT" (IPv6 as "[::1]:9469"), or "unix:PATH" (relative to the file)."""
+    if not value:
+        return ""
+    if value.startswith(UNIX_LISTEN_PREFIX):
+        path = value[len(UNIX_LISTEN_PREFIX):]
+        if not path:
+            raise reader.fail("daemon.listen", "expected unix:/path/to/socket")
+        return UNIX_LISTEN_PREFIX + os.path.normpath(base / os.path.expanduser(path))
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise reader.fail("daemon.listen",
+                          f'expected "HOST:PORT" (e.g. "127.0.0.1:9469") or "unix:PATH", '
+                          f"got {value!r}")
+    return value
 
 
 def _parse_library(reader: _Reader, table: dict[str, Any], prefix: str, base: Path):
@@ -307,11 +327,22 @@ def _parse_library(reader: _Reader, table: dict[str, Any], prefix: str, base: Pa
         name=name,
         path=os.path.normpath(os.path.join(base, os.path.expanduser(path))),
         exclude=reader.string_list(table, p, "exclude", ()),
-        watch=reader.get(table, p, "watch", bool, True),
+        watch=_parse_watch(reader, table, p),
         marker=marker,
         require_mount=reader.get(table, p, "require_mount", bool, False),
         follow_symlinks=reader.get(table, p, "follow_symlinks", bool, False),
     )
+
+
+def _parse_watch(reader: _Reader, table: dict[str, Any], prefix: str) -> str:
+    """`watch = "auto"` (the default), `true` (inotify) or `false` (polling)."""
+    value = table.get("watch", "auto")
+    if isinstance(value, bool):
+        return "inotify" if value else "polling"
+    if value != "auto":
+        raise reader.fail(prefix + "watch",
+                          f'expected "auto", true or false, got {_toml_type(value)} {value!r}')
+    return value
 
 
 def _check_libraries(reader: _Reader, libraries: tuple[LibraryConfig, ...]) -> None:

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import TextIO
 
 import structlog
@@ -33,6 +34,7 @@ CONFIG_INVALID = "config.invalid"
 RECONCILE_FINISHED = "reconcile.finished"
 ENRICH_FINISHED = "enrich.finished"
 ENRICH_FAILED = "enrich.failed"
+VERIFY_MISMATCH = "verify.mismatch"
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 LEVEL_NAMES = tuple(_LEVELS)
@@ -118,6 +120,20 @@ def _drop_false_dry_run(_logger, _method, event_dict: dict) -> dict:
 
 
 _stream: ReopenableStream | None = None
+# Called with each event dict that passes the level filter (metrics count some warnings).
+_listeners: list[Callable[[dict], None]] = []
+
+
+def add_listener(listener: Callable[[dict], None]) -> Callable[[], None]:
+    """Call `listener(event_dict)` for every event logged from now on; returns its remover."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener)
+
+
+def _call_listeners(_logger: object, _method: str, event_dict: dict) -> dict:
+    for listener in list(_listeners):
+        listener(event_dict)
+    return event_dict
 
 
 def configure(level: str = "info", fmt: str = "auto", log_file: str = "") -> ReopenableStream:
@@ -143,6 +159,7 @@ def configure(level: str = "info", fmt: str = "auto", log_file: str = "") -> Reo
             _drop_false_dry_run,
             _one_line,
             _first_keys,
+            _call_listeners,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 20)),

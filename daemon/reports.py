@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from daemon.config import Config
+from daemon.config import Config, LibraryConfig
 from daemon.errors import UsageError
 from daemon.meta.tags import TagIndex
+from daemon.mounts import choose_watch_mode, max_user_watches
 from daemon.scan.apply import path_text
 from daemon.scan.hash import HASH_PREFIX
 from daemon.scan.probe import probe
+from daemon.service.heartbeat import decode_status
 from daemon.store import Store, redact_url
 from daemon.store.models import DaemonProcess, Library
 from daemon.units import iso_utc
@@ -39,11 +41,17 @@ class LibraryStatus:
     unhashed: int
     last_scan: str | None
     reason: str | None  # why it is offline: human output only
+    # How it is watched (this host's running daemon's word, or what it would choose) and the
+    # inotify watches it holds (None without a running daemon here); None for other hosts.
+    watch: str | None = None
+    watch_reason: str | None = None
+    inotify_watches: int | None = None
 
     def as_json(self) -> dict:
         return {"name": self.name, "path": self.path, "host": self.host, "online": self.online,
                 "files": self.files, "missing": self.missing, "unhashed": self.unhashed,
-                "last_scan": self.last_scan}
+                "last_scan": self.last_scan, "watch": self.watch,
+                "watch_reason": self.watch_reason, "inotify_watches": self.inotify_watches}
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class DaemonStatus:
     started_at: str | None
     last_tick: str | None
     status: str  # starting, scanning, ...: human output only
+    watches: dict = field(default_factory=dict)  # per library, as the daemon published them
 
     def as_json(self) -> dict:
         return {"host": self.host, "pid": self.pid, "started_at": self.started_at,
@@ -64,11 +73,13 @@ class StatusReport:
     database: str
     libraries: list[LibraryStatus]
     daemons: list[DaemonStatus]
+    inotify_watches_limit: int | None
 
     def as_json(self) -> dict:
         return {"database": self.database,
                 "libraries": [lib.as_json() for lib in self.libraries],
-                "daemons": [d.as_json() for d in self.daemons]}
+                "daemons": [d.as_json() for d in self.daemons],
+                "inotify_watches_limit": self.inotify_watches_limit}
 
 
 def status_report(store: Store, config: Config) -> StatusReport:
@@ -83,6 +94,9 @@ def status_report(store: Store, config: Config) -> StatusReport:
         )
     }
     rows = {row.name: row for row in Library.select()}
+    daemons = _daemons(config)
+    # This host's running daemon knows its watches; without one, what it would choose.
+    local = next((d for d in daemons if d.host == config.daemon.host), None)
     libraries = []
     for lib in config.libraries:
         row = rows.get(lib.name)
@@ -91,6 +105,7 @@ def status_report(store: Store, config: Config) -> StatusReport:
             lib.name, lib.path, config.daemon.host, probed.online,
             *counts.get(row.id if row else None, (0, 0, 0)),
             iso_utc(row.last_scan_at if row else None), probed.reason,
+            *_watch_fields(lib, local),
         ))
     # Libraries of other hosts (or removed from this config): what the database last knew.
     configured = {lib.name for lib in config.libraries}
@@ -100,13 +115,29 @@ def status_report(store: Store, config: Config) -> StatusReport:
                 name, row.root, row.host, row.online, *counts.get(row.id, (0, 0, 0)),
                 iso_utc(row.last_scan_at), row.offline_reason,
             ))
-    daemons = [
-        DaemonStatus(d.host, d.pid, iso_utc(d.started_at), iso_utc(d.last_tick), d.status)
-        for d in DaemonProcess.select().order_by(DaemonProcess.host, DaemonProcess.pid)
-        # a crashed daemon of this host leaves a stale row
-        if d.host != config.daemon.host or _pid_alive(d.pid)
-    ]
-    return StatusReport(redact_url(config.daemon.database), libraries, daemons)
+    return StatusReport(redact_url(config.daemon.database), libraries, daemons,
+                        max_user_watches())
+
+
+def _daemons(config: Config) -> list[DaemonStatus]:
+    daemons = []
+    for d in DaemonProcess.select().order_by(DaemonProcess.host, DaemonProcess.pid):
+        if d.host == config.daemon.host and not _pid_alive(d.pid):
+            continue  # a crashed daemon of this host; its row is stale
+        text, watches = decode_status(d.status)
+        daemons.append(DaemonStatus(d.host, d.pid, iso_utc(d.started_at), iso_utc(d.last_tick),
+                                    text, watches or {}))
+    return daemons
+
+
+def _watch_fields(lib: LibraryConfig,
+                  local_daemon: DaemonStatus | None) -> tuple[str, str, int | None]:
+    """(watch, watch_reason, inotify_watches); the watches are None without a daemon here."""
+    watching = local_daemon.watches.get(lib.name) if local_daemon else None
+    if watching:
+        return watching["mode"], watching["reason"], watching["inotify_watches"]
+    mode = choose_watch_mode(lib)
+    return mode.name, mode.reason, None if local_daemon is None else 0
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,8 @@ def test_defaults_and_relative_paths(tmp_path):
     config = load_config(str(path))
     lib = config.libraries[0]
     assert lib.path == str(tmp_path / "lib")
-    assert lib.watch and not lib.marker and not lib.require_mount and not lib.follow_symlinks
+    assert lib.watch == "auto"
+    assert not lib.marker and not lib.require_mount and not lib.follow_symlinks
     assert config.daemon.host  # this machine's hostname
     assert config.daemon.database.startswith("sqlite:///")
     assert {e.name for e in config.enrichers} == {"mime", "image"}
@@ -70,7 +71,7 @@ def test_defaults_and_relative_paths(tmp_path):
         (BASE + '[[library]]\nname = "Bad Name"\npath = "/a"\n', "library[0].name",
          "[a-z0-9_-]+"),
         (BASE + '[[library]]\nname = "a"\npath = "/a"\nwatch = "yes"\n', "library[0].watch",
-         "expected boolean"),
+         'expected "auto", true or false, got string'),
         (BASE + '[[library]]\nname = "a"\npath = "/a"\nexclude = "*.tmp"\n',
          "library[0].exclude", "expected array"),
         (BASE + '[[library]]\nname = "a"\npath = "/a"\nexclude = [1]\n',
@@ -85,6 +86,10 @@ def test_defaults_and_relative_paths(tmp_path):
          "missing required key"),
         (BASE + '[[enricher]]\nname = "x"\ncommand = ["x"]\n', "enricher[0].match",
          "missing required key"),
+        (BASE + 'listen = "9469"\n', "daemon.listen", '"HOST:PORT"'),
+        (BASE + 'listen = "localhost:http"\n', "daemon.listen", '"HOST:PORT"'),
+        (BASE + 'listen = "unix:"\n', "daemon.listen", "unix:/path"),
+        (BASE + "listen = 9469\n", "daemon.listen", "expected string"),
     ],
 )
 def test_errors_name_file_and_key(tmp_path, text, key, problem):
@@ -94,6 +99,14 @@ def test_errors_name_file_and_key(tmp_path, text, key, problem):
     assert info.value.key == key
     assert problem in str(info.value)
     assert str(info.value).startswith(f"{path}: {key}: ")
+
+
+def test_listen_forms(tmp_path):
+    for value, parsed in [("", ""), ("127.0.0.1:9469", "127.0.0.1:9469"),
+                          ("[::1]:9469", "[::1]:9469"),
+                          ("unix:run/assetd.sock", f"unix:{tmp_path}/run/assetd.sock")]:
+        path = write(tmp_path, BASE + f'listen = "{value}"\n')
+        assert load_config(str(path)).daemon.listen == parsed
 
 
 def test_invalid_toml(tmp_path):
@@ -114,7 +127,7 @@ def test_cli_config_error_is_one_line_exit_2(tmp_path):
     proc = run_cli("--config", str(path), "config", "check")
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        f"assetd: {path}: library[0].watch: expected boolean, got integer 3"
+        f'assetd: {path}: library[0].watch: expected "auto", true or false, got integer 3'
     )
 
 
@@ -149,8 +162,10 @@ def test_config_check_prints_what_it_would_do(tmp_path):
                  'watch = false\n[[library]]\nname = "usb"\npath = "/nonexistent/usb"\n')
     proc = run_cli("--config", str(path), "config", "check")
     assert proc.returncode == 0, proc.stderr
-    assert f"library photos: {lib}: online; polled every" in proc.stdout
+    assert f"library photos: {lib}: online; watch polling (watch = false)" in proc.stdout
     assert "library usb: /nonexistent/usb: OFFLINE" in proc.stdout
+    assert "; watch inotify (auto: /nonexistent/usb is on " in proc.stdout
+    assert "fs.inotify.max_user_watches = " in proc.stdout
 
 
 def test_db_flag_overrides_config(tmp_path):

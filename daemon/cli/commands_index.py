@@ -17,6 +17,7 @@ from daemon.cli.output import (
 from daemon.errors import EXIT_FAILURES, EXIT_OFFLINE, EXIT_OK, EXIT_USAGE
 from daemon.libraries import check_owned, resolve_path, select_libraries
 from daemon.meta.external import missing_executable
+from daemon.mounts import Mount, choose_watch_mode, max_user_watches, read_mounts
 from daemon.reports import FileFilter, list_files, status_report
 from daemon.scan.probe import probe
 from daemon.scan.scanner import ScanOptions, ScanReport, scan
@@ -199,6 +200,8 @@ def cmd_status(ctx) -> int:
             f"{lib.name}: {lib.path} on {lib.host}: {state}; {plural(lib.files, 'file')}, "
             f"{lib.missing:,} missing, {lib.unhashed:,} not hashed yet; "
             f"last scan {lib.last_scan or 'never'}"
+            + (f"; watch {lib.watch} ({lib.watch_reason})" if lib.watch else "")
+            + (f", {lib.inotify_watches:,} inotify watches" if lib.inotify_watches else "")
         )
     if not report.daemons:
         print("daemons: none running")
@@ -234,6 +237,14 @@ def cmd_files(ctx) -> int:
     return EXIT_FAILURES if unmatched else EXIT_OK
 
 
+def _mounts_or_none() -> list[Mount] | None:
+    """The mount table read once for every library (None: each library says why not)."""
+    try:
+        return read_mounts()
+    except OSError:
+        return None
+
+
 def cmd_config_check(ctx) -> int:
     config = ctx.config
     d = config.daemon
@@ -257,13 +268,18 @@ def cmd_config_check(ctx) -> int:
         f"{human_duration(d.settle_s)}, mass-missing threshold {d.mass_missing_threshold:g}"
     )
     print(f"logs: {d.log_format} at {d.log_level} to {d.log_file or 'stderr'}")
+    print(f"http: GET /metrics and /health on {d.listen}" if d.listen else
+          "http: off (set listen to serve /metrics and /health)")
     if not config.libraries:
         print("no libraries configured: the daemon would index nothing")
+    print(f"inotify: fs.inotify.max_user_watches = {max_user_watches() or 'unknown'} "
+          "(one watch per directory of the inotify libraries)")
+    mounts = _mounts_or_none()
     for lib in config.libraries:
         probed = probe(lib)
         state = "online" if probed.online else f"OFFLINE: {probed.reason}"
-        mode = ("inotify watch" if lib.watch else
-                f"polled every {human_duration(d.tick_interval_s)} (watch = false)")
+        watch_mode = choose_watch_mode(lib, mounts)
+        mode = f"{watch_mode.name} ({watch_mode.reason})"
         extras = [f"exclude {list(lib.exclude)}"] if lib.exclude else []
         if lib.marker:
             extras.append(f"online only while {lib.marker} exists")
@@ -271,7 +287,7 @@ def cmd_config_check(ctx) -> int:
             extras.append("online only while a mount point")
         if lib.follow_symlinks:
             extras.append("follows symlinks")
-        print(f"library {lib.name}: {lib.path}: {state}; {mode}"
+        print(f"library {lib.name}: {lib.path}: {state}; watch {mode}"
               + "".join("; " + e for e in extras))
     for enricher in config.enrichers:
         kind = "built-in" if enricher.builtin else "command " + " ".join(enricher.command)

@@ -1,7 +1,9 @@
 """Which libraries the daemon believes online, and the log lines when that changes.
 
 An offline library is a repeating condition: it is logged when it changes (`library.offline`
-with the reason, `library.online`), never every tick. Used by the writer thread only.
+with the reason, `library.online`), never every tick. Written by the writer thread only;
+`is_online` is also read by the HTTP thread (/health, /metrics): a dict lookup, safe from any
+thread.
 """
 
 from __future__ import annotations

@@ -3,11 +3,18 @@
 `assetd status` lists these rows. One daemon per (host, database): `register` takes the
 store's daemon lock first, so every other row of the same host belongs to a daemon that died
 (SIGKILL, power loss) and is deleted then. A clean exit deletes its own row.
+
+The `status` text also carries what only the running daemon knows, for `status --json`: each
+watched library's watch mode and the inotify watches it holds. It is a JSON object
+(`{"text": ..., "watches": {NAME: {"mode", "reason", "inotify_watches"}}}`) so no schema
+change is needed; a plain text (an older daemon) still reads as the text alone.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 from daemon.errors import UsageError
 from daemon.store import Store
@@ -60,3 +67,18 @@ def _delete(host: str, pid: int) -> None:
     DaemonProcess.delete().where(
         (DaemonProcess.host == host) & (DaemonProcess.pid == pid)
     ).execute()
+
+
+def encode_status(text: str, watches: dict[str, dict[str, Any]]) -> str:
+    return json.dumps({"text": text, "watches": watches}, sort_keys=True)
+
+
+def decode_status(raw: str) -> tuple[str, dict[str, dict[str, Any]]]:
+    """(the human text, the watches by library) of a heartbeat's `status`."""
+    if raw.startswith("{"):
+        try:
+            decoded = json.loads(raw)
+            return str(decoded.get("text", "")), dict(decoded.get("watches") or {})
+        except (ValueError, AttributeError):
+            pass
+    return raw, {}

@@ -41,13 +41,18 @@ class WatchLimit:
 
 
 @dataclass(frozen=True)
+class MountsChanged:
+    """The kernel's mount table changed: probe the libraries again now (mounttable.py)."""
+
+
+@dataclass(frozen=True)
 class Announced:
     """The writer reached an `Announce` job (e.g. the startup scans are done)."""
 
     message: str
 
 
-Message = Signal | WatchStart | WatchStop | WatchLimit | Announced
+Message = Signal | WatchStart | WatchStop | WatchLimit | MountsChanged | Announced
 
 
 class Inbox:

@@ -42,13 +42,18 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class Reprobe:
+    """Probe every library now (the mount table changed): offline or back, without a tick."""
+
+
+@dataclass(frozen=True)
 class Announce:
     """Handed back to the main loop once every job queued before it is done (READY=1)."""
 
     message: str
 
 
-Job = Rescan | Tick | Announce
+Job = Rescan | Tick | Reprobe | Announce
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class EventBatch:
     library: str
     scopes: tuple[bytes, ...] | None  # None: too spread out, scan the whole library
     paths: int  # how many pending event paths it stands for
+    # The queue's clock (time.monotonic) at its oldest event: event → index latency.
+    first_event_s: float = field(default=0.0, compare=False)
 
 
 @dataclass
@@ -281,8 +288,10 @@ class ScanQueue:
                 if not extra:
                     break
                 batch |= extra
+            first_event_s = min(pending[path].first_s for path in batch)
             self._remove(library, batch)
-            self._ready.append(EventBatch(library, aggregate_scopes(batch), len(batch)))
+            self._ready.append(EventBatch(library, aggregate_scopes(batch), len(batch),
+                                          first_event_s))
 
     def _remove(self, library: str, paths: Iterable[bytes]) -> None:
         pending = self._pending.get(library)

@@ -7,7 +7,8 @@ scans. Watches start before the scans so nothing that changes during a scan is m
 Threads: the main thread runs the loop below and owns the watches; the writer (writer.py) is
 the only one that writes to the database after startup (the main thread reads it on SIGHUP,
 to refuse another host's library); watchdog's observer threads and
-APScheduler's thread only enqueue; a small thread pings systemd's watchdog while the main loop
+APScheduler's thread only enqueue; mounttable.py's thread only posts to the inbox when the
+kernel's mount table changes; a small thread pings systemd's watchdog while the main loop
 keeps turning. Signal handlers only post to the inbox (inbox.py); the main loop dispatches
 `handle_hup` and `handle_term`.
 """
@@ -20,6 +21,9 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from typing import assert_never
+
+from peewee import DatabaseError, InterfaceError
 
 from daemon import logs
 from daemon.config import Config, ConfigError, LibraryConfig
@@ -28,18 +32,22 @@ from daemon.libraries import check_owned
 from daemon.scan.probe import probe
 from daemon.scan.scanner import skip_paths
 from daemon.service import heartbeat
+from daemon.service.http import HttpServer
 from daemon.service.inbox import (
     Announced,
     Inbox,
     Message,
+    MountsChanged,
     Signal,
     WatchLimit,
     WatchStart,
     WatchStop,
 )
+from daemon.service.metrics import DaemonView, Metrics
+from daemon.service.mounttable import MountTableFollower
 from daemon.service.notify import SystemdNotifier
 from daemon.service.progress import StopFlag
-from daemon.service.queue import Announce, Rescan, ScanQueue
+from daemon.service.queue import Announce, Reprobe, Rescan, ScanQueue
 from daemon.service.ticker import Ticker
 from daemon.service.watcher import WatchSet
 from daemon.service.writer import Writer
@@ -49,8 +57,8 @@ LOOP_WAKE_S = 1.0
 # SIGTERM must end the process within 5 s; this is the writer's share of it.
 WRITER_STOP_TIMEOUT_S = 4.0
 STARTUP_DONE = "startup scans done"
-# Changing these needs a restart: the open database and the heartbeat's identity.
-RESTART_ONLY_KEYS = ("database", "host")
+# Changing these needs a restart: the open database, the heartbeat's identity, the socket.
+RESTART_ONLY_KEYS = ("database", "host", "listen")
 
 
 def run(store: Store, config: Config, reload_config: Callable[[], Config]) -> int:
@@ -68,11 +76,15 @@ class Runner:
         self.notifier = SystemdNotifier()
         self.stop = StopFlag()
         self.queue = ScanQueue(config.daemon.settle_s)
-        self.writer = Writer(store, config, self.queue, self.inbox.post, self.notifier, self.stop)
         self.watches = WatchSet(self.queue, self.inbox.post,
                                 poll_interval_s=config.daemon.tick_interval_s,
                                 skip_abs=_skip_abs(config))
+        self.metrics = Metrics()
+        self.writer = Writer(store, config, self.queue, self.inbox.post, self.notifier, self.stop,
+                             self.watches.report, self.metrics)
+        self.http: HttpServer | None = None
         self.ticker = Ticker(self.queue, config.daemon.tick_interval_s)
+        self.mounts = MountTableFollower(self.inbox.post)
         self.loop_alive_at = time.monotonic()
         self.started = time.monotonic()
         self._stopping = False
@@ -104,6 +116,7 @@ class Runner:
 
     def _start(self) -> None:
         daemon = self.config.daemon
+        self._serve_http()
         self._log.info(logs.DAEMON_STARTED, pid=self.pid, host=daemon.host,
                        config=self.config.source, database=redact_url(daemon.database),
                        libraries=[lib.name for lib in self.config.libraries])
@@ -118,29 +131,36 @@ class Runner:
             self.queue.put(Rescan(library.name, "startup"))
         self.queue.put(Announce(STARTUP_DONE))
         self.ticker.start()
+        self.mounts.start()
 
     def _dispatch(self, message: Message) -> None:
-        if isinstance(message, Signal):
-            if message.signum == signal.SIGHUP:
+        match message:
+            case Signal(signum=signal.SIGHUP):
                 self.handle_hup()
-            else:
+            case Signal():
                 self.handle_term(message.signum)
-        elif isinstance(message, WatchStart):
-            library = self.config.library(message.library)
-            if library is not None and not self.watches.is_watching(library.name):
-                self._watch(library)
-                self.queue.put(Rescan(library.name, "watch started"))
-        elif isinstance(message, WatchStop):
-            self.watches.stop(message.library)
-        elif isinstance(message, WatchLimit):
-            self.watches.fall_back_to_polling(message.library, message.error)
-            self.queue.put(Rescan(message.library, "fell back to polling"))
-        elif isinstance(message, Announced) and message.message == STARTUP_DONE:
-            self._ready = True
-            self.notifier.ready()
-            self._log.info(logs.DAEMON_READY,
-                           startup_s=round(time.monotonic() - self.started, 3))
-            self.notifier.status(self.writer.idle_status())
+            case WatchStart():
+                library = self.config.library(message.library)
+                if library is not None and not self.watches.is_watching(library.name):
+                    self._watch(library)
+                    self.queue.put(Rescan(library.name, "watch started"))
+            case WatchStop():
+                self.watches.stop(message.library)
+            case WatchLimit():
+                self.watches.fall_back_to_polling(message.library, message.error)
+                self.queue.put(Rescan(message.library, "fell back to polling"))
+            case MountsChanged():
+                self.queue.put(Reprobe())
+            case Announced() if message.message == STARTUP_DONE:
+                self._ready = True
+                self.notifier.ready()
+                self._log.info(logs.DAEMON_READY,
+                               startup_s=round(time.monotonic() - self.started, 3))
+                self.notifier.status(self.writer.idle_status())
+            case Announced():
+                pass
+            case _:
+                assert_never(message)
 
     def handle_hup(self) -> None:
         """Reload: reopen the log file, re-read the config, apply it, rescan everything.
@@ -226,6 +246,41 @@ class Runner:
                 self._watch(library)
                 self.queue.put(Rescan(library.name, "watch restarted"))
 
+    def _serve_http(self) -> None:
+        """Count metrics from now on; with `listen`, serve /metrics and /health on their own
+        thread (it never writes). An address that cannot be bound is a usage error: exit 2."""
+        self.metrics.start(self.store, DaemonView(
+            libraries=lambda: [lib.name for lib in self.config.libraries],
+            online=self.writer.availability.is_online,
+            inotify_watches=lambda: {name: report.inotify_watches
+                                     for name, report in self.watches.report().items()},
+            last_tick_s=lambda: self.writer.last_tick_s,
+        ), [lib.name for lib in self.config.libraries])
+        listen = self.config.daemon.listen
+        if not listen:
+            return
+        try:
+            self.http = HttpServer(listen, self.metrics.registry, self._health,
+                                   on_exit=self.store.close)
+        except OSError as exc:
+            raise UsageError(f"daemon.listen: cannot listen on {listen}: "
+                             f"{exc.strerror or exc}") from None
+        self.http.start()
+
+    def _health(self) -> tuple[int, dict]:
+        """/health: 200 once ready with the database reachable (offline libraries are fine)."""
+        try:
+            self.store.query("SELECT 1")
+            database = "ok"
+        except (DatabaseError, InterfaceError):
+            self.store.close()
+            database = "unreachable"
+        libraries = {lib.name: "online" if self.writer.availability.is_online(lib.name)
+                     else "offline" for lib in self.config.libraries}
+        status = "degraded" if database != "ok" else "ok" if self._ready else "starting"
+        return (200 if status == "ok" else 503), {
+            "status": status, "database": database, "libraries": libraries}
+
     def _ping_watchdog(self, interval_s: float) -> None:
         """WATCHDOG=1 every half WatchdogSec, but only while the main loop keeps turning."""
         while not self.stop.wait(interval_s):
@@ -235,8 +290,12 @@ class Runner:
     def _shutdown(self) -> None:
         """Stop taking events, let the writer finish its batch, commit, unregister."""
         self.stop.request()
+        if self.http is not None:
+            self.http.stop()
+        self.metrics.stop()
         self.queue.close()
         self.ticker.shutdown()
+        self.mounts.stop()
         self.watches.stop_all()
         finished = self.writer.join(WRITER_STOP_TIMEOUT_S)
         daemon = self.config.daemon

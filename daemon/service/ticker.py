@@ -75,7 +75,9 @@ def run_tick(writer: Writer) -> None:
         tally = EnrichTally(library.name)  # one enrich.finished per library per tick
         _in_slices(writer, budget_s, partial(_enrich_slice, writer, library, tally))
         tally.log_summary()
-    reconcile.run_passes(writer.store, config)  # logs reconcile.finished itself
+    changes = reconcile.run_passes(writer.store, config)  # logs reconcile.finished itself
+    for name, count in changes.items():
+        writer.metrics.reconcile_changes.labels(name).inc(count)
     for library in online:
         if writer.full_scan_due(library):
             writer.queue.put(Rescan(library.name, "full_rescan_interval"))

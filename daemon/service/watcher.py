@@ -1,9 +1,9 @@
 """Filesystem events → the scan queue: one watchdog observer per library.
 
-inotify (watchdog's InotifyEmitter) for `watch = true`, a PollingObserver for `watch = false`
-(NFS/SMB/FUSE: inotify never hears about changes made by other machines) and for libraries
-that ran out of inotify watches. The watcher only enqueues; every decision about the index is
-the writer's, through a scoped scan.
+inotify (watchdog's InotifyEmitter) or a PollingObserver, as `watch` and the root's filesystem
+decide (mounts.py: NFS/SMB/FUSE are polled, inotify never hears about changes made by other
+machines), and polling for libraries that ran out of inotify watches. The watcher only
+enqueues; every decision about the index is the writer's, through a scoped scan.
 
 Two kernel conditions matter beyond the events themselves:
 - IN_Q_OVERFLOW: the kernel dropped events. watchdog (>= 7.1.1) repairs its watches, then
@@ -14,7 +14,11 @@ Two kernel conditions matter beyond the events themselves:
   from the beginning. Later (a new directory while running) watchdog only logs it and leaves
   the subtree unwatched, so our inotify instance (`WatchLimitInotifyFD`, the one piece that
   still needs watchdog internals: `InotifyFD.add_callback`) reports it and we switch the
-  library to polling, with one warning that names the sysctl to raise.
+  library to polling, with one warning that names the sysctl to raise and how many watches
+  the library needs (one per directory).
+How many watches each library holds (`status --json`, `/metrics`) is watchdog's own count of
+the watches it holds (`InotifyFD._watch_for_wd`, a second internal): reading the kernel's
+/proc/self/fdinfo instead costs a line per watch on every heartbeat.
 tests/service/test_watcher.py injects both (an IN_Q_OVERFLOW fed to the real inotify
 instance, a watch limit of the test's own); tests/service/test_overflow.py overflows a real
 kernel queue against the real daemon.
@@ -25,6 +29,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
+from typing import NamedTuple
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -54,6 +59,7 @@ from watchdog.observers.polling import PollingObserver
 
 from daemon import logs
 from daemon.config import LibraryConfig
+from daemon.mounts import WatchMode, choose_watch_mode, max_user_watches
 from daemon.scan.apply import path_text
 from daemon.scan.filters import ExcludeMatcher
 from daemon.service.inbox import Message, WatchLimit
@@ -72,6 +78,18 @@ WATCH_LIMIT_HINT = (
     "fs.inotify.max_user_instances), e.g. in /etc/sysctl.d/90-assetd.conf, then restart assetd; "
     "until then this library is polled"
 )
+def count_directories(root: str, follow_symlinks: bool) -> int:
+    """The watches a recursive inotify watch of `root` needs: one per directory."""
+    count, stack = 0, [root]
+    while stack:
+        count += 1
+        try:
+            with os.scandir(stack.pop()) as entries:
+                stack.extend(e.path for e in entries
+                             if e.is_dir(follow_symlinks=follow_symlinks))
+        except OSError:
+            continue
+    return count
 
 
 class LibraryEvents(FileSystemEventHandler):
@@ -157,6 +175,10 @@ class WatchLimitInotifyFD(InotifyFD):
         the kernel's limits are shared by every process of the user."""
         return super().add_callback(path, mask, callback, id_)
 
+    def watch_count(self) -> int:
+        """The watches this instance holds (see the module docstring)."""
+        return len(self._watch_for_wd)
+
 
 InotifyFactory = Callable[[Callable[[OSError], None]], WatchLimitInotifyFD]
 
@@ -179,11 +201,12 @@ class LibraryWatch:
     """The observer of one library: inotify, or polling every `poll_interval_s`."""
 
     def __init__(self, library: LibraryConfig, root: str, handler: LibraryEvents, *,
-                 polling: bool, poll_interval_s: float, post: Callable[[Message], None],
+                 mode: WatchMode, poll_interval_s: float, post: Callable[[Message], None],
                  inotify_factory: InotifyFactory):
         self.library = library
         self.root = root
-        self.polling = polling
+        self.mode = mode
+        self.polling = mode.polling
         self._handler = handler
         self._poll_interval_s = poll_interval_s
         self._post = post
@@ -219,6 +242,10 @@ class LibraryWatch:
         observer.stop()
         observer.join()
 
+    def watch_count(self) -> int:
+        inotify_fd = self.inotify_fd
+        return 0 if inotify_fd is None else inotify_fd.watch_count()
+
     @property
     def alive(self) -> bool:
         """False once watchdog gave up, e.g. after the root was deleted (IN_DELETE_SELF)."""
@@ -240,8 +267,14 @@ class LibraryWatch:
             self._post(WatchLimit(self.library.name, f"{errno.errorcode[error.errno]}: {error}"))
 
 
+class WatchReport(NamedTuple):
+    mode: str  # inotify | polling
+    reason: str
+    inotify_watches: int
+
+
 class WatchSet:
-    """The libraries being watched. Used from the main thread only."""
+    """The libraries being watched. Used from the main thread only, except `report()`."""
 
     def __init__(self, queue: ScanQueue, post: Callable[[Message], None], *,
                  poll_interval_s: float, skip_abs: frozenset[bytes],
@@ -252,7 +285,9 @@ class WatchSet:
         self.poll_interval_s = poll_interval_s
         self.skip_abs = skip_abs
         self._watches: dict[str, LibraryWatch] = {}
-        self._forced_polling: set[str] = set()
+        # What report() reads from other threads: replaced whole, never changed in place.
+        self._published: tuple[LibraryWatch, ...] = ()
+        self._forced_polling: dict[str, WatchMode] = {}
 
     def is_watching(self, name: str) -> bool:
         return name in self._watches
@@ -267,28 +302,30 @@ class WatchSet:
         """Watch a library (its root must exist); falls back to polling at the watch limits."""
         root = os.path.realpath(library.path)
         handler = LibraryEvents(library, root, self._queue, self.skip_abs)
-        polling = not library.watch or library.name in self._forced_polling
-        watch = self._watch(library, root, handler, polling=polling)
+        mode = self._forced_polling.get(library.name) or choose_watch_mode(library)
+        watch = self._watch(library, root, handler, mode=mode)
         try:
             watch.start()
         except OSError as exc:
-            if polling or exc.errno not in WATCH_LIMIT_ERRNOS:
+            if mode.polling or exc.errno not in WATCH_LIMIT_ERRNOS:
                 raise
-            self._warn_fallback(library.name, f"{errno.errorcode[exc.errno]}: {exc}")
-            watch = self._watch(library, root, handler, polling=True)
+            mode = self._warn_fallback(library, f"{errno.errorcode[exc.errno]}: {exc}")
+            watch = self._watch(library, root, handler, mode=mode)
             watch.start()
         self._watches[library.name] = watch
-        logs.get_logger().debug("watch.started", library=library.name,
-                                mode="polling" if watch.polling else "inotify")
+        self._published = tuple(self._watches.values())
+        logs.get_logger().debug("watch.started", library=library.name, mode=mode.name,
+                                reason=mode.reason)
 
     def _watch(self, library: LibraryConfig, root: str, handler: LibraryEvents, *,
-               polling: bool) -> LibraryWatch:
-        return LibraryWatch(library, root, handler, polling=polling,
+               mode: WatchMode) -> LibraryWatch:
+        return LibraryWatch(library, root, handler, mode=mode,
                             poll_interval_s=self.poll_interval_s, post=self._post,
                             inotify_factory=self._inotify_factory)
 
     def stop(self, name: str) -> None:
         watch = self._watches.pop(name, None)
+        self._published = tuple(self._watches.values())
         if watch is not None:
             watch.stop()
 
@@ -301,15 +338,27 @@ class WatchSet:
         watch = self._watches.get(name)
         if watch is None or watch.polling:
             return
-        self._warn_fallback(name, error)
+        self._warn_fallback(watch.library, error)
         self.stop(name)
         self.start(watch.library)
 
     def dead(self) -> list[LibraryConfig]:
         return [w.library for w in self._watches.values() if not w.alive]
 
-    def _warn_fallback(self, name: str, error: str) -> None:
-        self._forced_polling.add(name)
-        logs.get_logger().warning(logs.WATCH_FALLBACK_POLLING, library=name, error=error,
-                                  hint=WATCH_LIMIT_HINT,
+    def report(self) -> dict[str, WatchReport]:
+        """Each watched library's mode, why, and the inotify watches it holds (any thread)."""
+        return {watch.library.name: WatchReport(watch.mode.name, watch.mode.reason,
+                                                watch.watch_count())
+                for watch in self._published}
+
+    def _warn_fallback(self, library: LibraryConfig, error: str) -> WatchMode:
+        limit = max_user_watches()
+        needed = count_directories(os.path.realpath(library.path), library.follow_symlinks)
+        mode = WatchMode(True, f"out of inotify watches: needs {needed} (one per directory), "
+                               f"fs.inotify.max_user_watches is {limit}")
+        self._forced_polling[library.name] = mode
+        logs.get_logger().warning(logs.WATCH_FALLBACK_POLLING, library=library.name,
+                                  error=error, watches_needed=needed,
+                                  max_user_watches=limit, hint=WATCH_LIMIT_HINT,
                                   poll_interval_s=self.poll_interval_s)
+        return mode

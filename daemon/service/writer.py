@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import assert_never
 
 from peewee import InterfaceError, OperationalError
 
@@ -24,10 +25,12 @@ from daemon.scan.scanner import LibraryScan, ScanOptions, scan_library
 from daemon.service import heartbeat
 from daemon.service.availability import Availability, Change
 from daemon.service.inbox import Announced, Message, WatchStart, WatchStop
+from daemon.service.metrics import Metrics
 from daemon.service.notify import SystemdNotifier
 from daemon.service.progress import ScanAborted, StatusProgress, StopFlag
-from daemon.service.queue import Announce, EventBatch, Rescan, ScanQueue, Tick
+from daemon.service.queue import Announce, EventBatch, Job, Reprobe, Rescan, ScanQueue, Tick
 from daemon.service.ticker import run_tick
+from daemon.service.watcher import WatchReport
 from daemon.store import Store, queries
 
 # After SIGTERM an event batch may take this long to finish; a full scan stops at once.
@@ -37,13 +40,17 @@ MAX_BACKOFF_S = 30.0
 
 class Writer:
     def __init__(self, store: Store, config: Config, queue: ScanQueue,
-                 post: Callable[[Message], None], notifier: SystemdNotifier, stop: StopFlag):
+                 post: Callable[[Message], None], notifier: SystemdNotifier, stop: StopFlag,
+                 watch_report: Callable[[], dict[str, WatchReport]], metrics: Metrics):
         self.store = store
         self.config = config  # swapped by the main loop on SIGHUP; read once per job
         self.queue = queue
         self.post = post
         self.notifier = notifier
         self.stop = stop
+        self.watch_report = watch_report  # the main thread's watches, as they are now
+        self.metrics = metrics
+        self.last_tick_s: float | None = None  # Unix time; read by the metrics scrape
         self.availability = Availability()
         self.backfill = Backfill(store)
         self.pid = os.getpid()
@@ -68,21 +75,26 @@ class Writer:
         finally:
             self.store.close()  # this thread's connection (peewee keeps one per thread)
 
-    def _do(self, work: EventBatch | Rescan | Tick | Announce) -> None:
+    def _do(self, work: EventBatch | Job) -> None:
         log = logs.get_logger()
         try:
-            if isinstance(work, EventBatch):
-                self.apply_batch(work)
-            elif isinstance(work, Rescan):
-                self.rescan(work)
-            elif isinstance(work, Tick):
-                run_tick(self)
-            else:
-                # `assetd status` shows the daemon's state from the first moment it is ready,
-                # not only after its first tick.
-                heartbeat.set_status(self.store, self.config.daemon.host, self.pid,
-                                     self.idle_status())
-                self.post(Announced(work.message))
+            match work:
+                case EventBatch():
+                    self.apply_batch(work)
+                case Rescan():
+                    self.rescan(work)
+                case Tick():
+                    run_tick(self)
+                case Reprobe():
+                    self.reprobe()
+                case Announce():
+                    # `assetd status` shows the daemon's state from the first moment it is
+                    # ready, not only after its first tick.
+                    heartbeat.set_status(self.store, self.config.daemon.host, self.pid,
+                                         self.heartbeat_status())
+                    self.post(Announced(work.message))
+                case _:
+                    assert_never(work)
             self._failures = 0
         except ScanAborted:
             log.info("writer.aborted", work=type(work).__name__,
@@ -103,10 +115,11 @@ class Writer:
                                   announce=False)
         if batch.scopes is None:  # too spread out: a full scan, with the mass-missing guard
             self._full_scan(config, library, progress)
-            return
-        result = scan_library(self.store, config, library, scopes=list(batch.scopes),
-                              options=ScanOptions(observed_deletes=True), progress=progress)
-        self._after_scan(library, result)
+        else:
+            result = scan_library(self.store, config, library, scopes=list(batch.scopes),
+                                  options=ScanOptions(observed_deletes=True), progress=progress)
+            self._after_scan(library, result)
+        self.metrics.event_to_index.observe(time.monotonic() - batch.first_event_s)
 
     def apply_due_batches(self) -> None:
         """Apply the event batches due now (between the slices of a long tick)."""
@@ -132,9 +145,17 @@ class Writer:
         # Paths that settled before the walk starts are covered by it.
         self.queue.discard(library.name, before_s=started)
         result = scan_library(self.store, config, library, progress=progress)
+        self.metrics.scans.labels(library=library.name, status=result.status).inc()
+        self.metrics.scan_duration.labels(library=library.name).observe(
+            time.monotonic() - started)
         if result.online:
             self._last_full_scan[library.name] = started
         self._after_scan(library, result)
+
+    def reprobe(self) -> None:
+        """Probe every library (the mount table changed): the offline ↔ online transitions."""
+        for library in self.config.libraries:
+            self.observe(library, probe(library))
 
     def full_scan_due(self, library: LibraryConfig) -> bool:
         last = self._last_full_scan.get(library.name)
@@ -164,7 +185,12 @@ class Writer:
                 queries.set_library_online(self.store, row.id, False, probed.reason)
 
     def beat(self) -> None:
-        heartbeat.beat(self.store, self.config.daemon.host, self.pid, self.idle_status())
+        self.last_tick_s = time.time()
+        heartbeat.beat(self.store, self.config.daemon.host, self.pid, self.heartbeat_status())
+
+    def heartbeat_status(self) -> str:
+        watches = {name: report._asdict() for name, report in self.watch_report().items()}
+        return heartbeat.encode_status(self.idle_status(), watches)
 
     def idle_status(self) -> str:
         names = [lib.name for lib in self.config.libraries]

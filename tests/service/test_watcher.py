@@ -180,6 +180,9 @@ def test_out_of_watches_at_start_polls_from_the_start(root: Path, make_watch_set
     assert warning["log_level"] == "warning" and warning["library"] == "photos"
     assert "ENOSPC" in warning["error"]
     assert "fs.inotify.max_user_watches" in warning["hint"]
+    assert warning["watches_needed"] == 3  # root, deep1, deep2
+    assert watch_set.report()["photos"].mode == "polling"
+    assert "needs 3" in watch_set.report()["photos"].reason
     assert watch_set.posted == []  # decided at start: nothing for the main loop to do
     (root / "deep2" / "seen-by-polling.jpg").write_text("x")
     wait_until(lambda: b"deep2/seen-by-polling.jpg" in scopes(watch_set.queue))
@@ -205,6 +208,7 @@ def test_out_of_watches_while_running_falls_back_to_polling_once(root: Path, mak
     library = LibraryConfig(name="photos", path=str(root))
     watch_set.start(library)
     assert not watch_set.get("photos").polling and watch_set.posted == []
+    assert watch_set.report()["photos"].inotify_watches == 2  # root, old
 
     (root / "new1").mkdir()  # watchdog only logs a failure below the root while running
     (root / "new2").mkdir()
