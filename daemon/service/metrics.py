@@ -107,6 +107,10 @@ class Metrics:
             case logs.ENRICH_FAILED:
                 self.enrich_failures.labels(enricher=str(event.get("enricher"))).inc(
                     _count(event))
+            case logs.ENRICH_FINISHED:
+                # Past a few enrich.failed lines per run, the summary counts the rest.
+                for enricher, count in (event.get("failures_not_logged") or {}).items():
+                    self.enrich_failures.labels(enricher=str(enricher)).inc(count)
             case logs.VERIFY_MISMATCH:
                 self.verify_mismatches.labels(library=str(event.get("library"))).inc(
                     _count(event))
