@@ -55,8 +55,12 @@ class ReopenableStream:
                 self.path = path
             old = self._file
             if self.path:
-                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-                self._file = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+                directory = os.path.dirname(os.path.abspath(self.path))
+                if not os.path.isdir(directory):
+                    os.makedirs(directory, mode=0o700, exist_ok=True)
+                # 0600 when assetd creates it: the log names every file it indexes.
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                self._file = open(fd, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
             else:
                 self._file = sys.stderr
             if old is not sys.stderr and old is not self._file:

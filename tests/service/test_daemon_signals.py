@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import stat
 import time
 from pathlib import Path
 
@@ -194,4 +195,5 @@ def test_log_file_is_reopened_on_sighup(daemon_env, make_daemon, tmp_path):
     daemon.signal(signal.SIGHUP)
     daemon.wait_for(lambda: logged(log_file, "config.reloaded"))
     assert not logged(rotated, "config.reloaded")
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600  # it names every indexed file
     assert daemon.stop() == 0
