@@ -39,6 +39,10 @@ class Context:
                                 create=self.args.command in CREATING_COMMANDS)
         return self._store
 
+    def adopt_store(self, store: Store) -> None:
+        """A store opened by the command itself (`run` waits for the database), closed at exit."""
+        self._store = store
+
     @property
     def database_source(self) -> str:
         """Where the database URL came from, for errors: `--db` or the config key."""

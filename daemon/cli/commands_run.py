@@ -24,9 +24,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def cmd_run(ctx) -> int:
-    from daemon.service.runner import run
+    from daemon.service.runner import open_store_waiting, run
 
-    return run(ctx.store, ctx.config, reload_config=lambda: _reload_config(ctx.args))
+    store = open_store_waiting(ctx.config.daemon.database)
+    if store is None:  # SIGTERM while the database was down
+        return 0
+    ctx.adopt_store(store)
+    return run(store, ctx.config, reload_config=lambda: _reload_config(ctx.args))
 
 
 def _reload_config(args: argparse.Namespace) -> Config:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import assert_never
 
-from peewee import DatabaseError, InterfaceError
+from peewee import DatabaseError, InterfaceError, OperationalError
 
 from daemon import logs
 from daemon.config import Config, ConfigError, LibraryConfig
@@ -59,6 +59,49 @@ WRITER_STOP_TIMEOUT_S = 4.0
 STARTUP_DONE = "startup scans done"
 # Changing these needs a restart: the open database, the heartbeat's identity, the socket.
 RESTART_ONLY_KEYS = ("database", "host", "listen")
+
+
+STARTUP_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+
+def open_store_waiting(url: str) -> Store | None:
+    """The index, once the database can be reached; None when SIGTERM/SIGINT came first.
+
+    A database that is down at boot must not leave the service dead (systemd would give up on
+    a unit that keeps exiting): wait with backoff, logging `database.unreachable` once and
+    `database.recovered` when it answers. Nothing is lost meanwhile: the startup scans that
+    follow compare every library with the index.
+    """
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    log = logs.get_logger()
+    down_since = None
+    try:
+        attempt = 0
+        while True:
+            try:
+                store = Store(url)
+            except (OperationalError, InterfaceError) as exc:
+                if down_since is None:
+                    down_since = time.monotonic()
+                    log.warning(logs.DATABASE_UNREACHABLE, database=redact_url(url),
+                                error=" ".join(str(exc).split()),
+                                action="waiting for it; retrying with backoff")
+                delay_s = STARTUP_BACKOFF_S[min(attempt, len(STARTUP_BACKOFF_S) - 1)]
+                attempt += 1
+                if stop.wait(delay_s):
+                    log.info(logs.DAEMON_STOPPED, pid=os.getpid(),
+                             note="stopped while waiting for the database")
+                    return None
+                continue
+            if down_since is not None:
+                log.info(logs.DATABASE_RECOVERED,
+                         outage_s=round(time.monotonic() - down_since, 1))
+            return store
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run(store: Store, config: Config, reload_config: Callable[[], Config]) -> int:
@@ -175,6 +218,12 @@ class Runner:
         try:
             new = self.reload_config()
             check_owned(self.store, new)
+        except (OperationalError, InterfaceError) as exc:
+            self._log.error(logs.CONFIG_INVALID, file=old.source, key="daemon.database",
+                            error=f"could not check library owners: {' '.join(str(exc).split())}",
+                            action="kept the running config; send SIGHUP again later")
+            self._reloaded()
+            return
         except (ConfigError, UsageError) as exc:
             self._log.error(logs.CONFIG_INVALID, file=getattr(exc, "file", old.source),
                             key=getattr(exc, "key", None),
@@ -299,7 +348,11 @@ class Runner:
         self.watches.stop_all()
         finished = self.writer.join(WRITER_STOP_TIMEOUT_S)
         daemon = self.config.daemon
-        heartbeat.unregister(self.store, daemon.host, self.pid)
+        try:
+            heartbeat.unregister(self.store, daemon.host, self.pid)
+        except (OperationalError, InterfaceError):
+            # In an outage: the row stays, and the next start of this host removes it.
+            self._log.debug("heartbeat.unregister_failed", reason="database unreachable")
         self.inbox.close()
         if finished:
             self._log.info(logs.DAEMON_STOPPED, pid=self.pid)

@@ -31,7 +31,7 @@ from daemon.service.progress import ScanAborted, StatusProgress, StopFlag
 from daemon.service.queue import Announce, EventBatch, Job, Reprobe, Rescan, ScanQueue, Tick
 from daemon.service.ticker import run_tick
 from daemon.service.watcher import WatchReport
-from daemon.store import Store, queries
+from daemon.store import Store, queries, redact_url
 
 # After SIGTERM an event batch may take this long to finish; a full scan stops at once.
 BATCH_STOP_GRACE_S = 2.0
@@ -56,6 +56,7 @@ class Writer:
         self.pid = os.getpid()
         self._last_full_scan: dict[str, float] = {}
         self._failures = 0
+        self._database_down_since: float | None = None  # logged once when it goes and comes
         self._thread = threading.Thread(target=self._run, name="assetd-writer", daemon=True)
 
     def start(self) -> None:
@@ -96,6 +97,7 @@ class Writer:
                 case _:
                     assert_never(work)
             self._failures = 0
+            self._database_back()
         except ScanAborted:
             log.info("writer.aborted", work=type(work).__name__,
                      why="stopping; the next start scans again")
@@ -199,15 +201,41 @@ class Writer:
         return text + (f"; offline: {', '.join(offline)}" if offline else "")
 
     def _failed(self, work: object, exc: Exception) -> None:
-        """Log, rescan what was lost, and back off (the database may be down)."""
+        """Log, rescan what was lost, and back off (the database may be down).
+
+        A database that cannot be reached is one `database.unreachable` warning for the whole
+        outage, not an error per retry: the watches go on filling the (per-path coalesced)
+        queue, every failed batch becomes a rescan of its library, and the first job that
+        commits again logs `database.recovered`.
+        """
         self._failures += 1
         backoff_s = min(MAX_BACKOFF_S, 2.0 ** (self._failures - 1))
-        logs.get_logger().error("writer.failed", work=type(work).__name__,
-                                library=getattr(work, "library", None),
-                                error=f"{type(exc).__name__}: {exc}", retry_in_s=backoff_s,
-                                exc_info=self.config.daemon.log_level == "debug")
+        log = logs.get_logger()
+        error = " ".join(f"{type(exc).__name__}: {exc}".split())
         if isinstance(exc, OperationalError | InterfaceError):
             self.store.close()  # a broken connection; the next query opens a new one
+            if self._database_down_since is None:
+                self._database_down_since = time.monotonic()
+                log.warning(logs.DATABASE_UNREACHABLE, error=error,
+                            database=redact_url(self.config.daemon.database),
+                            action="watching on; retrying with backoff up to "
+                            f"{MAX_BACKOFF_S:g} s; what changed meanwhile is rescanned")
+            else:
+                log.debug("writer.retry", work=type(work).__name__, error=error,
+                          retry_in_s=backoff_s)
+        else:
+            log.error("writer.failed", work=type(work).__name__,
+                      library=getattr(work, "library", None), error=error,
+                      retry_in_s=backoff_s, exc_info=self.config.daemon.log_level == "debug")
         if isinstance(work, EventBatch | Rescan):
             self.queue.put(Rescan(work.library, "retry after a failure"))
+        elif isinstance(work, Announce):
+            self.queue.put(work)  # READY=1 still comes, after the scans queued before it
         self.stop.wait(backoff_s)
+
+    def _database_back(self) -> None:
+        if self._database_down_since is not None:
+            logs.get_logger().info(
+                logs.DATABASE_RECOVERED,
+                outage_s=round(time.monotonic() - self._database_down_since, 1))
+            self._database_down_since = None
