@@ -139,6 +139,8 @@ def load_config(path: str) -> Config:
         raise ConfigError(path, None, "permission denied reading the config file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, None, f"invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; tomllib does not say so itself
+        raise ConfigError(path, None, f"invalid TOML: not UTF-8 (byte {exc.start})") from None
     return parse_config(raw, path)
 
 
