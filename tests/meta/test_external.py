@@ -48,3 +48,12 @@ def test_timeout_kills_the_whole_process_group():
     value = run_command(enricher(script, timeout_s=0.5), b"/x")
     assert value == {"error": "timed out after 0.5s"}
     assert time.monotonic() - started < 10
+
+
+def test_stdin_is_closed_and_no_shell_reads_the_path(tmp_path):
+    """A command that reads stdin gets EOF at once (it never waits on the daemon's stdin), and
+    shell syntax in a file name stays a name: the argv reaches the program as it is."""
+    script = ("import json, sys; data = sys.stdin.read();"
+              "print(json.dumps({'stdin': data, 'arg': sys.argv[1]}))")
+    value = run_command(enricher(script), b"/lib/$(touch pwned); `id` | x.jpg")
+    assert value == {"stdin": "", "arg": "--file=/lib/$(touch pwned); `id` | x.jpg"}
