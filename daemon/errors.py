@@ -13,3 +13,19 @@ def describe_os_error(exc: OSError) -> str:
 
 class UsageError(Exception):
     """A request that cannot be carried out as asked: one line, exit 2."""
+
+
+def database_error_text(exc: BaseException) -> str:
+    """One line for a database error, naming its first cause.
+
+    On SQLITE_FULL SQLite rolls the transaction back itself, and the rollback that follows
+    raises "cannot rollback - no transaction is active", hiding "database or disk is full":
+    the first database error of the chain is the one that says what happened.
+    """
+    first = exc
+    cause = exc.__context__
+    while cause is not None:
+        if type(cause).__module__.split(".")[0] in ("sqlite3", "psycopg2", "peewee"):
+            first = cause
+        cause = cause.__context__
+    return " ".join(str(first).split())

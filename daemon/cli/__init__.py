@@ -17,7 +17,13 @@ from peewee import OperationalError
 
 from daemon import __version__, logs
 from daemon.config import Config, ConfigError, empty_config, find_config_path, load_config
-from daemon.errors import EXIT_FAILURES, EXIT_OFFLINE, EXIT_USAGE, UsageError
+from daemon.errors import (
+    EXIT_FAILURES,
+    EXIT_OFFLINE,
+    EXIT_USAGE,
+    UsageError,
+    database_error_text,
+)
 from daemon.store import NoIndexError, Store
 from daemon.store.db import DatabaseUrlError
 from daemon.store.migrations import SchemaTooNewError
@@ -189,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         # Refused, timed out, shutting down, locked past the busy timeout: not the user's
         # usage, and worth retrying (exit 3). psycopg2 never puts the password in its text.
         source = database_source(args, context.config) if context else "the database"
-        return _fail(f"database error ({source}): {str(exc).strip().splitlines()[0]}",
+        return _fail(f"database error ({source}): {database_error_text(exc)}",
                      EXIT_OFFLINE, debug=debug)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)

@@ -19,6 +19,7 @@ from peewee import InterfaceError, OperationalError
 
 from daemon import logs
 from daemon.config import Config, LibraryConfig
+from daemon.errors import database_error_text
 from daemon.scan.backfill import Backfill
 from daemon.scan.probe import Probe, probe
 from daemon.scan.scanner import LibraryScan, ScanOptions, scan_library
@@ -211,7 +212,7 @@ class Writer:
         self._failures += 1
         backoff_s = min(MAX_BACKOFF_S, 2.0 ** (self._failures - 1))
         log = logs.get_logger()
-        error = " ".join(f"{type(exc).__name__}: {exc}".split())
+        error = f"{type(exc).__name__}: {database_error_text(exc)}"
         if isinstance(exc, OperationalError | InterfaceError):
             self.store.close()  # a broken connection; the next query opens a new one
             if self._database_down_since is None:
