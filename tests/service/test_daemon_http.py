@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -12,31 +11,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.service.conftest import DAEMON_SETTINGS, write
-
-
-class UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str):
-        super().__init__("localhost")
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self._path)
+from tests.service.httpclient import http_request
 
 
 def request(daemon, method: str, path: str) -> tuple[int, str]:
-    address = daemon.wait_log("http.listening")["address"]
-    if address.startswith("unix:"):
-        conn: http.client.HTTPConnection = UnixConnection(address[len("unix:"):])
-    else:
-        host, port = address.rsplit(":", 1)
-        conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    try:
-        conn.request(method, path)
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        conn.close()
+    return http_request(daemon.wait_log("http.listening")["address"], method, path)
 
 
 def scrape(daemon) -> dict[str, dict[tuple, float]]:

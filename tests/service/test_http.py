@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import shutil
 
@@ -14,6 +13,7 @@ from daemon.service.http import HttpServer
 from daemon.service.metrics import DaemonView, Metrics
 from daemon.service.runner import Runner
 from daemon.store import Store
+from tests.service.httpclient import http_request
 
 
 def unreachable_sqlite(tmp_path, make):
@@ -25,14 +25,7 @@ def unreachable_sqlite(tmp_path, make):
 
 
 def get(server: HttpServer, path: str, method: str = "GET") -> tuple[int, str]:
-    host, port = server.address.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    try:
-        conn.request(method, path)
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        conn.close()
+    return http_request(server.address, method, path)
 
 
 @pytest.fixture
