@@ -243,15 +243,15 @@ def cmd_verify(ctx) -> int:
 
 def _print_verify(report: verify.VerifyReport) -> None:
     for m in report.mismatches:
-        print(f"MISMATCH {m['library']}/{display_text(m['path'])}: expected {m['expected']}, "
-              f"read {m['actual']}")
+        print(f"MISMATCH {m.library}/{display_path(m.rel_path)}: expected {m.expected}, "
+              f"read {m.actual}")
     for e in report.errors + report.offline:
-        where = f"{e['library']}/{display_text(e['path'])}" if e["path"] else e["library"]
-        print(f"error: {where}: {display_text(e['error'])}")
+        where = e.library if e.rel_path is None else f"{e.library}/{display_path(e.rel_path)}"
+        print(f"error: {where}: {display_text(e.error)}")
     if report.mismatches:
         outcome = "MISMATCH"
     elif report.offline:
-        outcome = "incomplete (offline: " + ", ".join(e["library"] for e in report.offline) + ")"
+        outcome = "incomplete (offline: " + ", ".join(e.library for e in report.offline) + ")"
     elif report.errors:
         outcome = f"incomplete ({plural(len(report.errors), 'file')} could not be read)"
     else:

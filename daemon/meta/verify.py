@@ -21,20 +21,49 @@ from daemon.scan.probe import probe
 from daemon.store import Store, queries
 
 
+@dataclass(frozen=True)
+class Mismatch:
+    """A file whose bytes changed behind an unchanged size and mtime."""
+
+    library: str
+    rel_path: bytes  # the exact name (human output escapes it unambiguously)
+    expected: str
+    actual: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"library": self.library, "path": path_text(self.rel_path),
+                "expected": self.expected, "actual": self.actual}
+
+
+@dataclass(frozen=True)
+class VerifyError:
+    """A file that could not be read, or (rel_path None) a library that was offline."""
+
+    library: str
+    rel_path: bytes | None
+    error: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"library": self.library,
+                "path": None if self.rel_path is None else path_text(self.rel_path),
+                "error": self.error}
+
+
 @dataclass
 class VerifyReport:
     checked: int = 0
-    mismatches: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    offline: list[dict[str, Any]] = field(default_factory=list)
+    mismatches: list[Mismatch] = field(default_factory=list)
+    errors: list[VerifyError] = field(default_factory=list)
+    offline: list[VerifyError] = field(default_factory=list)
 
     @property
     def status(self) -> str:
         return "mismatch" if self.mismatches else "ok"
 
     def as_json(self) -> dict[str, Any]:
-        return {"status": self.status, "checked": self.checked, "mismatches": self.mismatches,
-                "errors": self.errors + self.offline}
+        return {"status": self.status, "checked": self.checked,
+                "mismatches": [m.as_json() for m in self.mismatches],
+                "errors": [e.as_json() for e in self.errors + self.offline]}
 
 
 def verify(store: Store, config: Config, names: list[str]) -> VerifyReport:
@@ -42,8 +71,7 @@ def verify(store: Store, config: Config, names: list[str]) -> VerifyReport:
     for library in select_libraries(config, names):
         probed = probe(library)
         if not probed.online:
-            report.offline.append({"library": library.name, "path": None,
-                                   "error": f"offline: {probed.reason}"})
+            report.offline.append(VerifyError(library.name, None, f"offline: {probed.reason}"))
             continue
         row = queries.get_library(library.name)
         if row is None:
@@ -62,7 +90,6 @@ def verify(store: Store, config: Config, names: list[str]) -> VerifyReport:
 
 def _check(report: VerifyReport, library: str, root: bytes, rel_path: bytes,
            stat_key: tuple[int, int], expected: str, follow_symlinks: bool) -> None:
-    where = {"library": library, "path": path_text(rel_path)}
     path = root + b"/" + rel_path
     try:
         st = os.stat(path, follow_symlinks=follow_symlinks)
@@ -72,10 +99,10 @@ def _check(report: VerifyReport, library: str, root: bytes, rel_path: bytes,
     except (FileNotFoundError, TornReadError):
         return  # gone or being written: also the scan's business, not rot
     except OSError as exc:
-        report.errors.append({**where, "error": describe_os_error(exc)})
+        report.errors.append(VerifyError(library, rel_path, describe_os_error(exc)))
         return
     if (hashed.size, hashed.mtime_ns) != stat_key:
         return
     report.checked += 1
     if hashed.content_hash != expected:
-        report.mismatches.append({**where, "expected": expected, "actual": hashed.content_hash})
+        report.mismatches.append(Mismatch(library, rel_path, expected, hashed.content_hash))

@@ -110,3 +110,23 @@ def test_verify_of_an_offline_library_does_not_say_ok(sqlite_env):
     out = sqlite_env.cli("verify", check=3).stdout
     last = out.splitlines()[-1]
     assert not last.startswith("ok") and "offline: usb" in last
+
+
+def test_verify_names_a_rotten_file_unambiguously(sqlite_env):
+    """The byte 0xff and the four characters `\\xff` are two names, and print as two."""
+    root = sqlite_env.library("photos")
+    names = [b"\xff.dat", b"\\xff.dat", b"new\nline.dat"]
+    for name in names:
+        with open(os.fsencode(root) + b"/" + name, "wb") as f:
+            f.write(b"original")
+    sqlite_env.cli("scan")
+    for name in names:  # bit rot: other bytes behind the same size and mtime
+        path = os.fsencode(root) + b"/" + name
+        before = os.stat(path)
+        with open(path, "wb") as f:
+            f.write(b"ORIGINAL")
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    out = sqlite_env.cli("verify", check=1).stdout.splitlines()
+    mismatches = sorted(line.split(":")[0] for line in out if line.startswith("MISMATCH "))
+    assert mismatches == ["MISMATCH photos/\\\\xff.dat", "MISMATCH photos/\\xff.dat",
+                          "MISMATCH photos/new\\nline.dat"]
