@@ -27,6 +27,8 @@ WATCH_FALLBACK_POLLING = "watch.fallback_polling"
 CONFIG_RELOADED = "config.reloaded"
 CONFIG_INVALID = "config.invalid"
 RECONCILE_FINISHED = "reconcile.finished"
+ENRICH_FAILED = "enrich.failed"
+ENRICHER_UNAVAILABLE = "enricher.unavailable"
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 LEVEL_NAMES = tuple(_LEVELS)

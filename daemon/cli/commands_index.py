@@ -159,6 +159,8 @@ def cmd_files(ctx) -> int:
 
 
 def cmd_config_check(ctx) -> int:
+    from daemon.meta.enrichers import enricher_notes
+
     config = ctx.config
     d = config.daemon
     print(f"config: {config.source}: ok")
@@ -189,5 +191,6 @@ def cmd_config_check(ctx) -> int:
     for enricher in config.enrichers:
         kind = "built-in" if enricher.builtin else "command " + " ".join(enricher.command)
         print(f"enricher {enricher.name}: {kind}; match {list(enricher.match)}"
-              + ("" if enricher.builtin else f"; timeout {human_duration(enricher.timeout_s)}"))
+              + ("" if enricher.builtin else f"; timeout {human_duration(enricher.timeout_s)}")
+              + "".join("; " + note for note in enricher_notes(enricher)))
     return EXIT_OK

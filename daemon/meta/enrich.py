@@ -8,13 +8,21 @@ is read. A moved or copied file has the same hash, so nothing runs for it again.
 
 The file is stat'ed before and after the enricher: if its size or mtime differ from the row,
 the bytes are not the hashed ones, and the result is dropped (the next scan re-hashes it).
-No transaction is held while an enricher runs; each result is written in its own.
+No transaction is held while an enricher runs; results are written in batches.
+
+The media built-ins choose files by content (`meta/content.py`): for a file whose `mime` is
+still pending, `mime` runs first and its fresh value decides whether `image`, `audio` ... run.
+
+A failure of the content (`{"error": ...}`) is logged as `enrich.failed` at warning, at most
+`FAILURES_LOGGED` lines per enricher per `FAILURE_WINDOW_S`, then one line with the count of
+the others: a library of broken files must not flood the journal.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
@@ -23,7 +31,13 @@ from daemon import logs
 from daemon.config import Config, EnricherConfig, LibraryConfig
 from daemon.errors import describe_os_error
 from daemon.libraries import select_libraries
-from daemon.meta.enrichers import enricher_checksum, enricher_set_checksum, run_enricher
+from daemon.meta.content import MIME_KIND, RULES, mime_text
+from daemon.meta.enrichers import (
+    active_enrichers,
+    enricher_checksum,
+    enricher_set_checksum,
+    run_enricher,
+)
 from daemon.meta.insights import NewInsight, record_insights, satisfied_condition
 from daemon.meta.match import GlobSet
 from daemon.scan.probe import probe
@@ -32,6 +46,8 @@ from daemon.store.models import STATE_ENRICHING, STATE_NEW, STATE_READY
 
 _CHUNK_FILES = 500
 _BATCH_INSIGHTS = 500
+FAILURES_LOGGED = 3
+FAILURE_WINDOW_S = 60.0
 
 
 class Work(NamedTuple):
@@ -42,6 +58,8 @@ class Work(NamedTuple):
     path_text: str
     size: int
     mtime_ns: int
+    # A media built-in on a file whose `mime` runs just before it: that value decides.
+    waits_for_mime: bool = False
 
 
 def pending_work(store: Store, config: Config, library_id: int) -> Iterator[Work]:
@@ -50,8 +68,11 @@ def pending_work(store: Store, config: Config, library_id: int) -> Iterator[Work
     Lazily, in chunks of files by id: a caller with a time budget stops early and pays only
     for the chunks it looked at.
     """
-    set_checksum = enricher_set_checksum(config.enrichers)
-    enrichers = [(e, enricher_checksum(e), GlobSet(e.match)) for e in config.enrichers]
+    active = sorted(active_enrichers(config.enrichers), key=lambda e: e.name != MIME_KIND)
+    set_checksum = enricher_set_checksum(active)
+    enrichers = [(e, enricher_checksum(e), GlobSet(e.match)) for e in active]
+    mime_active = next(((e, g) for e, _, g in enrichers if e.builtin and e.name == MIME_KIND),
+                       None)
     seen: set[tuple[str, str]] = set()
     last_id = 0
     while True:
@@ -65,15 +86,36 @@ def pending_work(store: Store, config: Config, library_id: int) -> Iterator[Work
         if not rows:
             return
         last_id = rows[-1][0]
-        seen |= _satisfied(store, {row[1] for row in rows}, enrichers)
+        hashes = {row[1] for row in rows}
+        seen |= _satisfied(store, hashes, enrichers)
+        mime_texts = _current_mime_texts(store, hashes)
         for _, content_hash, rel_path, path_text, size, mtime_ns in rows:
+            mime_pending = mime_active is not None and (content_hash, MIME_KIND) not in seen \
+                and mime_active[1].matches(path_text)
             for enricher, checksum, globs in enrichers:
                 key = (content_hash, enricher.name)
                 if key in seen or not globs.matches(path_text):
                     continue
+                rule = RULES.get(enricher.name) if enricher.builtin else None
+                waits = rule is not None and mime_pending
+                if rule is not None and not waits:
+                    known = mime_texts.get(content_hash)
+                    if not (rule.applies_to_mime_text(known) if known is not None
+                            else rule.applies_by_path(path_text)):
+                        continue
                 seen.add(key)
                 yield Work(content_hash, enricher, checksum, bytes(rel_path), path_text,
-                           size, mtime_ns)
+                           size, mtime_ns, waits)
+
+
+def _current_mime_texts(store: Store, hashes: Iterable[str]) -> dict[str, str]:
+    hashes = sorted(hashes)
+    rows = store.query(
+        "SELECT content_hash, value FROM insight WHERE content_hash IN ("
+        + ", ".join("?" for _ in hashes) + ") AND kind = ? AND is_current",
+        [*hashes, MIME_KIND],
+    )
+    return dict(rows)
 
 
 def _satisfied(
@@ -119,20 +161,66 @@ def enrich_library(
     log = logs.get_logger().bind()  # bound once: a lazy proxy re-binds on every call
     written = 0
     batch: list[NewInsight] = []
+    fresh_mime: dict[str, str] = {}
     flushed_at = time.monotonic()
     for work in pending_work(store, config, row.id):
         now = time.monotonic()
         if (deadline is not None and now >= deadline) or (stop is not None and stop()):
             break
+        if work.waits_for_mime and not _content_applies(work, fresh_mime):
+            continue
         result = _run(row.id, root, work, library.follow_symlinks, log, stop)
         if result is not None:
             batch.append(result)
+            if work.enricher.name == MIME_KIND and work.enricher.builtin:
+                fresh_mime[work.content_hash] = mime_text(result.value)
+            if isinstance(result.value, dict) and "error" in result.value:
+                FAILURES.failed(log, work.enricher.name, library.name, work.path_text,
+                                result.value["error"])
         # Results wait at most a second: a slow external enricher still shows progress.
         if len(batch) >= _BATCH_INSIGHTS or (batch and now - flushed_at >= 1.0):
             record_insights(store, batch)
             written, batch, flushed_at = written + len(batch), [], now
     record_insights(store, batch)
+    FAILURES.summarize(log)
     return written + len(batch)
+
+
+def _content_applies(work: Work, fresh_mime: dict[str, str]) -> bool:
+    """The `mime` that just ran on this content says whether `work`'s enricher applies."""
+    text = fresh_mime.get(work.content_hash)
+    return text is not None and RULES[work.enricher.name].applies_to_mime_text(text)
+
+
+class FailureLog:
+    """`enrich.failed` warnings, a few per enricher per window, then a count of the rest."""
+
+    def __init__(self, window_s: float = FAILURE_WINDOW_S, lines: int = FAILURES_LOGGED):
+        self._window_s, self._lines = window_s, lines
+        self._started = time.monotonic()
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def failed(self, log, enricher: str, library: str, path: str, error: str) -> None:
+        with self._lock:
+            count = self._counts[enricher] = self._counts.get(enricher, 0) + 1
+        if count <= self._lines:
+            log.warning(logs.ENRICH_FAILED, enricher=enricher, library=library, path=path,
+                        error=error)
+
+    def summarize(self, log, *, force: bool = False) -> None:
+        """Once the window is over: one line per enricher with the failures not logged."""
+        with self._lock:
+            if not force and time.monotonic() - self._started < self._window_s:
+                return
+            counts, self._counts, self._started = self._counts, {}, time.monotonic()
+        for enricher, count in sorted(counts.items()):
+            if count > self._lines:
+                log.warning(logs.ENRICH_FAILED, enricher=enricher, failures=count,
+                            not_logged=count - self._lines, window_s=self._window_s)
+
+
+FAILURES = FailureLog()
 
 
 def enrich_libraries(
@@ -142,10 +230,13 @@ def enrich_libraries(
     """`scan`'s enrich step: each named library (none when `names` is empty), `budget_s` each."""
     if not names:
         return 0
-    return sum(
+    written = sum(
         enrich_library(store, config, library, budget_s=budget_s, stop=stop)
         for library in select_libraries(config, names)
     )
+    if budget_s is None:  # a one-shot scan: its failures are counted before it exits
+        FAILURES.summarize(logs.get_logger(), force=True)
+    return written
 
 
 def _run(
