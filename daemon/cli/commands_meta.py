@@ -25,6 +25,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                        description="Groups of two or more present files with the same content "
                        "hash, largest first.")
     p.add_argument("--library", metavar="L", help="only compare this library's files")
+    p.add_argument("--similar", action="store_true",
+                   help="group images that look alike (perceptual hash), not identical bytes")
+    p.add_argument("--distance", metavar="N", type=int, default=dupes.DEFAULT_SIMILAR_DISTANCE,
+                   help="with --similar: at most N of the 64 hash bits differ "
+                   "(default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON Lines, one group a line")
     p.set_defaults(handler=cmd_dupes)
 
@@ -150,6 +155,8 @@ def cmd_insight_show(ctx) -> int:
 
 
 def cmd_dupes(ctx) -> int:
+    if ctx.args.similar:
+        return _similar_dupes(ctx)
     groups = dupes.duplicate_groups(ctx.store, ctx.args.library)
     if ctx.args.json:
         print_json_lines(groups)
@@ -158,6 +165,18 @@ def cmd_dupes(ctx) -> int:
         print(f"{group['hash']}\t{human_bytes(group['size'])} x {len(group['files'])}")
         for entry in group["files"]:
             print(f"  {entry['library']}/{entry['path']}")
+    return EXIT_OK
+
+
+def _similar_dupes(ctx) -> int:
+    groups = dupes.similar_groups(ctx.store, ctx.args.library, ctx.args.distance)
+    if ctx.args.json:
+        print_json_lines(groups)
+        return EXIT_OK
+    for group in groups:
+        print(f"{len(group['files'])} similar images")
+        for entry in group["files"]:
+            print(f"  {entry['phash']}  {entry['library']}/{entry['path']}")
     return EXIT_OK
 
 

@@ -1,8 +1,8 @@
 """`mime`'s built-in table, used where libmagic is not installed: magic bytes, then extension.
 
 It knows the signatures of common media and container formats (a few dozen); libmagic knows
-thousands, so `config check` says when this table is what answers. The extension table is Python's built-in one, never the host's /etc/mime.types: hosts sharing a
-database must compute the same insight for the same content. Magic bytes win because the bytes
+thousands, so `config check` says when this table is what answers. The extension table is
+Python's built-in one, never the host's /etc/mime.types: hosts sharing a database must compute the same insight for the same content. Magic bytes win because the bytes
 are what the insight is keyed by; an extension only refines a generic container (a .docx is a
 ZIP) or names what has no signature (text, CSV, JSON).
 """
