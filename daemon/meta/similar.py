@@ -49,23 +49,46 @@ def near_pairs(hashes: np.ndarray, distance: int) -> np.ndarray:
         counts = np.bincount(keys, minlength=1 << width)
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
         sorted_keys = keys[order]  # walking keys in order keeps the table look-ups local
-        for mask in _flip_masks(width, flips):
-            wanted = sorted_keys ^ mask
-            n_found = counts[wanted]
-            holders = np.nonzero(n_found)[0]
-            if holders.size == 0:
-                continue
-            per = n_found[holders]
-            left = np.repeat(order[holders], per)
-            offsets = np.arange(per.sum()) - np.repeat(np.cumsum(per) - per, per)
-            right = order[np.repeat(starts[wanted[holders]], per) + offsets]
-            keep = left < right
-            left, right = left[keep], right[keep]
-            close = np.bitwise_count(hashes[left] ^ hashes[right]) <= distance
-            found.append(np.stack([left[close], right[close]], axis=1))
+        sides: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for mask in _flip_masks(width, flips).tolist():
+            # key ^ mask finds j from i and i from j: look only from the side where the
+            # mask's top bit is clear, and every pair is found once.
+            top = 1 << (mask.bit_length() - 1) if mask else 0
+            if top not in sides:
+                here = (np.nonzero((sorted_keys & top) == 0)[0] if top
+                        else np.arange(sorted_keys.size))
+                sides[top] = (here, sorted_keys[here])
+            found += _pairs_for_mask(hashes, distance, order, counts, starts, *sides[top], mask)
     if not found:
         return np.empty((0, 2), dtype=np.int64)
     return np.unique(np.concatenate(found), axis=0)
+
+
+def _pairs_for_mask(hashes, distance, order, counts, starts, from_here, their_keys,
+                    mask: int) -> list:
+    """Pairs whose band keys differ by exactly `mask`, checked on all 64 bits."""
+    wanted = their_keys ^ mask
+    n_found = counts[wanted]
+    hit = np.nonzero(n_found)[0]
+    if hit.size == 0:
+        return []
+    holders, per, first = order[from_here[hit]], n_found[hit], starts[wanted[hit]]
+    out = []
+    single = per == 1  # most buckets hold one hash: no expansion needed
+    out.append((holders[single], order[first[single]]))
+    many = ~single
+    if many.any():
+        per_many = per[many]
+        offsets = np.arange(per_many.sum()) - np.repeat(np.cumsum(per_many) - per_many,
+                                                        per_many)
+        out.append((np.repeat(holders[many], per_many),
+                    order[np.repeat(first[many], per_many) + offsets]))
+    pairs = []
+    for left, right in out:
+        close = (left != right) & (np.bitwise_count(hashes[left] ^ hashes[right]) <= distance)
+        left, right = left[close], right[close]
+        pairs.append(np.stack([np.minimum(left, right), np.maximum(left, right)], axis=1))
+    return pairs
 
 
 def groups(hashes: np.ndarray, distance: int) -> list[list[int]]:
