@@ -2,9 +2,10 @@
 
 It knows the signatures of common media and container formats (a few dozen); libmagic knows
 thousands, so `config check` says when this table is what answers. The extension table is
-Python's built-in one, never the host's /etc/mime.types: hosts sharing a database must compute the same insight for the same content. Magic bytes win because the bytes
-are what the insight is keyed by; an extension only refines a generic container (a .docx is a
-ZIP) or names what has no signature (text, CSV, JSON).
+Python's built-in one, never the host's /etc/mime.types: hosts sharing a database must compute
+the same insight for the same content. Magic bytes win because the bytes are what the insight
+is keyed by; an extension only refines a generic container (a .docx is a ZIP) or names what
+has no signature (text, CSV, JSON).
 """
 
 from __future__ import annotations
