@@ -13,6 +13,10 @@ No transaction is held while an enricher runs; results are written in batches.
 The media built-ins choose files by content (`meta/content.py`): for a file whose `mime` is
 still pending, `mime` runs first and its fresh value decides whether `image`, `audio` ... run.
 
+The heavy built-ins (`image`, `phash`, `video`) run in worker processes, a few files at a time,
+each with its enricher's timeout (`workers.py`): both cores, and a decoder that hangs on one
+file costs at most that timeout.
+
 A failure of the content (`{"error": ...}`) is logged as `enrich.failed` at warning, at most
 `FAILURES_LOGGED` lines per enricher per `FAILURE_WINDOW_S`, then one line with the count of
 the others: a library of broken files must not flood the journal.
@@ -31,8 +35,10 @@ from daemon import logs
 from daemon.config import Config, EnricherConfig, LibraryConfig
 from daemon.errors import describe_os_error
 from daemon.libraries import select_libraries
+from daemon.meta import workers
 from daemon.meta.content import MIME_KIND, RULES, mime_text
 from daemon.meta.enrichers import (
+    HEAVY_BUILTINS,
     active_enrichers,
     enricher_checksum,
     enricher_set_checksum,
@@ -46,6 +52,8 @@ from daemon.store.models import STATE_ENRICHING, STATE_NEW, STATE_READY
 
 _CHUNK_FILES = 500
 _BATCH_INSIGHTS = 500
+# Heavy files handed to the worker processes at once, per worker: enough to keep both busy.
+_HEAVY_BATCH_PER_WORKER = 2
 FAILURES_LOGGED = 3
 FAILURE_WINDOW_S = 60.0
 
@@ -159,31 +167,63 @@ def enrich_library(
         )
     root = os.fsencode(library.path)
     log = logs.get_logger().bind()  # bound once: a lazy proxy re-binds on every call
-    written = 0
-    batch: list[NewInsight] = []
-    fresh_mime: dict[str, str] = {}
-    flushed_at = time.monotonic()
+    results = _Results(store, library.name, log)
+    heavy: list[Work] = []
     for work in pending_work(store, config, row.id):
         now = time.monotonic()
         if (deadline is not None and now >= deadline) or (stop is not None and stop()):
             break
-        if work.waits_for_mime and not _content_applies(work, fresh_mime):
+        if work.waits_for_mime and not _content_applies(work, results.fresh_mime):
             continue
-        result = _run(row.id, root, work, library.follow_symlinks, log, stop)
-        if result is not None:
-            batch.append(result)
-            if work.enricher.name == MIME_KIND and work.enricher.builtin:
-                fresh_mime[work.content_hash] = mime_text(result.value)
-            if isinstance(result.value, dict) and "error" in result.value:
-                FAILURES.failed(log, work.enricher.name, library.name, work.path_text,
-                                result.value["error"])
-        # Results wait at most a second: a slow external enricher still shows progress.
-        if len(batch) >= _BATCH_INSIGHTS or (batch and now - flushed_at >= 1.0):
-            record_insights(store, batch)
-            written, batch, flushed_at = written + len(batch), [], now
-    record_insights(store, batch)
+        if work.enricher.builtin and work.enricher.name in HEAVY_BUILTINS:
+            heavy.append(work)
+            if len(heavy) >= _HEAVY_BATCH_PER_WORKER * workers.POOL.workers:
+                results.add_all(heavy, _run_heavy(row.id, root, heavy, library, log, stop))
+                heavy = []
+        else:
+            results.add(work, _run(row.id, root, work, library.follow_symlinks, log, stop))
+        results.flush_if_due()
+    if heavy:
+        results.add_all(heavy, _run_heavy(row.id, root, heavy, library, log, stop))
+    results.flush()
     FAILURES.summarize(log)
-    return written + len(batch)
+    return results.written
+
+
+class _Results:
+    """Insights waiting to be written, in batches; `mime` values the next enrichers need."""
+
+    def __init__(self, store: Store, library: str, log):
+        self.store, self.library, self.log = store, library, log
+        self.batch: list[NewInsight] = []
+        self.fresh_mime: dict[str, str] = {}
+        self.written = 0
+        self.flushed_at = time.monotonic()
+
+    def add(self, work: Work, result: NewInsight | None) -> None:
+        if result is None:
+            return
+        self.batch.append(result)
+        if work.enricher.name == MIME_KIND and work.enricher.builtin:
+            self.fresh_mime[work.content_hash] = mime_text(result.value)
+        if isinstance(result.value, dict) and "error" in result.value:
+            FAILURES.failed(self.log, work.enricher.name, self.library, work.path_text,
+                            result.value["error"])
+
+    def add_all(self, works: list[Work], results: list[NewInsight | None]) -> None:
+        for work, result in zip(works, results, strict=True):
+            self.add(work, result)
+
+    def flush_if_due(self) -> None:
+        # Results wait at most a second: a slow enricher still shows progress.
+        if len(self.batch) >= _BATCH_INSIGHTS or (
+                self.batch and time.monotonic() - self.flushed_at >= 1.0):
+            self.flush()
+
+    def flush(self) -> None:
+        record_insights(self.store, self.batch)
+        self.written += len(self.batch)
+        self.batch, self.flushed_at = [], time.monotonic()
 
 
 def _content_applies(work: Work, fresh_mime: dict[str, str]) -> bool:
@@ -259,6 +299,36 @@ def _run(
               error=value.get("error") if isinstance(value, dict) else None)
     return NewInsight(work.content_hash, library_id, work.rel_path, work.enricher.name, value,
                       work.enricher.name, work.checksum, time.time())
+
+
+def _run_heavy(
+    library_id: int, root: bytes, works: list[Work], library: LibraryConfig, log,
+    stop: Callable[[], bool] | None,
+) -> list[NewInsight | None]:
+    """Heavy built-ins in the worker processes, one timeout each; None: retry later."""
+    paths = [root + b"/" + work.rel_path for work in works]
+    ready = [_still_hashed_bytes(path, work, library.follow_symlinks)
+             for path, work in zip(paths, works, strict=True)]
+    jobs = [workers.Job(work.enricher.name, path, work.path_text, work.enricher.timeout_s)
+            for path, work, ok in zip(paths, works, ready, strict=True) if ok]
+    try:
+        values = iter(workers.POOL.run(jobs, stop))
+    except workers.Interrupted as exc:
+        log.debug("enrich.interrupted", why=str(exc))
+        return [None] * len(works)
+    out: list[NewInsight | None] = []
+    for path, work, ok in zip(paths, works, ready, strict=True):
+        value = next(values) if ok else None
+        if isinstance(value, OSError):
+            log.debug("enrich.skipped", path=work.path_text, enricher=work.enricher.name,
+                      why=describe_os_error(value))
+            value = None
+        if value is None or not _still_hashed_bytes(path, work, library.follow_symlinks):
+            out.append(None)
+            continue
+        out.append(NewInsight(work.content_hash, library_id, work.rel_path, work.enricher.name,
+                              value, work.enricher.name, work.checksum, time.time()))
+    return out
 
 
 def _still_hashed_bytes(path: bytes, work: Work, follow_symlinks: bool) -> bool:
