@@ -15,7 +15,8 @@ for bytes nothing matches (every soft-magic test runs), ~1-2 ms for plain text; 
 table costs 1-6 µs. ctypes releases the GIL during the call, so threads run it in parallel.
 
 When libmagic has no answer (`application/octet-stream`), Pillow's identification is asked
-(it opens DDS, SGI, IM, SPIDER ... that libmagic does not name), then the extension.
+(by the plugins with a signature: DDS, SGI ... that libmagic does not name), then the
+extension.
 Value: `{"mime": ..., "detected_by": "libmagic" | "pillow" | "extension" | "default"}`, or
 with the table `"magic"` in place of `"libmagic"`. `"mime"` is always the first key: the
 content rules of the other built-ins look for it in the stored JSON text (`content.py`).
@@ -102,7 +103,7 @@ def _whole_characters(head: bytes) -> bytes:
 
 def _by_pillow(head: bytes) -> dict[str, Any] | None:
     try:
-        image = pillow_open.identify(io.BytesIO(head))
+        image = pillow_open.identify(io.BytesIO(head), by_signature_only=True)
     except Exception:  # a plugin choking on a cut-off header: not identified
         return None
     if image is None:
