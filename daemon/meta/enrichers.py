@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from daemon.config import EnricherConfig
-from daemon.meta import audio, image, mime, phash, video
+from daemon.meta import mime, video
 from daemon.meta.external import run_command
 
 # Bump when a built-in's output changes, so existing insights are regenerated.
@@ -108,6 +108,10 @@ def run_builtin(
     stop: Callable[[], bool] | None = None,
 ) -> Any:
     """A built-in's value; module-level and picklable, so a worker process can run it."""
+    # numpy, Pillow and mutagen are imported on first use: every CLI command imports this
+    # module (the lifecycle pass needs the checksums), and numpy alone costs ~0.1-0.3 s.
+    from daemon.meta import audio, image, phash
+
     if name == "mime":
         return mime.detect(path, path_text)
     if name == "image":

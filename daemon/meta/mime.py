@@ -28,7 +28,7 @@ import io
 import threading
 from typing import Any
 
-from daemon.meta import mime_table, pillow_open
+from daemon.meta import mime_table
 
 SNIFF_BYTES = 64 * 1024
 OCTET_STREAM = mime_table.OCTET_STREAM
@@ -102,6 +102,8 @@ def _whole_characters(head: bytes) -> bytes:
 
 
 def _by_pillow(head: bytes) -> dict[str, Any] | None:
+    from daemon.meta import pillow_open  # Pillow only when libmagic had no answer
+
     try:
         image = pillow_open.identify(io.BytesIO(head), by_signature_only=True)
     except Exception:  # a plugin choking on a cut-off header: not identified
