@@ -14,6 +14,7 @@ PostgreSQL's `strpos()` are exact, case-sensitive byte searches, as Python's `in
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +39,7 @@ class ContentRule:
                 and not any(n in mime_text for n in self._needles(self.mime_excluded)))
 
     def applies_by_path(self, path_text: str) -> bool:
-        return GlobSet(self.fallback_globs).matches(path_text)
+        return _glob_set(self.fallback_globs).matches(path_text)
 
     def sql(self, *, is_sqlite: bool) -> tuple[str, list[Any]]:
         """SQL true when this rule selects `file` (by its `mime` insight, else its path)."""
@@ -57,6 +58,11 @@ class ContentRule:
         )
         return sql, [*self._needles(self.mime_prefixes), *self._needles(self.mime_excluded),
                      *path_params]
+
+
+@functools.cache
+def _glob_set(globs: tuple[str, ...]) -> GlobSet:
+    return GlobSet(globs)
 
 
 def mime_text(value: Any) -> str:
