@@ -19,13 +19,9 @@ LIBRARY_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 LOG_FORMATS = ("json", "console", "auto")
 UNIX_LISTEN_PREFIX = "unix:"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-BUILTIN_ENRICHERS = ("mime", "image")
-DEFAULT_ENRICHER_MATCH = {
-    "mime": ("*",),
-    "image": (
-        "*.jpg", "*.jpeg", "*.png", "*.gif", "*.webp", "*.tif", "*.tiff", "*.bmp",
-    ),
-}
+BUILTIN_ENRICHERS = ("mime", "image", "phash", "audio", "video")
+# Every path: the media built-ins choose their files by content (daemon/meta/content.py).
+DEFAULT_ENRICHER_MATCH = {name: ("*",) for name in BUILTIN_ENRICHERS}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_UNITS_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 

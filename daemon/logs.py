@@ -36,6 +36,7 @@ CONFIG_INVALID = "config.invalid"
 RECONCILE_FINISHED = "reconcile.finished"
 ENRICH_FINISHED = "enrich.finished"
 ENRICH_FAILED = "enrich.failed"
+ENRICHER_UNAVAILABLE = "enricher.unavailable"
 VERIFY_MISMATCH = "verify.mismatch"
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}

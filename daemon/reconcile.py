@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from daemon import logs
 from daemon.config import Config
-from daemon.meta.enrichers import enricher_checksum, enricher_set_checksum
+from daemon.meta.content import RULES
+from daemon.meta.enrichers import active_enrichers, enricher_checksum, enricher_set_checksum
 from daemon.meta.insights import satisfied_condition
 from daemon.meta.match import sql_match
 from daemon.store import Store, queries
@@ -78,7 +79,7 @@ def lifecycle(store: Store, config: Config, *, library: str | None = None,
     paths_sql, paths_params = queries.scope_condition(scopes or [])
     in_scope += paths_sql
     scope_params = [*libraries, *paths_params]
-    set_checksum = enricher_set_checksum(config.enrichers)
+    set_checksum = enricher_set_checksum(active_enrichers(config.enrichers))
     changed = store.execute(
         f"UPDATE file SET state = ? WHERE state = ? AND content_hash IS NOT NULL AND {in_scope}",
         [STATE_ENRICHING, STATE_NEW, *scope_params],
@@ -107,11 +108,19 @@ def settle_scanned(store: Store, config: Config, library: str,
 
 
 def _waiting_condition(store: Store, config: Config) -> tuple[str, list]:
-    """SQL true for a file that some matching enricher has not finished with."""
+    """SQL true for a file that some matching enricher has not finished with.
+
+    A media built-in matches only content of its kind (`meta/content.py`); an enricher that
+    cannot run on this host (`video` without ffprobe) is not waited for.
+    """
     clauses, params = [], []
-    for enricher in config.enrichers:
+    for enricher in active_enrichers(config.enrichers):
         match_sql, match_params = sql_match(enricher.match, "file.path_text",
                                             is_sqlite=store.is_sqlite)
+        rule = RULES.get(enricher.name) if enricher.builtin else None
+        if rule is not None:
+            rule_sql, rule_params = rule.sql(is_sqlite=store.is_sqlite)
+            match_sql, match_params = f"({match_sql} AND {rule_sql})", match_params + rule_params
         done_sql, done_params = satisfied_condition(enricher, enricher_checksum(enricher))
         clauses.append(
             f"({match_sql} AND NOT EXISTS (SELECT 1 FROM insight i"

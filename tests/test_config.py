@@ -52,7 +52,7 @@ def test_defaults_and_relative_paths(tmp_path):
     assert not lib.marker and not lib.require_mount and not lib.follow_symlinks
     assert config.daemon.host  # this machine's hostname
     assert config.daemon.database.startswith("sqlite:///")
-    assert {e.name for e in config.enrichers} == {"mime", "image"}
+    assert {e.name for e in config.enrichers} == {"mime", "image", "phash", "audio", "video"}
 
 
 @pytest.mark.parametrize(

@@ -246,6 +246,8 @@ def _mounts_or_none() -> list[Mount] | None:
 
 
 def cmd_config_check(ctx) -> int:
+    from daemon.meta.enrichers import enricher_notes
+
     config = ctx.config
     d = config.daemon
     problems = [
@@ -292,7 +294,8 @@ def cmd_config_check(ctx) -> int:
     for enricher in config.enrichers:
         kind = "built-in" if enricher.builtin else "command " + " ".join(enricher.command)
         print(f"enricher {enricher.name}: {kind}; match {list(enricher.match)}"
-              + ("" if enricher.builtin else f"; timeout {human_duration(enricher.timeout_s)}"))
+              + ("" if enricher.builtin else f"; timeout {human_duration(enricher.timeout_s)}")
+              + "".join("; " + note for note in enricher_notes(enricher)))
     for problem in problems:
         print(f"assetd: {problem}", file=sys.stderr)
     return EXIT_USAGE if problems else EXIT_OK

@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                     "Groups of two or more present files with the same content hash, largest "
                     "first; each group's size and hash, then its files, one a line.")
     p.add_argument("--library", metavar="L", help="only compare this library's files")
+    p.add_argument("--similar", action="store_true",
+                   help="group images that look alike (perceptual hash), not identical bytes")
+    p.add_argument("--distance", metavar="N", type=int, default=dupes.DEFAULT_SIMILAR_DISTANCE,
+                   help="with --similar: at most N of the 64 hash bits differ "
+                   "(default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON Lines, one group a line")
     p.set_defaults(handler=cmd_dupes)
 
@@ -207,6 +212,8 @@ def cmd_insight_show(ctx) -> int:
 
 
 def cmd_dupes(ctx) -> int:
+    if ctx.args.similar:
+        return _similar_dupes(ctx)
     groups = dupes.duplicate_groups(ctx.store, ctx.args.library)
     if ctx.args.json:
         print_json_lines(group.as_json() for group in groups)
@@ -215,6 +222,18 @@ def cmd_dupes(ctx) -> int:
         print(f"{group.content_hash}\t{human_bytes(group.size)} x {len(group.files)}")
         for library, rel_path in group.files:
             print(f"  {library}/{display_path(rel_path)}")
+    return EXIT_OK
+
+
+def _similar_dupes(ctx) -> int:
+    groups = dupes.similar_groups(ctx.store, ctx.args.library, ctx.args.distance)
+    if ctx.args.json:
+        print_json_lines(groups)
+        return EXIT_OK
+    for group in groups:
+        print(f"{len(group['files'])} similar images")
+        for entry in group["files"]:
+            print(f"  {entry['phash']}  {entry['library']}/{display_text(entry['path'])}")
     return EXIT_OK
 
 

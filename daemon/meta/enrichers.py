@@ -4,29 +4,44 @@ An insight records the checksum of the enricher config that produced it; a file 
 checksum of the whole set it was made `ready` under. Changing an enricher's name, match,
 command or timeout (or the code of a built-in, via its version) changes its checksum: its
 results are then out of date and it runs again; a `ready` file goes back to `enriching`.
+
+A built-in that cannot run on this host (`video` without `ffprobe` on PATH) is left out of the
+active set (`active_enrichers`): no file waits for it, `config check` says why, and the daemon
+warns once at start. Once it can run, the set's checksum changes and it runs then.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
+import shutil
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from daemon.config import EnricherConfig
-from daemon.meta import image, mime
+from daemon.meta import mime, video
 from daemon.meta.external import run_command
 
 # Bump when a built-in's output changes, so existing insights are regenerated.
-BUILTIN_VERSIONS = {"mime": 1, "image": 1}
+BUILTIN_VERSIONS = {"mime": 2, "image": 2, "phash": 1, "audio": 1, "video": 1}
+# Decoding pixels or starting a process: the daemon runs these after indexing, in its backfill.
+HEAVY_BUILTINS = frozenset({"image", "phash", "video"})
 
 
 def enricher_checksum(enricher: EnricherConfig) -> str:
     identity = [
         enricher.name, list(enricher.match), list(enricher.command), enricher.timeout_s,
-        BUILTIN_VERSIONS.get(enricher.name) if enricher.builtin else None,
+        _builtin_version(enricher.name) if enricher.builtin else None,
     ]
     return _digest(json.dumps(identity))
+
+
+def _builtin_version(name: str) -> int | str | None:
+    version = BUILTIN_VERSIONS.get(name)
+    # The table and libmagic answer differently: installing libmagic re-runs `mime`.
+    return f"{version}+{mime.BACKEND}" if name == "mime" else version
 
 
 def enricher_set_checksum(enrichers: Iterable[EnricherConfig]) -> str:
@@ -35,6 +50,42 @@ def enricher_set_checksum(enrichers: Iterable[EnricherConfig]) -> str:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@functools.cache
+def unavailable_reason(name: str) -> str | None:
+    """Why the built-in `name` cannot run on this host (None: it can). Asked once a process."""
+    if name == "video" and shutil.which(video.FFPROBE) is None:
+        return (f"{video.FFPROBE} not found on PATH; install ffmpeg"
+                " (Debian/Ubuntu: apt-get install ffmpeg) to get video insights")
+    return None
+
+
+def degraded_reason(name: str) -> str | None:
+    """Why the built-in `name` runs with less than its full answers here (None: it does not)."""
+    return mime.UNAVAILABLE_REASON if name == "mime" else None
+
+
+def enricher_notes(enricher: EnricherConfig) -> list[str]:
+    """What `config check` adds about an enricher's availability on this host."""
+    if not enricher.builtin:
+        program = enricher.command[0]
+        found = shutil.which(program) if "/" not in program else (
+            program if os.access(program, os.X_OK) else None)
+        return [] if found else [f"UNAVAILABLE: {program} not found or not executable"
+                                 " (each file will get an error insight)"]
+    if unavailable_reason(enricher.name):
+        return [f"UNAVAILABLE: {unavailable_reason(enricher.name)} (no file waits for it)"]
+    if degraded_reason(enricher.name):
+        return [f"{degraded_reason(enricher.name)}"]
+    if enricher.name == "mime":
+        return ["libmagic"]
+    return []
+
+
+def active_enrichers(enrichers: Iterable[EnricherConfig]) -> tuple[EnricherConfig, ...]:
+    """The enrichers that run, and that files wait for, on this host."""
+    return tuple(e for e in enrichers if not (e.builtin and unavailable_reason(e.name)))
 
 
 def run_enricher(
@@ -49,6 +100,26 @@ def run_enricher(
     """
     if not enricher.builtin:
         return run_command(enricher, path, stop)
-    if enricher.name == "mime":
+    return run_builtin(enricher.name, path, path_text, enricher.timeout_s, stop)
+
+
+def run_builtin(
+    name: str, path: bytes, path_text: str, timeout_s: float,
+    stop: Callable[[], bool] | None = None,
+) -> Any:
+    """A built-in's value; module-level and picklable, so a worker process can run it."""
+    # numpy, Pillow and mutagen are imported on first use: every CLI command imports this
+    # module (the lifecycle pass needs the checksums), and numpy alone costs ~0.1-0.3 s.
+    from daemon.meta import audio, image, phash
+
+    if name == "mime":
         return mime.detect(path, path_text)
-    return image.describe(path)
+    if name == "image":
+        return image.describe(path)
+    if name == "phash":
+        return phash.describe(path)
+    if name == "audio":
+        return audio.describe(path)
+    if name == "video":
+        return video.describe(path, timeout_s, stop)
+    raise ValueError(f"no built-in enricher {name!r}")

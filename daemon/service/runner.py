@@ -157,12 +157,26 @@ class Runner:
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.inbox.post(Signal(signum))
 
+    def _warn_unavailable_enrichers(self) -> None:
+        """Once at start: a built-in that cannot run here, or runs with less (no libmagic)."""
+        from daemon.meta.enrichers import degraded_reason, unavailable_reason
+
+        for enricher in self.config.enrichers:
+            if not enricher.builtin:
+                continue
+            reason = unavailable_reason(enricher.name) or degraded_reason(enricher.name)
+            if reason:
+                self._log.warning(logs.ENRICHER_UNAVAILABLE, enricher=enricher.name,
+                                  reason=reason,
+                                  disabled=unavailable_reason(enricher.name) is not None)
+
     def _start(self) -> None:
         daemon = self.config.daemon
         self._serve_http()
         self._log.info(logs.DAEMON_STARTED, pid=self.pid, host=daemon.host,
                        config=self.config.source, database=redact_url(daemon.database),
                        libraries=[lib.name for lib in self.config.libraries])
+        self._warn_unavailable_enrichers()
         self.notifier.status("starting: scanning libraries")
         interval_s = self.notifier.watchdog_interval_s()
         if interval_s is not None:

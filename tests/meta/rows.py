@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daemon.config import Config, parse_config
+from daemon.config import BUILTIN_ENRICHERS, Config, parse_config
 from daemon.meta.indexed import IndexedFile
 from daemon.scan.apply import path_text
 from daemon.store.models import STATE_NEW, File, Insight, Library, Tag
@@ -28,7 +28,7 @@ def make_config(db_url: str, root: Path, names: tuple[str, ...] = ("lib",),
 
 def no_builtins(*extra: dict[str, Any]) -> list[dict[str, Any]]:
     """An enricher list with the built-ins switched off (plus `extra`)."""
-    return [{"name": "mime", "enabled": False}, {"name": "image", "enabled": False}, *extra]
+    return [*({"name": name, "enabled": False} for name in BUILTIN_ENRICHERS), *extra]
 
 
 def library(name: str = "lib") -> Library:

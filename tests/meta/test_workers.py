@@ -1,0 +1,76 @@
+"""The worker processes of the heavy built-ins: results, a per-file timeout, a stop request."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from daemon.meta import workers
+from tests.conftest import REPO_ROOT, cli_env
+from tests.media import jpeg_bytes
+
+SLOW_FFPROBE = "#!/bin/sh\nexec sleep 30\n"
+
+
+@pytest.fixture
+def pool():
+    pool = workers.HeavyPool(workers=2)
+    yield pool
+    pool.kill()
+
+
+def test_heavy_jobs_run_in_worker_processes(pool, tmp_path):
+    path = tmp_path / "a.jpg"
+    path.write_bytes(jpeg_bytes(size=(64, 48)))
+    jobs = [workers.Job("image", bytes(path), "a.jpg", 30), workers.Job("phash", bytes(path),
+                                                                        "a.jpg", 30)]
+    image, phash = pool.run(jobs)
+    assert (image["width"], image["height"]) == (64, 48)
+    assert len(phash["phash"]) == 16
+    gone = pool.run([workers.Job("image", bytes(tmp_path / "gone.jpg"), "gone.jpg", 30)])
+    assert isinstance(gone[0], FileNotFoundError)  # the file, not its content: retried later
+
+
+HANG_SCRIPT = """
+import json, sys, time
+from daemon.meta import workers
+pool = workers.HeavyPool(workers=2)
+job = workers.Job("video", sys.argv[1].encode(), "clip.mp4", float(sys.argv[2]))
+asked = time.monotonic()
+stop = (lambda: time.monotonic() - asked > 0.5) if sys.argv[3] == "stop" else None
+try:
+    [value] = pool.run([job], stop)
+except workers.Interrupted as exc:
+    value = {"interrupted": str(exc)}
+print(json.dumps({"value": value, "elapsed_s": time.monotonic() - asked}))
+pool.kill()
+"""
+
+
+def run_with_hanging_ffprobe(tmp_path, timeout_s: float, stop: bool) -> dict:
+    """A real process whose PATH has an `ffprobe` that never ends."""
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin" / "ffprobe"
+    fake.write_text(SLOW_FFPROBE)
+    fake.chmod(0o755)
+    (tmp_path / "clip.mp4").write_bytes(b"\x00" * 64)
+    env = {**cli_env(), "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run(
+        [sys.executable, "-c", HANG_SCRIPT, str(tmp_path / "clip.mp4"), str(timeout_s),
+         "stop" if stop else "-"], env=env, cwd=REPO_ROOT, capture_output=True, text=True,
+        check=True, timeout=60).stdout
+    return json.loads(out)
+
+
+def test_a_file_that_hangs_costs_its_timeout_and_is_an_error(tmp_path):
+    ran = run_with_hanging_ffprobe(tmp_path, 1, stop=False)
+    assert "timed out after 1s" in ran["value"]["error"] and ran["elapsed_s"] < 10
+
+
+def test_a_stop_request_ends_the_batch_and_records_nothing(tmp_path):
+    ran = run_with_hanging_ffprobe(tmp_path, 30, stop=True)
+    assert "stopping" in ran["value"]["interrupted"] and ran["elapsed_s"] < 10
