@@ -22,7 +22,12 @@ def _create_tables(store: Store) -> None:
     store.db.create_tables(ALL_MODELS, safe=True)
 
 
-MIGRATIONS: list[Callable[[Store], None]] = [_create_tables]
+def _index_inode(store: Store) -> None:
+    """Scans look rows up by inode: is a new path the destination of a move? (scan/plan.py)"""
+    store.execute("CREATE INDEX IF NOT EXISTS file_inode ON file (inode)")
+
+
+MIGRATIONS: list[Callable[[Store], None]] = [_create_tables, _index_inode]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -73,7 +73,8 @@ class File(BaseModel):
     last_seen = DoubleField()
 
     class Meta:
-        indexes = ((("library", "rel_path"), True),)
+        # file_inode: migration 1 (a scan asks whether a new path is a moved file's).
+        indexes = ((("library", "rel_path"), True), (("inode",), False))
 
 
 class Tag(BaseModel):

@@ -1,0 +1,148 @@
+"""The streaming scan (real files, real DB): moves are found whichever side the walk meets
+first, across directories and parts, and the guard still counts what vanished."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from daemon.config import load_config
+from daemon.scan import scanner
+from daemon.scan.scanner import ScanOptions, normalize_scopes, scan_library
+from daemon.store import queries
+
+
+def scan(env, store, **kwargs):
+    config = load_config(str(env.config_path))
+    return scan_library(store, config, config.libraries[0], **kwargs)
+
+
+def rows(store) -> dict[str, tuple[int, bool, str | None]]:
+    library = queries.get_library("photos")
+    return {r.rel_path.decode(): (r.id, r.is_missing, r.content_hash)
+            for r in queries.file_snapshot(store, library.id, [b""]).values()}
+
+
+@pytest.fixture(params=[20_000, 2], ids=["one-part", "parts-of-2"])
+def part_files(request, monkeypatch):
+    monkeypatch.setattr(scanner, "PART_FILES", request.param)
+    return request.param
+
+
+def test_rename_into_a_directory_walked_before_the_source(env, store, part_files):
+    files = {f"z/src/f{i}": f"data {i}" for i in range(5)}
+    root = env.library("photos", files)
+    scan(env, store)
+    before = rows(store)
+    os.rename(root / "z" / "src", root / "a")  # a/ sorts (and is walked) before z/
+    result = scan(env, store)
+    assert result.stats["moved"] == 5 and result.stats["created"] == 0
+    assert result.stats["missing"] == 0 and result.stats["hashed"] == 0  # no byte read
+    after = rows(store)
+    assert {after[f"a/f{i}"][0] for i in range(5)} == {before[f"z/src/f{i}"][0] for i in range(5)}
+    assert not any(path.startswith("z/") for path in after)
+
+
+def test_rename_into_a_directory_walked_after_the_source(env, store, part_files):
+    root = env.library("photos", {f"a/f{i}": f"data {i}" for i in range(5)})
+    scan(env, store)
+    ids = {path: row_id for path, (row_id, _, _) in rows(store).items()}
+    os.rename(root / "a", root / "z")
+    result = scan(env, store)
+    assert result.stats["moved"] == 5 and result.stats["hashed"] == 0
+    assert {rows(store)[f"z/f{i}"][0] for i in range(5)} == set(ids.values())
+
+
+def test_copy_then_delete_moves_by_hash_both_ways(env, store, part_files):
+    root = env.library("photos", {"m/early": "early bytes", "m/late": "late bytes"})
+    scan(env, store)
+    ids = {path: row_id for path, (row_id, _, _) in rows(store).items()}
+    for name, dest in (("early", "z/early"), ("late", "a/late")):  # new inodes
+        data = (root / "m" / name).read_bytes()
+        (root / "m" / name).unlink()
+        (root / dest).parent.mkdir(exist_ok=True)
+        (root / dest).write_bytes(data)
+    result = scan(env, store)
+    assert result.stats["moved"] == 2 and result.stats["missing"] == 0
+    after = rows(store)
+    assert after["z/early"][0] == ids["m/early"] and after["a/late"][0] == ids["m/late"]
+
+
+def test_file_reappearing_with_the_content_of_a_long_missing_row_takes_it_over(env, store):
+    root = env.library("photos", {"m/photo.jpg": "the picture"})
+    scan(env, store)
+    (row_id, _, _), = rows(store).values()
+    data = (root / "m" / "photo.jpg").read_bytes()
+    (root / "m" / "photo.jpg").unlink()
+    assert scan(env, store).stats["missing"] == 1
+    (root / "a").mkdir()
+    (root / "a" / "photo.jpg").write_bytes(data)
+    result = scan(env, store)
+    assert result.stats["moved"] == 1 and result.stats["created"] == 0
+    assert rows(store)["a/photo.jpg"][:2] == (row_id, False)
+
+
+def test_a_copy_of_a_file_that_stays_is_created(env, store, part_files):
+    root = env.library("photos", {"z/orig": "same bytes"})
+    scan(env, store)
+    (root / "a").mkdir()
+    (root / "a" / "copy").write_bytes(b"same bytes")
+    os.link(root / "z" / "orig", root / "a" / "hardlink")  # same identity, source stays
+    result = scan(env, store)
+    assert result.stats["created"] == 2 and result.stats["moved"] == 0
+    assert result.stats["unchanged"] == 1
+    assert len({row_id for row_id, _, _ in rows(store).values()}) == 3
+
+
+def test_rotation_across_directories(env, store, part_files):
+    root = env.library("photos", {"x/a": "content a", "y/b": "content b"})
+    scan(env, store)
+    ids = {path: row_id for path, (row_id, _, _) in rows(store).items()}
+    os.rename(root / "y" / "b", root / "c")  # mv y/b c; mv x/a y/b
+    os.rename(root / "x" / "a", root / "y" / "b")
+    result = scan(env, store)
+    assert result.stats["moved"] == 2 and result.stats["updated"] == 0
+    after = rows(store)
+    assert after["y/b"][0] == ids["x/a"] and after["c"][0] == ids["y/b"]
+
+
+def test_partial_scan_never_takes_a_row_outside_its_scope(env, store):
+    root = env.library("photos", {"b/x": "moved bytes"})
+    scan(env, store)
+    (root / "a").mkdir()
+    os.rename(root / "b" / "x", root / "a" / "x")
+    result = scan(env, store, scopes=[b"a"])
+    assert result.stats["created"] == 1 and result.stats["moved"] == 0
+    assert rows(store)["b/x"][1] is False  # outside the scope: untouched
+
+
+def test_mass_missing_guard_while_streaming_in_parts(env, store, monkeypatch):
+    monkeypatch.setattr(scanner, "PART_FILES", 7)
+    root = env.library("photos", {f"d{i % 10}/f{i:03d}": f"bytes {i}" for i in range(150)})
+    scan(env, store)
+    for i in range(100):
+        (root / f"d{i % 10}" / f"f{i:03d}").unlink()
+    for i in range(30):  # new files, written (and applied) in parts before the guard trips
+        (root / f"new{i:02d}").write_text(f"new {i}")
+    result = scan(env, store)
+    assert result.online is False and "100 of 150" in result.reason
+    assert not any(missing for _, missing, _ in rows(store).values())
+    result = scan(env, store, options=ScanOptions(allow_mass_missing=True))
+    assert result.online and result.stats["missing"] == 100
+
+
+def test_dry_run_streams_the_same_plan_and_writes_nothing(env, store, part_files):
+    root = env.library("photos", {f"z/f{i}": f"data {i}" for i in range(4)})
+    scan(env, store)
+    before = rows(store)
+    os.rename(root / "z", root / "a")
+    (root / "a" / "new").write_text("new")
+    result = scan(env, store, options=ScanOptions(dry_run=True))
+    assert result.stats["moved"] == 4 and result.stats["created"] == 1
+    assert rows(store) == before
+
+
+def test_scopes_are_merged_once():
+    assert normalize_scopes([b"a/b", b"a", b"c", b"a.txt", b"a"]) == [b"a.txt", b"a", b"c"]
+    assert normalize_scopes([b"x", b""]) == [b""]
