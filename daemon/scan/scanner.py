@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 
 from daemon import logs
 from daemon.config import Config, LibraryConfig
-from daemon.errors import UsageError, describe_os_error
+from daemon.errors import UsageError
 from daemon.libraries import resolve_path, select_libraries
 from daemon.scan.apply import apply_plan, mark_missing, path_text
 from daemon.scan.filters import ExcludeMatcher
-from daemon.scan.hash import Hashed, TornReadError, hash_file
+from daemon.scan.hash import HASHED, TORN, VANISHED, Hashed
+from daemon.scan.hashpool import Hasher, Pending
 from daemon.scan.plan import (
     DbRow,
     Plan,
@@ -166,29 +167,17 @@ class _ScanRun:
         self.position = b""
         self.merge_done = False
         self.hashed = 0
-        self.parts_applied = 0
+        self.hasher = Hasher(os.fsencode(library.path), library.follow_symlinks)
 
     def execute(self) -> LibraryScan:
         started_at = time.time()
         options, stream = self.options, self.stream
         matcher = ExcludeMatcher(self.library.exclude)
         root, skip = os.fsencode(self.library.path), skip_paths(self.config)
-        for index, scope in enumerate(self.scopes):
-            self.scope_index = index
-            disk = walk_sorted(root, scope, self.walked, matcher=matcher,
-                               follow_symlinks=self.library.follow_symlinks, skip_abs=skip)
-            db = queries.iter_files(self.store, self.row.id, scope) if self.row else ()
-            for entry, db_row in merge_sorted(disk, db):
-                self.position = (entry or db_row).rel_path
-                stream.add(entry, db_row)
-                if stream.part_full(PART_FILES, PART_BYTES):
-                    part = stream.take_part()
-                    self._apply(part, self._prepare(part))
-        self.merge_done = True
-        last = stream.take_part()
-        last_hashes = self._prepare(last)
-        final = stream.final_plan(self.sources.values())
-        final_hashes = self._prepare_final(final)
+        try:
+            final, last, last_hashes = self._merge_and_apply(root, skip, matcher)
+        finally:
+            self.hasher.close()
 
         guarded = not (options.allow_mass_missing or options.observed_deletes)
         indexed = 0
@@ -200,7 +189,7 @@ class _ScanRun:
             return _tripped(self.store, self.result, self.row, final, indexed, threshold,
                             options, started_at)
         self._apply(last, last_hashes)
-        self._apply(final, final_hashes)
+        self._apply(final, last_hashes)
         if not options.dry_run:
             mark_missing(self.store, [r.id for r in final.missing])
         self.errors += self.walked.errors
@@ -211,6 +200,33 @@ class _ScanRun:
                               for rel, message in self.errors]
         _finish(self.store, self.result, self.row, self.scopes, options, started_at, self.log)
         return self.result
+
+    def _merge_and_apply(self, root, skip, matcher):
+        """The merge, each part hashed while the next is walked and applied after it; the
+        last part and the held work come back unapplied, for the guard to decide."""
+        stream = self.stream
+        pending = None
+        for index, scope in enumerate(self.scopes):
+            self.scope_index = index
+            disk = walk_sorted(root, scope, self.walked, matcher=matcher,
+                               follow_symlinks=self.library.follow_symlinks, skip_abs=skip)
+            db = queries.iter_files(self.store, self.row.id, scope) if self.row else ()
+            for entry, db_row in merge_sorted(disk, db):
+                self.position = (entry or db_row).rel_path
+                stream.add(entry, db_row)
+                if stream.part_full(PART_FILES, PART_BYTES):
+                    submitted = self._submit(stream.take_part())
+                    if pending is not None:
+                        self._apply(*self._collect(*pending))
+                    pending = submitted
+        self.merge_done = True
+        last = self._submit(stream.take_part())
+        if pending is not None:
+            self._apply(*self._collect(*pending))
+        last_part, last_hashes = self._collect(*last)
+        final = stream.final_plan(self.sources.values())
+        final_hashes = self._prepare_final(final)
+        return final, last_part, last_hashes | final_hashes
 
     def _visited(self, rel_path: bytes) -> bool | None:
         """Has the merge passed this row's path? None: the path is outside the scan's scope."""
@@ -229,15 +245,20 @@ class _ScanRun:
                 found[row.id] = row
         return found
 
-    def _prepare(self, part: Plan) -> dict[bytes, Hashed]:
-        """Hash one part; hold back what may be half of a move. Returns the part's hashes."""
+    def _submit(self, part: Plan) -> tuple[Plan, Pending]:
+        """Hold back new paths that may be a move's destination; start hashing the rest."""
         self.progress.discovered(self.library.name, self.stream.discovered)
         if self.lookups and part.created:
             self._hold_identity_matches(part)
-        hashes = self._hash(part) if self.options.hash_files else {}
+        todo = part.needs_hash() if self.options.hash_files else []
+        return part, self.hasher.submit(todo)
+
+    def _collect(self, part: Plan, pending: Pending) -> tuple[Plan, dict[bytes, Hashed]]:
+        """The part's hashes; edits and new files whose bytes may be a moved file's wait."""
+        hashes = self._hashes(part, pending)
         if self.lookups and hashes:
             self._hold_hash_matches(part, hashes)
-        return hashes
+        return part, hashes
 
     def _hold_identity_matches(self, part: Plan) -> None:
         rows = queries.rows_by_identity(self.store, self.row.id, [e.inode for e in part.created])
@@ -295,7 +316,7 @@ class _ScanRun:
         if not self.options.hash_files:
             return hashes
         todo = [e for e in final.needs_hash() if e.rel_path not in hashes]
-        hashes.update(self._hash_entries(final, todo))
+        hashes.update(self._hashes(final, self.hasher.submit(todo)))
         if self.lookups and final.created:
             wanted = [hashes[e.rel_path].content_hash for e in final.created
                       if e.rel_path in hashes]
@@ -305,34 +326,27 @@ class _ScanRun:
         match_moves_by_hash(final, {rel: h.content_hash for rel, h in hashes.items()})
         return hashes
 
-    def _hash(self, part: Plan) -> dict[bytes, Hashed]:
-        return self._hash_entries(part, part.needs_hash())
-
-    def _hash_entries(self, plan: Plan, todo: list[DiskEntry]) -> dict[bytes, Hashed]:
-        """Hash `todo`; drop files that vanished from the plan (row untouched)."""
-        if not todo:
+    def _hashes(self, plan: Plan, pending: Pending) -> dict[bytes, Hashed]:
+        """Collect `pending`; drop files that vanished from the plan (row untouched)."""
+        entries = pending.entries
+        if not entries:
             return {}
-        library, progress = self.library, self.progress
-        progress.hashing(library.name, len(todo), sum(e.size for e in todo))
-        root = os.fsencode(library.path)
+        progress = self.progress
+        progress.hashing(self.library.name, len(entries), sum(e.size for e in entries))
         hashes: dict[bytes, Hashed] = {}
         vanished: set[bytes] = set()
-        for entry in todo:
-            try:
-                hashes[entry.rel_path] = hash_file(
-                    root + b"/" + entry.rel_path,
-                    follow_symlinks=library.follow_symlinks,
-                    on_bytes=progress.hashed_bytes,
-                )
-            except TornReadError:
+        for entry, outcome, value, _ in self.hasher.results(pending, progress.hashed_bytes):
+            if outcome == HASHED:
+                hashes[entry.rel_path] = value
+            elif outcome == TORN:
                 self.log.debug("hash.deferred", path=path_text(entry.rel_path),
                                why="changed while read")
-            except FileNotFoundError:
+            elif outcome == VANISHED:
                 vanished.add(entry.rel_path)
                 self.errors.append((entry.rel_path,
                                     "FileNotFoundError: vanished during the scan"))
-            except OSError as exc:
-                self.errors.append((entry.rel_path, describe_os_error(exc)))
+            else:
+                self.errors.append((entry.rel_path, value))
         if vanished:
             _drop_vanished(plan, vanished)
         self.hashed += len(hashes)

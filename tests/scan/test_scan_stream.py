@@ -146,3 +146,22 @@ def test_dry_run_streams_the_same_plan_and_writes_nothing(env, store, part_files
 def test_scopes_are_merged_once():
     assert normalize_scopes([b"a/b", b"a", b"c", b"a.txt", b"a"]) == [b"a.txt", b"a", b"c"]
     assert normalize_scopes([b"x", b""]) == [b""]
+
+
+def test_many_files_are_hashed_in_worker_processes(env, store, monkeypatch):
+    from daemon.scan import hashpool
+    from daemon.scan.hash import hash_file
+
+    monkeypatch.setattr(hashpool, "BATCH_FILES", 7)
+    monkeypatch.setattr(hashpool, "POOL_MIN_FILES", 50)
+    monkeypatch.setattr(scanner, "PART_FILES", 100)
+    root = env.library("photos", {f"d{i % 4}/f{i:03d}": f"bytes {i}" * i for i in range(300)})
+    started = []
+    real_submit = hashpool.Hasher._submit
+    monkeypatch.setattr(hashpool.Hasher, "_submit",
+                        lambda self, batch: started.append(len(batch)) or real_submit(self, batch))
+    result = scan(env, store)
+    assert result.stats["hashed"] == 300 and result.stats["created"] == 300
+    assert sum(started) == 300  # every file went through the pool
+    for path, (_, _, content_hash) in rows(store).items():
+        assert content_hash == hash_file(root / path).content_hash
