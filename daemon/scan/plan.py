@@ -252,6 +252,7 @@ class PlanStream:
         self.part = Plan()
         self.part_reads = 0
         self.part_bytes = 0
+        self.position = b""
         self.discovered = 0
         self.unchanged = 0  # fast-path files: counted, not kept
         self.present_rows = 0  # rows not marked missing that the merge saw
@@ -297,6 +298,42 @@ class PlanStream:
         else:
             self._to_part(entry.size, True)
             self.part.updated.append((row, entry))
+
+    def consume(
+        self, disk: Iterable[DiskEntry], db: Iterable[DbRow], *, max_files: int, max_bytes: int
+    ) -> Iterator[Plan]:
+        """`add` every pair of the merged streams; yields each part as it fills.
+
+        The merge and the fast path are inlined: a no-change rescan of a large library
+        runs this loop once per file and little else. `position` is the last path added.
+        """
+        disk_it, db_it = iter(disk), iter(db)
+        entry, row = next(disk_it, None), next(db_it, None)
+        add = self.add
+        while entry is not None or row is not None:
+            if row is None or (entry is not None and entry.rel_path < row.rel_path):
+                self.position = entry.rel_path
+                add(entry, None)
+                entry = next(disk_it, None)
+            elif entry is None or row.rel_path < entry.rel_path:
+                self.position = row.rel_path
+                add(None, row)
+                row = next(db_it, None)
+            else:
+                self.position = entry.rel_path
+                if (row.size == entry.size and row.mtime_ns == entry.mtime_ns
+                        and row.inode == entry.inode and not row.is_missing
+                        and row.content_hash is not None):
+                    self.discovered += 1
+                    self.present_rows += 1
+                    self.unchanged += 1
+                    entry, row = next(disk_it, None), next(db_it, None)
+                    continue
+                add(entry, row)
+                entry, row = next(disk_it, None), next(db_it, None)
+            if self.part_reads >= max_files or self.part_bytes >= max_bytes or (
+                    len(self.part.restored) >= max_files):
+                yield self.take_part()
 
     def _replaced(self, row: DbRow) -> None:
         if row.content_hash is not None:

@@ -25,7 +25,6 @@ from daemon.scan.plan import (
     add_sources,
     mass_missing_exceeded,
     match_moves_by_hash,
-    merge_sorted,
 )
 from daemon.scan.probe import probe
 from daemon.scan.walk import DiskEntry, WalkResult, walk_sorted
@@ -164,7 +163,6 @@ class _ScanRun:
         self.sources: dict[int, DbRow] = {}  # rows the lookups found
         self.held_hashes: dict[bytes, Hashed] = {}
         self.scope_index = 0
-        self.position = b""
         self.merge_done = False
         self.hashed = 0
         self.hasher = Hasher(os.fsencode(library.path), library.follow_symlinks)
@@ -211,14 +209,11 @@ class _ScanRun:
             disk = walk_sorted(root, scope, self.walked, matcher=matcher,
                                follow_symlinks=self.library.follow_symlinks, skip_abs=skip)
             db = queries.iter_files(self.store, self.row.id, scope) if self.row else ()
-            for entry, db_row in merge_sorted(disk, db):
-                self.position = (entry or db_row).rel_path
-                stream.add(entry, db_row)
-                if stream.part_full(PART_FILES, PART_BYTES):
-                    submitted = self._submit(stream.take_part())
-                    if pending is not None:
-                        self._apply(*self._collect(*pending))
-                    pending = submitted
+            for part in stream.consume(disk, db, max_files=PART_FILES, max_bytes=PART_BYTES):
+                submitted = self._submit(part)
+                if pending is not None:
+                    self._apply(*self._collect(*pending))
+                pending = submitted
         self.merge_done = True
         last = self._submit(stream.take_part())
         if pending is not None:
@@ -233,7 +228,7 @@ class _ScanRun:
         for index, scope in enumerate(self.scopes):
             if not scope or rel_path == scope or rel_path.startswith(scope + b"/"):
                 return self.merge_done or index < self.scope_index or (
-                    index == self.scope_index and rel_path <= self.position)
+                    index == self.scope_index and rel_path <= self.stream.position)
         return None
 
     def _candidates(self, rows: list[DbRow]) -> dict[int, DbRow]:

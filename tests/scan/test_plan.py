@@ -151,8 +151,7 @@ def test_swap_of_two_files_is_two_moves():
 
 def stream_of(disk_entries, db_rows, unreadable=None) -> PlanStream:
     stream = PlanStream(unreadable or [])
-    for entry, db_row in merge_sorted(disk_entries, db_rows):
-        stream.add(entry, db_row)
+    assert list(stream.consume(disk_entries, db_rows, max_files=10**6, max_bytes=1 << 60)) == []
     return stream
 
 
@@ -223,3 +222,12 @@ def test_stream_keeps_rows_under_an_unreadable_directory():
     for entry, db_row in merge_sorted([], [row(1, "locked/a"), row(2, "other")]):
         stream.add(entry, db_row)
     assert list(stream.vanished) == [2]
+
+
+def test_consume_yields_parts_as_they_fill():
+    stream = PlanStream([])
+    parts = list(stream.consume([disk(f"f{i}", inode=i) for i in range(7)], [row(1, "f0", inode=0)],
+                                max_files=3, max_bytes=1 << 60))
+    assert [len(p.created) for p in parts] == [3, 3] and stream.unchanged == 1
+    assert [e.rel_path for e in stream.take_part().created] == []
+    assert stream.position == b"f6"
