@@ -142,8 +142,15 @@ def test_bulk_insert_and_update_with_nulls_on_both_backends(store):
                "content_hash", "is_missing", "state", "first_seen", "last_seen")
     rows = [(library.id, f"f{i}".encode(), f"f{i}", i, i, to_signed64(2**64 - 1 - i), 1, None,
              False, "new", 0.0, 0.0) for i in range(2500)]  # several pages on PostgreSQL
+    odd = b"tab\tnew\nline\\back\rslash \xff N"
+    rows.append((library.id, odd, odd.decode("utf-8", "backslashreplace"), 0, 0, 0, 0, "?%",
+                 True, "new", 1e-300, float(2**53)))
     with store.write_tx():
-        assert store.insert_rows(File, columns, rows) == 2500
+        assert store.insert_rows(File, columns, rows) == 2501
+    weird = File.get(File.rel_path == odd)
+    assert (weird.path_text, weird.content_hash, weird.is_missing, weird.last_seen) == (
+        odd.decode("utf-8", "backslashreplace"), "?%", True, float(2**53))
+    weird.delete_instance()
     ids = [f.id for f in File.select().order_by(File.rel_path)]
     with store.write_tx():
         store.update_rows(File, "id", ("content_hash", "missing_since", "is_missing"),
