@@ -13,13 +13,25 @@ import contextlib
 import fcntl
 import io
 import os
+import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import psycopg2.extras
-from peewee import Database, Model, PostgresqlDatabase, SqliteDatabase
+from peewee import (
+    BlobField,
+    BooleanField,
+    Database,
+    Field,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    PostgresqlDatabase,
+    SqliteDatabase,
+)
 
 from daemon.store import migrations
 from daemon.store.models import database_proxy
@@ -206,7 +218,11 @@ class Store:
         else:
             # COPY: one stream, no per-row statement; ~10x cheaper than execute_values,
             # whose per-row mogrify of bytea alone cost 60 us.
-            text = "".join("\t".join(map(_copy_text, row)) + "\n" for row in rows)
+            formats = [_copy_format(model._meta.columns[column]) for column in columns]
+            text = "".join(
+                "\t".join(["\\N" if value is None else fmt(value)
+                           for fmt, value in zip(formats, row, strict=True)]) + "\n"
+                for row in rows)
             self.db.cursor().copy_expert(
                 f"COPY {table} ({names}) FROM STDIN", io.StringIO(text))
         return len(rows)
@@ -239,20 +255,34 @@ class Store:
         return len(rows)
 
 
+_NEEDS_ESCAPE = re.compile("[\\\\\t\n\r]").search
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_text(value: Any) -> str:
-    """One value in COPY's text format."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, bytes | bytearray | memoryview):
-        return "\\\\x" + bytes(value).hex()
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    return repr(value) if isinstance(value, float) else str(value)
+def _copy_format(field: Field) -> Callable[[Any], str]:
+    """How a column's non-NULL values are written in COPY's text format."""
+    if isinstance(field, BooleanField):
+        return _copy_bool
+    if isinstance(field, BlobField):
+        return _copy_bytes
+    if isinstance(field, FloatField):
+        return repr
+    if isinstance(field, IntegerField | ForeignKeyField):
+        return str
+    return _copy_str
+
+
+def _copy_bool(value: bool) -> str:
+    return "t" if value else "f"
+
+
+def _copy_bytes(value: bytes) -> str:
+    return "\\\\x" + bytes(value).hex()
+
+
+def _copy_str(value: Any) -> str:
+    value = str(value)
+    return value.translate(_COPY_ESCAPES) if _NEEDS_ESCAPE(value) else value
 
 
 def _pg_column_types(db: Database, model: type[Model]) -> dict[str, str]:
