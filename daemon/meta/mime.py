@@ -89,6 +89,13 @@ def _is_utf8_prefix(head: bytes) -> bool:
 def detect(path: bytes, path_text: str) -> dict[str, Any]:
     with open(path, "rb") as f:
         head = f.read(SNIFF_BYTES)
+    return detect_buffer(head, path_text)
+
+
+def detect_buffer(head: bytes, path_text: str) -> dict[str, Any]:
+    """The insight from the first `SNIFF_BYTES` bytes (a scan passes the bytes its hashing
+    read, so a new file is read once)."""
+    head = head[:SNIFF_BYTES]
     by_magic = sniff(head)
     by_extension, _ = _EXTENSIONS.guess_type(path_text, strict=False)
     if by_magic is not None and (by_magic not in _GENERIC or by_extension is None):

@@ -15,7 +15,7 @@ import os
 import stat
 import threading
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import xxhash
 
@@ -127,30 +127,40 @@ def hash_file_head(
 HASHED, TORN, VANISHED, FAILED = "hashed", "torn", "vanished", "failed"
 
 
+Sniffer = Callable[[bytes, str], Any]
+
+
 def hash_outcome(
     path: bytes,
     *,
     follow_symlinks: bool = False,
     on_bytes: Callable[[int], None] | None = None,
+    sniff: Sniffer | None = None,
     head_bytes: int = 0,
-) -> tuple[str, Hashed | str | None, bytes]:
-    """(outcome, Hashed or error text, head): HASHED, TORN (changed while read: retried
-    later), VANISHED or FAILED. Never raises OSError (a worker process returns it)."""
+    path_text: str = "",
+) -> tuple[str, Hashed | str | None, Any]:
+    """(outcome, Hashed or error text, sniffed): outcome is HASHED, TORN (changed while
+    read: retried later), VANISHED or FAILED; `sniffed` is `sniff(first head_bytes bytes,
+    path_text)` of a hashed file (None without `sniff`). Never raises OSError (a worker
+    process returns it)."""
     try:
         hashed, head = hash_file_head(path, follow_symlinks=follow_symlinks, on_bytes=on_bytes,
-                                      head_bytes=head_bytes)
-        return HASHED, hashed, head
+                                      head_bytes=head_bytes if sniff else 0)
     except TornReadError:
-        return TORN, None, b""
+        return TORN, None, None
     except FileNotFoundError:
-        return VANISHED, None, b""
+        return VANISHED, None, None
     except OSError as exc:
-        return FAILED, describe_os_error(exc), b""
+        return FAILED, describe_os_error(exc), None
+    return HASHED, hashed, sniff(head, path_text) if sniff else None
 
 
 def hash_batch(
-    root: bytes, rel_paths: list[bytes], follow_symlinks: bool, head_bytes: int = 0
-) -> list[tuple[str, Hashed | str | None, bytes]]:
+    root: bytes, rel_paths: list[bytes], follow_symlinks: bool,
+    sniff: Sniffer | None = None, head_bytes: int = 0,
+) -> list[tuple[str, Hashed | str | None, Any]]:
     """`hash_outcome` of several files of one root: a worker process's unit of work."""
-    return [hash_outcome(root + b"/" + rel_path, follow_symlinks=follow_symlinks,
-                         head_bytes=head_bytes) for rel_path in rel_paths]
+    return [hash_outcome(root + b"/" + rel_path, follow_symlinks=follow_symlinks, sniff=sniff,
+                         head_bytes=head_bytes,
+                         path_text=rel_path.decode("utf-8", "backslashreplace"))
+            for rel_path in rel_paths]

@@ -20,8 +20,9 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
-from daemon.scan.hash import Hashed, hash_batch, hash_outcome
+from daemon.scan.hash import Hashed, Sniffer, hash_batch, hash_outcome
 from daemon.scan.walk import DiskEntry
 
 POOL_MIN_FILES = 256  # fewer files to hash than this: no pool
@@ -42,9 +43,13 @@ class Pending:
 
 
 class Hasher:
-    def __init__(self, root: bytes, follow_symlinks: bool, *, head_bytes: int = 0):
+    def __init__(self, root: bytes, follow_symlinks: bool, *, sniff: Sniffer | None = None,
+                 head_bytes: int = 0):
+        """`sniff(head, path_text)` runs on the first `head_bytes` bytes of every hashed
+        file, in the process that read them (its result, not the bytes, comes back)."""
         self.root = root
         self.follow_symlinks = follow_symlinks
+        self.sniff = sniff
         self.head_bytes = head_bytes
         self._pool: ProcessPoolExecutor | None = None
 
@@ -73,18 +78,19 @@ class Hasher:
             self._pool = ProcessPoolExecutor(
                 max_workers=os.cpu_count() or 1, mp_context=multiprocessing.get_context(method))
         return self._pool.submit(hash_batch, self.root, [e.rel_path for e in batch],
-                                 self.follow_symlinks, self.head_bytes)
+                                 self.follow_symlinks, self.sniff, self.head_bytes)
 
     def results(
         self, pending: Pending, on_bytes: Callable[[int], None]
-    ) -> Iterator[tuple[DiskEntry, str, Hashed | str | None, bytes]]:
-        """(entry, outcome, Hashed or error text, head) per file, in submission order."""
+    ) -> Iterator[tuple[DiskEntry, str, Hashed | str | None, Any]]:
+        """(entry, outcome, Hashed or error text, sniffed) per file, in submission order."""
         for batch, future in pending.batches:
             if future is None:
                 entry = batch[0]
                 yield entry, *hash_outcome(
                     self.root + b"/" + entry.rel_path, follow_symlinks=self.follow_symlinks,
-                    on_bytes=on_bytes, head_bytes=self.head_bytes)
+                    on_bytes=on_bytes, sniff=self.sniff, head_bytes=self.head_bytes,
+                    path_text=entry.rel_path.decode("utf-8", "backslashreplace"))
                 continue
             for entry, result in zip(batch, future.result(), strict=True):
                 yield entry, *result

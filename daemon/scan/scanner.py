@@ -27,6 +27,7 @@ from daemon.scan.plan import (
     match_moves_by_hash,
 )
 from daemon.scan.probe import probe
+from daemon.scan.sniffed import SniffedInsights
 from daemon.scan.walk import DiskEntry, WalkResult, walk_sorted
 from daemon.store import Store, queries, sqlite_path
 from daemon.units import iso_utc
@@ -49,6 +50,9 @@ class ScanOptions:
     allow_mass_missing: bool = False
     # Watcher events say a file was deleted: that is an observation, not an outage to guard.
     observed_deletes: bool = False
+    # Enrichment follows: record the built-in `mime` insight from the bytes the hash reads,
+    # so no new file is read twice (scan/sniffed.py).
+    sniff: bool = False
 
 
 class Progress:
@@ -165,7 +169,12 @@ class _ScanRun:
         self.scope_index = 0
         self.merge_done = False
         self.hashed = 0
-        self.hasher = Hasher(os.fsencode(library.path), library.follow_symlinks)
+        sniffing = options.sniff and options.hash_files and not options.dry_run
+        self.sniffed = SniffedInsights(config) if sniffing else None
+        self.hasher = Hasher(
+            os.fsencode(library.path), library.follow_symlinks,
+            sniff=self.sniffed.sniffer if self.sniffed else None,
+            head_bytes=SniffedInsights.head_bytes)
 
     def execute(self) -> LibraryScan:
         started_at = time.time()
@@ -330,9 +339,12 @@ class _ScanRun:
         progress.hashing(self.library.name, len(entries), sum(e.size for e in entries))
         hashes: dict[bytes, Hashed] = {}
         vanished: set[bytes] = set()
-        for entry, outcome, value, _ in self.hasher.results(pending, progress.hashed_bytes):
+        for entry, outcome, value, sniffed in self.hasher.results(pending,
+                                                                  progress.hashed_bytes):
             if outcome == HASHED:
                 hashes[entry.rel_path] = value
+                if self.sniffed is not None:
+                    self.sniffed.add(entry.rel_path, sniffed)
             elif outcome == TORN:
                 self.log.debug("hash.deferred", path=path_text(entry.rel_path),
                                why="changed while read")
@@ -350,6 +362,8 @@ class _ScanRun:
     def _apply(self, part: Plan, hashes: dict[bytes, Hashed]) -> None:
         if not self.options.dry_run:
             apply_plan(self.store, self.row.id, part, hashes, known_hashes=self.stream.replaced)
+            if self.sniffed is not None:
+                self.sniffed.record(self.store, self.row.id, hashes)
         _add_part_stats(self.result.stats, part)
 
 

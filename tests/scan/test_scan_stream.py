@@ -3,6 +3,7 @@ first, across directories and parts, and the guard still counts what vanished.""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -165,3 +166,35 @@ def test_many_files_are_hashed_in_worker_processes(env, store, monkeypatch):
     assert sum(started) == 300  # every file went through the pool
     for path, (_, _, content_hash) in rows(store).items():
         assert content_hash == hash_file(root / path).content_hash
+
+
+@pytest.mark.parametrize("pool_min_files", [10_000, 1], ids=["in-process", "pool"])
+def test_new_files_are_read_once_for_hash_and_mime(env, store, monkeypatch, pool_min_files):
+    from daemon.meta import enrich, mime
+    from daemon.scan import hashpool
+
+    monkeypatch.setattr(hashpool, "POOL_MIN_FILES", pool_min_files)
+    root = env.library("photos", {"a/pic.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 5000,
+                                  "a/notes.txt": "hello", "b/copy.txt": "hello"})
+    result = scan(env, store, options=ScanOptions(sniff=True))
+    assert result.stats["hashed"] == 3
+    expected = {rel: mime.detect(bytes(root / rel), rel) for rel in ("a/pic.png", "a/notes.txt")}
+    rows_ = store.query("SELECT rel_path, value, source FROM insight WHERE kind = 'mime'")
+    assert sorted((bytes(r[0]).decode(), json.loads(r[1]), r[2]) for r in rows_) == sorted(
+        (rel, value, "mime") for rel, value in expected.items())  # one per content
+
+    def read_again(path, path_text):
+        raise AssertionError(f"{path_text} read a second time")
+
+    monkeypatch.setattr(mime, "detect", read_again)
+    config = load_config(str(env.config_path))
+    enrich.enrich_libraries(store, config, ["photos"])  # mime has nothing left to read
+    (root / "c.txt").write_text("hello")  # known content: no second insight
+    scan(env, store, options=ScanOptions(sniff=True))
+    assert len(store.query("SELECT 1 FROM insight WHERE kind = 'mime'")) == 2
+
+
+def test_no_sniffing_without_enrichment(env, store):
+    env.library("photos", {"a.txt": "hello"})
+    scan(env, store)
+    assert store.query("SELECT 1 FROM insight") == []
