@@ -6,23 +6,28 @@ followed by enrichment (`ScanOptions.sniff`), the hash keeps the first `mime.SNI
 bytes and `mime.detect_buffer` runs on them where they were read (a worker process); the
 scan records the insight exactly as the enrich runner would (same source and enricher
 checksum), so the runner finds that content satisfied and reads nothing. Content that
-already has a satisfying insight (a copy, or another library's) gets none twice.
+already has a satisfying insight (a copy, or another library's) gets none twice; `_known`
+asks `insights.satisfied_condition`'s question of the rows it fetches by (hash, kind).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 from daemon.config import Config, EnricherConfig
 from daemon.meta import mime
 from daemon.meta.enrichers import enricher_checksum
-from daemon.meta.insights import NewInsight, record_insights, satisfied_condition
+from daemon.meta.insights import NewInsight, record_insights
 from daemon.meta.match import GlobSet
 from daemon.scan.hash import Hashed, Sniffer
 from daemon.store import Store
+from daemon.store.models import Insight
 
 LOOKUP_CHUNK = 500
+_INSIGHT_COLUMNS = ("content_hash", "library_id", "rel_path", "kind", "value", "generated_at",
+                    "is_current", "source", "enricher_checksum")
 
 
 class SniffedInsights:
@@ -50,27 +55,45 @@ class SniffedInsights:
         if self.enricher is None:
             return 0
         now = time.time()
+        every_file = "*" in self.enricher.match
         by_hash: dict[str, NewInsight] = {}
         for rel_path, hashed in hashes.items():
             value = self.values.pop(rel_path, None)
             if value is None or hashed.content_hash in by_hash:
                 continue
-            if not self.globs.matches(rel_path.decode("utf-8", "backslashreplace")):
+            if not every_file and not self.globs.matches(
+                    rel_path.decode("utf-8", "backslashreplace")):
                 continue
             by_hash[hashed.content_hash] = NewInsight(
                 hashed.content_hash, library_id, rel_path, self.enricher.name, value,
                 self.enricher.name, self.checksum, now)
-        for content_hash in self._satisfied(store, list(by_hash)):
+        satisfied, current = self._known(store, list(by_hash))
+        for content_hash in satisfied:
             del by_hash[content_hash]
-        record_insights(store, list(by_hash.values()))
-        return len(by_hash)
+        # A current insight of another config is demoted (record_insights); new content,
+        # nearly all of a cold scan, is a plain bulk insert.
+        record_insights(store, [by_hash.pop(h) for h in current if h in by_hash])
+        rows = [(i.content_hash, i.library_id, i.rel_path, i.kind,
+                 json.dumps(i.value, ensure_ascii=False), i.generated_at, True, i.source,
+                 i.enricher_checksum) for i in by_hash.values()]
+        with store.write_tx():
+            store.insert_rows(Insight, _INSIGHT_COLUMNS, rows)
+        return len(rows)
 
-    def _satisfied(self, store: Store, hashes: list[str]) -> set[str]:
-        condition, params = satisfied_condition(self.enricher, self.checksum)
-        found: set[str] = set()
+    def _known(self, store: Store, hashes: list[str]) -> tuple[set[str], set[str]]:
+        """Hashes with an insight that satisfies the enricher (`satisfied_condition`, here
+        evaluated on the rows), and hashes with a current one of its kind."""
+        name, satisfied, current = self.enricher.name, set(), set()
         for start in range(0, len(hashes), LOOKUP_CHUNK):
             chunk = hashes[start:start + LOOKUP_CHUNK]
-            found |= {row[0] for row in store.query(
-                "SELECT DISTINCT i.content_hash FROM insight i WHERE i.content_hash IN ("
-                + ", ".join("?" for _ in chunk) + f") AND {condition}", [*chunk, *params])}
-        return found
+            for content_hash, source, checksum, is_current in store.query(
+                "SELECT content_hash, source, enricher_checksum, is_current FROM insight"
+                " WHERE content_hash IN (" + ", ".join("?" for _ in chunk) + ") AND kind = ?",
+                [*chunk, name],
+            ):
+                if is_current:
+                    current.add(content_hash)
+                if (source == name and checksum == self.checksum) or (
+                        is_current and source != name):
+                    satisfied.add(content_hash)
+        return satisfied, current

@@ -198,3 +198,23 @@ def test_no_sniffing_without_enrichment(env, store):
     env.library("photos", {"a.txt": "hello"})
     scan(env, store)
     assert store.query("SELECT 1 FROM insight") == []
+
+
+def test_sniffed_insight_respects_existing_ones(env, store):
+    from daemon.meta.insights import record_insight
+    from daemon.scan.hash import hash_file
+
+    root = env.library("photos", {})
+    (root / "old.txt").write_text("old config")
+    (root / "user.txt").write_text("user says")
+    old, user = (hash_file(root / n).content_hash for n in ("old.txt", "user.txt"))
+    record_insight(store, content_hash=old, library_id=None, rel_path=None, kind="mime",
+                   value={"mime": "x/old"}, source="mime", enricher_checksum="stale")
+    record_insight(store, content_hash=user, library_id=None, rel_path=None, kind="mime",
+                   value={"mime": "x/user"}, source="user")
+    scan(env, store, options=ScanOptions(sniff=True))
+    current = dict(store.query(
+        "SELECT content_hash, value FROM insight WHERE kind = 'mime' AND is_current"))
+    assert json.loads(current[old])["mime"] == "text/plain"  # the stale one was demoted
+    assert json.loads(current[user])["mime"] == "x/user"  # a user's is never overwritten
+    assert len(store.query("SELECT 1 FROM insight")) == 3
