@@ -30,8 +30,14 @@ _INSIGHT_COLUMNS = ("content_hash", "library_id", "rel_path", "kind", "value", "
                     "is_current", "source", "enricher_checksum")
 
 
+def sniff_mime_json(head: bytes, path_text: str) -> str:
+    """The mime insight's stored JSON, made in the worker process that read the bytes."""
+    return json.dumps(mime.detect_buffer(head, path_text), ensure_ascii=False)
+
+
 class SniffedInsights:
-    """Collects sniffed values per rel_path and records them once their part is applied."""
+    """Collects sniffed values (their JSON text) per rel_path and records them once their
+    part is applied."""
 
     def __init__(self, config: Config):
         self.enricher: EnricherConfig | None = next(
@@ -42,7 +48,7 @@ class SniffedInsights:
 
     @property
     def sniffer(self) -> Sniffer | None:
-        return mime.detect_buffer if self.enricher else None
+        return sniff_mime_json if self.enricher else None
 
     head_bytes = mime.SNIFF_BYTES
 
@@ -72,10 +78,10 @@ class SniffedInsights:
             del by_hash[content_hash]
         # A current insight of another config is demoted (record_insights); new content,
         # nearly all of a cold scan, is a plain bulk insert.
-        record_insights(store, [by_hash.pop(h) for h in current if h in by_hash])
-        rows = [(i.content_hash, i.library_id, i.rel_path, i.kind,
-                 json.dumps(i.value, ensure_ascii=False), i.generated_at, True, i.source,
-                 i.enricher_checksum) for i in by_hash.values()]
+        stale = [by_hash.pop(h) for h in current if h in by_hash]
+        record_insights(store, [i._replace(value=json.loads(i.value)) for i in stale])
+        rows = [(i.content_hash, i.library_id, i.rel_path, i.kind, i.value, i.generated_at,
+                 True, i.source, i.enricher_checksum) for i in by_hash.values()]
         with store.write_tx():
             store.insert_rows(Insight, _INSIGHT_COLUMNS, rows)
         return len(rows)
