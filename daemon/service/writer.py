@@ -105,7 +105,8 @@ class Writer:
             self._full_scan(config, library, progress)
             return
         result = scan_library(self.store, config, library, scopes=list(batch.scopes),
-                              options=ScanOptions(observed_deletes=True), progress=progress)
+                              options=ScanOptions(observed_deletes=True, sniff=True),
+                              progress=progress)
         self._after_scan(library, result)
 
     def apply_due_batches(self) -> None:
@@ -131,7 +132,9 @@ class Writer:
         started = time.monotonic()
         # Paths that settled before the walk starts are covered by it.
         self.queue.discard(library.name, before_s=started)
-        result = scan_library(self.store, config, library, progress=progress)
+        # sniff: the backfill's enrich then finds `mime` done, without reading the files again.
+        result = scan_library(self.store, config, library, options=ScanOptions(sniff=True),
+                              progress=progress)
         if result.online:
             self._last_full_scan[library.name] = started
         self._after_scan(library, result)
