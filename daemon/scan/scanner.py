@@ -34,7 +34,7 @@ from daemon.units import iso_utc
 
 # A long scan is applied in parts of this many files or bytes to read, so a stop or a crash
 # keeps the work already done; most scans fit in one part.
-PART_FILES = 20_000
+PART_FILES = 10_000
 PART_BYTES = 8 << 30
 
 STAT_KEYS = (

@@ -73,8 +73,9 @@ class File(BaseModel):
     last_seen = DoubleField()
 
     class Meta:
-        # file_inode: migration 1 (a scan asks whether a new path is a moved file's).
-        indexes = ((("library", "rel_path"), True), (("inode",), False))
+        # file_inode and file_state_enricher_checksum: migration 1 says why.
+        indexes = ((("library", "rel_path"), True), (("inode",), False),
+                   (("state", "enricher_checksum"), False))
 
 
 class Tag(BaseModel):
