@@ -108,10 +108,6 @@ def walk_sorted(
     yield from _walk_tree(root, scope, matcher, follow_symlinks, skip_abs, result)
 
 
-def _sort_key(item: tuple[bytes, DiskEntry | None]) -> bytes:
-    return item[0]
-
-
 def _walk_tree(
     root: bytes,
     scope: bytes,
@@ -183,7 +179,7 @@ def _list_dir(root, rel_dir, matcher, follow_symlinks, skip_rel, visited_dirs,
             continue
         except OSError as exc:
             result.errors.append((rel, describe_os_error(exc)))
-    items.sort(key=_sort_key)
+    items.sort()  # by key alone: keys are unique, entries are never compared
     return items
 
 

@@ -95,9 +95,10 @@ def iter_files(
             f"{upper} ORDER BY rel_path LIMIT ?",
             [library_id, last, *params[1:], page_rows],
         )
-        for r in rows:
-            row = _db_row(r)
-            # Between `scope` and `scope0` sorts `scope.txt` too: not in scope.
+        # SQLite returns the columns as DbRow wants them (is_missing as 0/1); psycopg2 bytea
+        # comes as memoryview. Between `scope` and `scope0` sorts `scope.txt`: not in scope.
+        make = DbRow._make if store.is_sqlite else _db_row
+        for row in map(make, rows):
             if not scope or row.rel_path == scope or row.rel_path.startswith(subtree):
                 yield row
         if len(rows) < page_rows:
