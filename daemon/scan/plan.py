@@ -1,8 +1,10 @@
-"""Plan: a disk snapshot and a DB snapshot in, plain data out. No I/O here.
+"""Plan: disk entries and DB rows in, plain data out. No I/O here.
 
-A scan computes the plan, hashes what the plan says needs hashing, matches the remaining
-disappearances to new files by content (a copy-then-delete across filesystems changes the
-inode), checks the mass-missing guard, and only then applies. `--dry-run` stops before apply.
+A scan streams both sides, sorted by path, through `PlanStream`: what is decided on sight
+goes out in parts (hashed and applied as the walk goes on), and what may be half of a move
+is held and matched at the end by `make_plan` (by identity) and `match_moves_by_hash` (a
+copy-then-delete across filesystems changes the inode). The mass-missing guard is checked
+before the last part and the held work are applied. `--dry-run` applies nothing.
 """
 
 from __future__ import annotations
@@ -166,42 +168,6 @@ def match_moves_by_hash(
     moved_ids = {row.id for row, _ in plan.moved}
     sources.missing = [row for row in sources.missing if row.id not in moved_ids]
     sources.still_missing = [row for row in sources.still_missing if row.id not in moved_ids]
-
-
-def split_plan(plan: Plan, *, max_files: int, max_bytes: int) -> list[Plan]:
-    """The plan's file work in parts of at most `max_files` files / `max_bytes` to read.
-
-    A first scan of a 10 TB library hashes for hours; applying part by part means a stop or
-    a crash keeps what was done (the next scan finds those files unchanged). Work that reads
-    nothing goes in the first part. `missing` and `still_missing` stay with the whole plan:
-    a file that vanished may yet be found, by content, in a later part.
-    """
-    parts = [Plan()]
-    files = size = 0
-
-    def part_for(entry_size: int, reads: bool) -> Plan:
-        nonlocal files, size
-        if not reads:
-            return parts[0]
-        if files >= max_files or size >= max_bytes:
-            parts.append(Plan())
-            files = size = 0
-        files, size = files + 1, size + entry_size
-        return parts[-1]
-
-    for entry in plan.created:
-        part_for(entry.size, True).created.append(entry)
-    for row, entry in plan.updated:
-        part_for(entry.size, True).updated.append((row, entry))
-    for row, entry in plan.moved:
-        reads = row.content_hash is None or not same_stat(row, entry)
-        part_for(entry.size, reads).moved.append((row, entry))
-    for row, entry in plan.restored:
-        reads = row.content_hash is None or not same_stat(row, entry)
-        part_for(entry.size, reads).restored.append((row, entry))
-    for row in plan.unchanged:
-        part_for(row.size, row.content_hash is None).unchanged.append(row)
-    return parts
 
 
 def mass_missing_exceeded(
