@@ -218,3 +218,18 @@ def test_sniffed_insight_respects_existing_ones(env, store):
     assert json.loads(current[old])["mime"] == "text/plain"  # the stale one was demoted
     assert json.loads(current[user])["mime"] == "x/user"  # a user's is never overwritten
     assert len(store.query("SELECT 1 FROM insight")) == 3
+
+
+def test_a_stop_during_pooled_hashing_keeps_the_applied_parts(env, store, monkeypatch):
+    from daemon.scan import hashpool
+    from tests.scan.test_scanner import StopAfterBytes
+
+    monkeypatch.setattr(hashpool, "POOL_MIN_FILES", 1)
+    monkeypatch.setattr(hashpool, "BATCH_FILES", 2)
+    monkeypatch.setattr(scanner, "PART_FILES", 4)
+    env.library("photos", {f"f{i:02d}": "x" * 100 for i in range(12)})
+    with pytest.raises(KeyboardInterrupt):
+        scan(env, store, progress=StopAfterBytes(550))  # while collecting the second part
+    assert len(rows(store)) == 4  # the first part was applied, the pool was shut down
+    result = scan(env, store)
+    assert result.stats["unchanged"] == 4 and result.stats["created"] == 8
