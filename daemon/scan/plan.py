@@ -98,7 +98,8 @@ def make_plan(
     return plan
 
 
-def _identity(item: DbRow | DiskEntry) -> tuple[int, int, int, int]:
+def identity(item: DbRow | DiskEntry) -> tuple[int, int, int, int]:
+    """What a rename keeps: (device, inode, size, mtime_ns)."""
     return (item.device, item.inode, item.size, item.mtime_ns)
 
 
@@ -117,12 +118,12 @@ def _match_moves_by_identity(plan: Plan, vanished: list[DbRow]) -> None:
     by_identity: dict[tuple, DbRow] = {}
     displaced_rows = [row for row, _ in plan.updated if row.id in displaced]
     for row in displaced_rows + plan.still_missing + vanished:
-        by_identity[_identity(row)] = row
+        by_identity[identity(row)] = row
     pending = deque(plan.created)
     plan.created = []
     while pending:
         entry = pending.popleft()
-        row = by_identity.pop(_identity(entry), None)
+        row = by_identity.pop(identity(entry), None)
         if row is None:
             plan.created.append(entry)
             continue

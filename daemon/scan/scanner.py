@@ -23,6 +23,7 @@ from daemon.scan.plan import (
     Plan,
     PlanStream,
     add_sources,
+    identity,
     mass_missing_exceeded,
     match_moves_by_hash,
 )
@@ -268,10 +269,10 @@ class _ScanRun:
         rows = queries.rows_by_identity(self.store, self.row.id, [e.inode for e in part.created])
         by_identity: dict[tuple, list[DbRow]] = {}
         for row in self._candidates(rows).values():
-            by_identity.setdefault(_identity(row), []).append(row)
+            by_identity.setdefault(identity(row), []).append(row)
         kept = []
         for entry in part.created:
-            matches = by_identity.get(_identity(entry))
+            matches = by_identity.get(identity(entry))
             if matches:
                 self.stream.hold_created(entry)
                 self.sources.update((row.id, row) for row in matches)
@@ -365,10 +366,6 @@ class _ScanRun:
             if self.sniffed is not None:
                 self.sniffed.record(self.store, self.row.id, hashes)
         _add_part_stats(self.result.stats, part)
-
-
-def _identity(item: DbRow | DiskEntry) -> tuple[int, int, int, int]:
-    return (item.device, item.inode, item.size, item.mtime_ns)
 
 
 def _add_part_stats(stats: dict[str, int], part: Plan) -> None:
