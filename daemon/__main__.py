@@ -4,4 +4,7 @@ import sys
 
 from daemon.cli import main
 
-sys.exit(main())
+# Guarded: a worker process the scanner spawns (daemon/scan/hashpool.py) imports this module
+# as `__mp_main__`, and must not run the CLI again.
+if __name__ == "__main__":
+    sys.exit(main())

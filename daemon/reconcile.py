@@ -84,10 +84,14 @@ def lifecycle(store: Store, config: Config, *, library: str | None = None,
         f"UPDATE file SET state = ? WHERE state = ? AND content_hash IS NOT NULL AND {in_scope}",
         [STATE_ENRICHING, STATE_NEW, *scope_params],
     ).rowcount
+    # Spelled as three ranges of the (state, enricher_checksum) index (`<`/`>`, not `<>`),
+    # each empty when nothing changed, instead of a walk through every ready file per tick.
     changed += store.execute(
-        "UPDATE file SET state = ? WHERE state = ? AND (enricher_checksum IS NULL"
-        f" OR enricher_checksum <> ?) AND {in_scope}",
-        [STATE_ENRICHING, STATE_READY, set_checksum, *scope_params],
+        "UPDATE file SET state = ? WHERE ((state = ? AND enricher_checksum IS NULL)"
+        " OR (state = ? AND enricher_checksum < ?) OR (state = ? AND enricher_checksum > ?))"
+        f" AND {in_scope}",
+        [STATE_ENRICHING, STATE_READY, STATE_READY, set_checksum, STATE_READY, set_checksum,
+         *scope_params],
     ).rowcount
     waiting, waiting_params = _waiting_condition(store, config)
     changed += store.execute(

@@ -107,7 +107,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def cmd_scan(ctx) -> int:
     args = ctx.args
     options = ScanOptions(dry_run=args.dry_run, hash_files=not args.no_hash,
-                          allow_mass_missing=args.allow_mass_missing)
+                          allow_mass_missing=args.allow_mass_missing,
+                          sniff=not args.no_enrich and not args.dry_run)
     check_owned(ctx.store, ctx.config, args.libraries)
     progress = None
     if sys.stderr.isatty() and not args.json:

@@ -1,4 +1,4 @@
-"""Apply a plan to the database: batched executemany, one transaction per batch.
+"""Apply a plan to the database: bulk statements, one transaction per part.
 
 Every change here keeps rows (and so tags and insights): a vanished file is marked missing, a
 moved one keeps its id, an edited one keeps its tags on the new content.
@@ -8,27 +8,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from daemon.scan.hash import Hashed
 from daemon.scan.plan import DbRow, Plan
 from daemon.scan.walk import DiskEntry
 from daemon.store import Store
-from daemon.store.models import STATE_NEW
+from daemon.store.models import STATE_NEW, File
 
 BATCH_ROWS = 5000
 
-_INSERT_FILE = (
-    "INSERT INTO file (library_id, rel_path, path_text, size, mtime_ns, inode, device,"
-    " content_hash, is_missing, missing_since, state, first_seen, last_seen)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)"
+_INSERT_COLUMNS = (
+    "library_id", "rel_path", "path_text", "size", "mtime_ns", "inode", "device",
+    "content_hash", "is_missing", "state", "first_seen", "last_seen",
 )
-_REWRITE_FILE = (
-    "UPDATE file SET rel_path = ?, path_text = ?, size = ?, mtime_ns = ?, inode = ?,"
-    " device = ?, content_hash = ?, is_missing = ?, missing_since = NULL, state = ?,"
-    " last_seen = ? WHERE id = ?"
+# Keyed by id (the first value of each row).
+_REWRITE_COLUMNS = (
+    "rel_path", "path_text", "size", "mtime_ns", "inode", "device", "content_hash",
+    "is_missing", "missing_since", "state", "last_seen",
 )
-_MARK_MISSING = "UPDATE file SET is_missing = ?, missing_since = ? WHERE id = ? AND is_missing = ?"
+_MOVE_FILE = "UPDATE file SET " + ", ".join(f"{c} = ?" for c in _REWRITE_COLUMNS) + " WHERE id = ?"
+_MARK_MISSING = "UPDATE file SET is_missing = ?, missing_since = ? WHERE is_missing = ? AND id IN"
+MARK_MISSING_CHUNK = 500
 # Tags set by path while the hash was unknown follow a moved file to its new path.
 _MOVE_PATH_TAGS = (
     "UPDATE tag SET rel_path = ? WHERE library_id = ? AND rel_path = ? AND content_hash IS NULL"
@@ -79,9 +79,10 @@ def apply_plan(
     rewrites: list[tuple] = []
     carries: list[tuple[bytes, str, str | None]] = []
     replaced_by_known_content = replaced_content(plan) if known_hashes is None else known_hashes
+    moves: list[tuple] = []
     for row, entry in plan.updated + plan.restored + plan.moved:
         rewrite, carry = _rewrite_row(row, entry, hashes.get(entry.rel_path), now)
-        rewrites.append(rewrite)
+        (rewrites if row.rel_path == entry.rel_path else moves).append(rewrite)
         if carry and carry[2] not in replaced_by_known_content:
             carries.append(carry)
     for row in plan.unchanged:
@@ -90,14 +91,18 @@ def apply_plan(
             rewrite, _ = _rewrite_row(row, _entry_of(row), hashed, now)
             rewrites.append(rewrite)
     moved_paths = [(entry.rel_path, library_id, row.rel_path) for row, entry in plan.moved]
-    missing = [(True, now, row.id, False) for row in plan.missing]
 
-    _run_batches(store, _INSERT_FILE, inserts)
-    _run_batches(store, _REWRITE_FILE, rewrites)
-    _run_batches(store, _MOVE_PATH_TAGS, moved_paths)
-    _run_batches(store, _MOVE_PATH_INSIGHTS, moved_paths)
-    _run_batches(store, _MARK_MISSING, missing)
-    carry_tags(store, library_id, carries, now)
+    # One transaction per part: a part is at most scanner.PART_FILES files.
+    with store.write_tx():
+        store.insert_rows(File, _INSERT_COLUMNS, inserts)
+        store.update_rows(File, "id", _REWRITE_COLUMNS, rewrites)
+        # In order, one by one: in a rotation (`mv b c; mv a b`) b's row must leave path b
+        # before a's row takes it, and a set-based UPDATE checks the unique path per row.
+        store.executemany(_MOVE_FILE, [(*move[1:], move[0]) for move in moves])
+        store.executemany(_MOVE_PATH_TAGS, moved_paths)
+        store.executemany(_MOVE_PATH_INSIGHTS, moved_paths)
+        _mark_missing(store, [row.id for row in plan.missing], now)
+        carry_tags(store, library_id, carries, now)
 
 
 def replaced_content(plan: Plan) -> set[str]:
@@ -121,14 +126,27 @@ def carry_tags(
     to_hash = [(library_id, rel, new, now, old, new) for rel, old, new in carries if new]
     to_path = [(library_id, rel, now, old, library_id, rel)
                for rel, old, new in carries if not new]
-    _run_batches(store, _CARRY_TAGS_TO_HASH, to_hash)
-    _run_batches(store, _CARRY_TAGS_TO_PATH, to_path)
+    store.executemany(_CARRY_TAGS_TO_HASH, to_hash)
+    store.executemany(_CARRY_TAGS_TO_PATH, to_path)
     return len(carries)
 
 
 def mark_missing(store: Store, row_ids: Iterable[int], now: float | None = None) -> int:
+    """Mark rows missing, a transaction per `BATCH_ROWS`."""
     now = time.time() if now is None else now
-    return _run_batches(store, _MARK_MISSING, [(True, now, row_id, False) for row_id in row_ids])
+    row_ids = list(row_ids)
+    for start in range(0, len(row_ids), BATCH_ROWS):
+        with store.write_tx():
+            _mark_missing(store, row_ids[start:start + BATCH_ROWS], now)
+    return len(row_ids)
+
+
+def _mark_missing(store: Store, row_ids: Sequence[int], now: float) -> None:
+    """Set-based: one statement per `MARK_MISSING_CHUNK` ids (no round trip per row)."""
+    for start in range(0, len(row_ids), MARK_MISSING_CHUNK):
+        chunk = row_ids[start:start + MARK_MISSING_CHUNK]
+        store.execute(f"{_MARK_MISSING} ({', '.join('?' for _ in chunk)})",
+                      [True, now, False, *chunk])
 
 
 def _entry_of(row: DbRow) -> DiskEntry:
@@ -160,14 +178,7 @@ def _rewrite_row(
     elif content_hash is None:
         state = STATE_NEW
     rewrite = (
-        entry.rel_path, path_text(entry.rel_path), stat.size, stat.mtime_ns, stat.inode,
-        stat.device, content_hash, False, state, now, row.id,
+        row.id, entry.rel_path, path_text(entry.rel_path), stat.size, stat.mtime_ns,
+        stat.inode, stat.device, content_hash, False, None, state, now,
     )
     return rewrite, carry
-
-
-def _run_batches(store: Store, sql: str, rows: Sequence[tuple[Any, ...]]) -> int:
-    for start in range(0, len(rows), BATCH_ROWS):
-        with store.write_tx():
-            store.executemany(sql, rows[start:start + BATCH_ROWS])
-    return len(rows)

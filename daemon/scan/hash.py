@@ -15,10 +15,11 @@ import os
 import stat
 import threading
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import xxhash
 
+from daemon.errors import describe_os_error
 from daemon.scan.walk import to_signed64
 
 HASH_PREFIX = "xxh128:"
@@ -69,7 +70,20 @@ def hash_file(
     on_bytes: Callable[[int], None] | None = None,
 ) -> Hashed:
     """Hash one file; raises OSError (incl. TornReadError, NotRegularFileError)."""
+    return hash_file_head(path, follow_symlinks=follow_symlinks, on_bytes=on_bytes)[0]
+
+
+def hash_file_head(
+    path: bytes | str,
+    *,
+    follow_symlinks: bool = False,
+    on_bytes: Callable[[int], None] | None = None,
+    head_bytes: int = 0,
+) -> tuple[Hashed, bytes]:
+    """Hash one file and keep its first `head_bytes` bytes (for the built-in sniffers: the
+    file is read once)."""
     fd = _open(os.fsencode(path), follow_symlinks)
+    head = b""
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
@@ -89,6 +103,8 @@ def hash_file(
                 hasher.update(buf)
             else:
                 hasher.update(memoryview(buf)[:n])
+            if head_bytes and not total:
+                head = bytes(buf[:min(n, head_bytes)])
             total += n
             if on_bytes is not None:
                 on_bytes(n)
@@ -105,4 +121,46 @@ def hash_file(
         before.st_mtime_ns,
         to_signed64(before.st_ino),
         to_signed64(before.st_dev),
-    )
+    ), head
+
+
+HASHED, TORN, VANISHED, FAILED = "hashed", "torn", "vanished", "failed"
+
+
+Sniffer = Callable[[bytes, str], Any]
+
+
+def hash_outcome(
+    path: bytes,
+    *,
+    follow_symlinks: bool = False,
+    on_bytes: Callable[[int], None] | None = None,
+    sniff: Sniffer | None = None,
+    head_bytes: int = 0,
+    path_text: str = "",
+) -> tuple[str, Hashed | str | None, Any]:
+    """(outcome, Hashed or error text, sniffed): outcome is HASHED, TORN (changed while
+    read: retried later), VANISHED or FAILED; `sniffed` is `sniff(first head_bytes bytes,
+    path_text)` of a hashed file (None without `sniff`). Never raises OSError (a worker
+    process returns it)."""
+    try:
+        hashed, head = hash_file_head(path, follow_symlinks=follow_symlinks, on_bytes=on_bytes,
+                                      head_bytes=head_bytes if sniff else 0)
+    except TornReadError:
+        return TORN, None, None
+    except FileNotFoundError:
+        return VANISHED, None, None
+    except OSError as exc:
+        return FAILED, describe_os_error(exc), None
+    return HASHED, hashed, sniff(head, path_text) if sniff else None
+
+
+def hash_batch(
+    root: bytes, rel_paths: list[bytes], follow_symlinks: bool,
+    sniff: Sniffer | None = None, head_bytes: int = 0,
+) -> list[tuple[str, Hashed | str | None, Any]]:
+    """`hash_outcome` of several files of one root: a worker process's unit of work."""
+    return [hash_outcome(root + b"/" + rel_path, follow_symlinks=follow_symlinks, sniff=sniff,
+                         head_bytes=head_bytes,
+                         path_text=rel_path.decode("utf-8", "backslashreplace"))
+            for rel_path in rel_paths]

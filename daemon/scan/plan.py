@@ -1,13 +1,16 @@
-"""Plan: a disk snapshot and a DB snapshot in, plain data out. No I/O here.
+"""Plan: disk entries and DB rows in, plain data out. No I/O here.
 
-A scan computes the plan, hashes what the plan says needs hashing, matches the remaining
-disappearances to new files by content (a copy-then-delete across filesystems changes the
-inode), checks the mass-missing guard, and only then applies. `--dry-run` stops before apply.
+A scan streams both sides, sorted by path, through `PlanStream`: what is decided on sight
+goes out in parts (hashed and applied as the walk goes on), and what may be half of a move
+is held and matched at the end by `make_plan` (by identity) and `match_moves_by_hash` (a
+copy-then-delete across filesystems changes the inode). The mass-missing guard is checked
+before the last part and the held work are applied. `--dry-run` applies nothing.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -95,7 +98,8 @@ def make_plan(
     return plan
 
 
-def _identity(item: DbRow | DiskEntry) -> tuple[int, int, int, int]:
+def identity(item: DbRow | DiskEntry) -> tuple[int, int, int, int]:
+    """What a rename keeps: (device, inode, size, mtime_ns)."""
     return (item.device, item.inode, item.size, item.mtime_ns)
 
 
@@ -114,12 +118,12 @@ def _match_moves_by_identity(plan: Plan, vanished: list[DbRow]) -> None:
     by_identity: dict[tuple, DbRow] = {}
     displaced_rows = [row for row, _ in plan.updated if row.id in displaced]
     for row in displaced_rows + plan.still_missing + vanished:
-        by_identity[_identity(row)] = row
+        by_identity[identity(row)] = row
     pending = deque(plan.created)
     plan.created = []
     while pending:
         entry = pending.popleft()
-        row = by_identity.pop(_identity(entry), None)
+        row = by_identity.pop(identity(entry), None)
         if row is None:
             plan.created.append(entry)
             continue
@@ -167,44 +171,196 @@ def match_moves_by_hash(
     sources.still_missing = [row for row in sources.still_missing if row.id not in moved_ids]
 
 
-def split_plan(plan: Plan, *, max_files: int, max_bytes: int) -> list[Plan]:
-    """The plan's file work in parts of at most `max_files` files / `max_bytes` to read.
-
-    A first scan of a 10 TB library hashes for hours; applying part by part means a stop or
-    a crash keeps what was done (the next scan finds those files unchanged). Work that reads
-    nothing goes in the first part. `missing` and `still_missing` stay with the whole plan:
-    a file that vanished may yet be found, by content, in a later part.
-    """
-    parts = [Plan()]
-    files = size = 0
-
-    def part_for(entry_size: int, reads: bool) -> Plan:
-        nonlocal files, size
-        if not reads:
-            return parts[0]
-        if files >= max_files or size >= max_bytes:
-            parts.append(Plan())
-            files = size = 0
-        files, size = files + 1, size + entry_size
-        return parts[-1]
-
-    for entry in plan.created:
-        part_for(entry.size, True).created.append(entry)
-    for row, entry in plan.updated:
-        part_for(entry.size, True).updated.append((row, entry))
-    for row, entry in plan.moved:
-        reads = row.content_hash is None or not same_stat(row, entry)
-        part_for(entry.size, reads).moved.append((row, entry))
-    for row, entry in plan.restored:
-        reads = row.content_hash is None or not same_stat(row, entry)
-        part_for(entry.size, reads).restored.append((row, entry))
-    for row in plan.unchanged:
-        part_for(row.size, row.content_hash is None).unchanged.append(row)
-    return parts
-
-
 def mass_missing_exceeded(
     would_mark: int, indexed_present: int, threshold: float, *, minimum_files: int = 100
 ) -> bool:
     """The guard: more than `threshold` of a 100+ file library vanishing looks like an outage."""
     return indexed_present >= minimum_files and would_mark > threshold * indexed_present
+
+
+def merge_sorted(
+    disk: Iterable[DiskEntry], db: Iterable[DbRow]
+) -> Iterator[tuple[DiskEntry | None, DbRow | None]]:
+    """Pair two streams sorted by rel_path bytes: (entry, row), (entry, None), (None, row)."""
+    disk_it, db_it = iter(disk), iter(db)
+    entry, row = next(disk_it, None), next(db_it, None)
+    while entry is not None or row is not None:
+        if row is None or (entry is not None and entry.rel_path < row.rel_path):
+            yield entry, None
+            entry = next(disk_it, None)
+        elif entry is None or row.rel_path < entry.rel_path:
+            yield None, row
+            row = next(db_it, None)
+        else:
+            yield entry, row
+            entry, row = next(disk_it, None), next(db_it, None)
+
+
+class PlanStream:
+    """The plan of a scan too large to hold: merged (disk, row) pairs in, parts out.
+
+    Most pairs are decided on sight and go into the current part (`part`), which the scanner
+    hashes and applies and then replaces (`take_part`): unchanged, updated in place,
+    restored, and new paths that cannot be the destination of a move. What could be one half
+    of a move waits for the end (`final_plan`), where `make_plan` matches it as before:
+    rows that vanished, rows whose path now holds another inode (`mv b c; mv a b`), and the
+    new paths and edits that the scanner found, by a lookup, to share an identity or a
+    content hash with a row that may still turn out to have left its place (`hold_created`,
+    `hold_updated`). Those are what changed; the unchanged rest of the library passes through
+    one pair at a time, so memory does not grow with the library.
+
+    Already-missing rows are not held: the scanner's lookups name the ones that matter.
+    `unreadable` is the walk's list, which grows as the walk reaches each directory and so
+    always before the rows under it arrive.
+    """
+
+    def __init__(self, unreadable: list[bytes]):
+        self.unreadable = unreadable
+        self.part = Plan()
+        self.part_reads = 0
+        self.part_bytes = 0
+        self.position = b""
+        self.discovered = 0
+        self.unchanged = 0  # fast-path files: counted, not kept
+        self.present_rows = 0  # rows not marked missing that the merge saw
+        self.vanished: dict[int, DbRow] = {}
+        self.displaced: dict[int, tuple[DbRow, DiskEntry]] = {}
+        self.held_created: list[DiskEntry] = []
+        self.held_updated: list[tuple[DbRow, DiskEntry]] = []
+        self.restored_ids: set[int] = set()
+        # Hashes of content that left its place in this scan (see apply.replaced_content).
+        self.replaced: set[str] = set()
+
+    def add(self, entry: DiskEntry | None, row: DbRow | None) -> None:
+        if row is None:
+            self.discovered += 1
+            self._to_part(entry.size, True)
+            self.part.created.append(entry)
+            return
+        if entry is None:
+            if row.is_missing:
+                return
+            self.present_rows += 1
+            if not _is_under(row.rel_path, self.unreadable):
+                self.vanished[row.id] = row
+                self._replaced(row)
+            return
+        self.discovered += 1
+        if row.is_missing:
+            self.restored_ids.add(row.id)
+            self._to_part(entry.size, row.content_hash is None or not same_stat(row, entry))
+            self.part.restored.append((row, entry))
+            return
+        self.present_rows += 1
+        if same_stat(row, entry):
+            if row.content_hash is None:
+                self._to_part(row.size, True)
+                self.part.unchanged.append(row)
+            else:
+                self.unchanged += 1
+            return
+        self._replaced(row)
+        if (row.device, row.inode) != (entry.device, entry.inode):
+            self.displaced[row.id] = (row, entry)
+        else:
+            self._to_part(entry.size, True)
+            self.part.updated.append((row, entry))
+
+    def consume(
+        self, disk: Iterable[DiskEntry], db: Iterable[DbRow], *, max_files: int, max_bytes: int
+    ) -> Iterator[Plan]:
+        """`add` every pair of the merged streams; yields each part as it fills.
+
+        The merge and the fast path are inlined: a no-change rescan of a large library
+        runs this loop once per file and little else. `position` is the last path added.
+        """
+        disk_it, db_it = iter(disk), iter(db)
+        entry, row = next(disk_it, None), next(db_it, None)
+        add = self.add
+        while entry is not None or row is not None:
+            if row is None or (entry is not None and entry.rel_path < row.rel_path):
+                self.position = entry.rel_path
+                add(entry, None)
+                entry = next(disk_it, None)
+            elif entry is None or row.rel_path < entry.rel_path:
+                self.position = row.rel_path
+                add(None, row)
+                row = next(db_it, None)
+            else:
+                self.position = entry.rel_path
+                if (row.size == entry.size and row.mtime_ns == entry.mtime_ns
+                        and row.inode == entry.inode and not row.is_missing
+                        and row.content_hash is not None):
+                    self.discovered += 1
+                    self.present_rows += 1
+                    self.unchanged += 1
+                    entry, row = next(disk_it, None), next(db_it, None)
+                    continue
+                add(entry, row)
+                entry, row = next(disk_it, None), next(db_it, None)
+            if self.part_reads >= max_files or self.part_bytes >= max_bytes or (
+                    len(self.part.restored) >= max_files):
+                yield self.take_part()
+
+    def _replaced(self, row: DbRow) -> None:
+        if row.content_hash is not None:
+            self.replaced.add(row.content_hash)
+
+    def _to_part(self, size: int, reads: bool) -> None:
+        self.part_reads += 1 if reads else 0
+        self.part_bytes += size if reads else 0
+
+    def part_full(self, max_files: int, max_bytes: int) -> bool:
+        return self.part_reads >= max_files or self.part_bytes >= max_bytes or (
+            len(self.part.restored) >= max_files)
+
+    def take_part(self) -> Plan:
+        part, self.part = self.part, Plan()
+        self.part_reads = self.part_bytes = 0
+        return part
+
+    def could_be_source(self, row: DbRow, visited: bool) -> bool:
+        """May `row`, found by a lookup, yet turn out to have left its place?
+
+        A row the merge has not reached may vanish; one it has reached is a source only
+        if it vanished, was displaced, or is missing and was not found again.
+        """
+        if not visited:
+            return True
+        if row.id in self.vanished or row.id in self.displaced:
+            return True
+        return row.is_missing and row.id not in self.restored_ids
+
+    def hold_created(self, entry: DiskEntry) -> None:
+        self.held_created.append(entry)
+
+    def hold_updated(self, row: DbRow, entry: DiskEntry) -> None:
+        self.held_updated.append((row, entry))
+
+    def final_plan(self, sources: Iterable[DbRow]) -> Plan:
+        """Everything held, as one plan with moves matched by identity (`make_plan`).
+
+        `sources` are rows the lookups found; those still missing are move sources too.
+        Call it after the merge has seen every pair.
+        """
+        disk = {entry.rel_path: entry for entry in self.held_created}
+        db: dict[bytes, DbRow] = {}
+        for row, entry in list(self.displaced.values()) + self.held_updated:
+            disk[entry.rel_path] = entry
+            db[row.rel_path] = row
+        for row in sources:
+            if row.is_missing and row.id not in self.restored_ids:
+                db.setdefault(row.rel_path, row)
+        for row in self.vanished.values():
+            db[row.rel_path] = row
+        return make_plan(disk, db)
+
+
+def add_sources(plan: Plan, rows: Iterable[DbRow]) -> None:
+    """Already-missing rows a lookup found after `final_plan`: hash-move sources too."""
+    known = {row.id for row in plan.still_missing} | {row.id for row in plan.missing}
+    known |= {row.id for row, _ in plan.moved}
+    for row in rows:
+        if row.id not in known:
+            known.add(row.id)
+            plan.still_missing.append(row)

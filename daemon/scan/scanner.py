@@ -12,26 +12,30 @@ from dataclasses import dataclass, field
 
 from daemon import logs
 from daemon.config import Config, LibraryConfig
-from daemon.errors import UsageError, describe_os_error
+from daemon.errors import UsageError
 from daemon.libraries import resolve_path, select_libraries
-from daemon.scan.apply import apply_plan, mark_missing, path_text, replaced_content
+from daemon.scan.apply import apply_plan, mark_missing, path_text
 from daemon.scan.filters import ExcludeMatcher
-from daemon.scan.hash import Hashed, TornReadError, hash_file
+from daemon.scan.hash import HASHED, TORN, VANISHED, Hashed
+from daemon.scan.hashpool import Hasher, Pending
 from daemon.scan.plan import (
+    DbRow,
     Plan,
-    make_plan,
+    PlanStream,
+    add_sources,
+    identity,
     mass_missing_exceeded,
     match_moves_by_hash,
-    split_plan,
 )
 from daemon.scan.probe import probe
-from daemon.scan.walk import DiskEntry, WalkResult, walk
+from daemon.scan.sniffed import SniffedInsights
+from daemon.scan.walk import DiskEntry, WalkResult, walk_sorted
 from daemon.store import Store, queries, sqlite_path
 from daemon.units import iso_utc
 
 # A long scan is applied in parts of this many files or bytes to read, so a stop or a crash
 # keeps the work already done; most scans fit in one part.
-PART_FILES = 20_000
+PART_FILES = 10_000
 PART_BYTES = 8 << 30
 
 STAT_KEYS = (
@@ -47,6 +51,9 @@ class ScanOptions:
     allow_mass_missing: bool = False
     # Watcher events say a file was deleted: that is an observation, not an outage to guard.
     observed_deletes: bool = False
+    # Enrichment follows: record the built-in `mime` insight from the bytes the hash reads,
+    # so no new file is read twice (scan/sniffed.py).
+    sniff: bool = False
 
 
 class Progress:
@@ -126,56 +133,239 @@ def scan_library(
 
 def _scan_online(store, config, library, row, scopes, options, progress, result) -> LibraryScan:
     """Walk, plan, hash, guard, apply: the part that must not run twice at once."""
-    log = logs.get_logger().bind(library=library.name)
-    started_at = time.time()
-    walked = _walk_scopes(config, library, scopes)
-    progress.discovered(library.name, len(walked.entries))
-    snapshot = queries.file_snapshot(store, row.id, scopes) if row else {}
-    plan = make_plan(walked.entries, snapshot, unreadable=walked.unreadable)
-    errors = [(rel, message) for rel, message in walked.errors]
+    run = _ScanRun(store, config, library, row, scopes, options, progress, result)
+    return run.execute()
 
-    guarded = not (options.allow_mass_missing or options.observed_deletes)
-    indexed = 0
-    if guarded:
-        indexed = sum(1 for r in snapshot.values() if not r.is_missing) if scopes == [b""] \
-            else (queries.count_present(row.id) if row else 0)
-    threshold = config.daemon.mass_missing_threshold
 
-    def guard_trips(not_yet_matched: int) -> bool:
-        # Even if every new file not looked at yet turned out to be a moved one, would too
-        # many still be missing?
-        return guarded and mass_missing_exceeded(
-            len(plan.missing) - not_yet_matched, indexed, threshold)
+def normalize_scopes(scopes: list[bytes]) -> list[bytes]:
+    """Scopes without duplicates or scopes inside another one (each path is merged once)."""
+    if b"" in scopes:
+        return [b""]
+    kept: list[bytes] = []
+    # Keyed `scope/`, a scope sorts right before everything under it (`a.txt` < `a` < `a/b`).
+    for scope in sorted(set(scopes), key=lambda scope: scope + b"/"):
+        if not kept or not (scope == kept[-1] or scope.startswith(kept[-1] + b"/")):
+            kept.append(scope)
+    return kept
 
-    known_hashes = replaced_content(plan)
-    parts = split_plan(plan, max_files=PART_FILES, max_bytes=PART_BYTES)
-    unmatched = len(plan.created)
-    hashed = 0
-    for part in parts:
-        if guard_trips(unmatched):
-            return _tripped(store, result, row, plan, indexed, threshold, options, started_at)
-        unmatched -= len(part.created)
-        hashes: dict[bytes, Hashed] = {}
-        if options.hash_files:
-            hashes = _hash_entries(library, part, progress, errors, log)
-            match_moves_by_hash(
-                part, {rel: h.content_hash for rel, h in hashes.items()}, sources=plan)
-        # With one part (every small scan) the guard is decided before anything is written.
-        if len(parts) == 1 and guard_trips(0):
-            return _tripped(store, result, row, plan, indexed, threshold, options, started_at)
+
+class _ScanRun:
+    """One streaming scan: merge the sorted walk with the sorted rows, scope by scope, and
+    hash and apply the decided work in parts as it comes; what may be half of a move waits
+    for the end (plan.PlanStream). Lookups by inode and by content hash decide whether a new
+    path can be a move's destination, so the rest is applied without waiting."""
+
+    def __init__(self, store, config, library, row, scopes, options, progress, result):
+        self.store, self.config, self.library, self.row = store, config, library, row
+        self.scopes = normalize_scopes(scopes)
+        self.options, self.progress, self.result = options, progress, result
+        self.log = logs.get_logger().bind(library=library.name)
+        self.walked = WalkResult()
+        self.stream = PlanStream(self.walked.unreadable)
+        self.errors: list[tuple[bytes, str]] = []
+        # Lookups only matter when the library had rows before this scan.
+        self.lookups = row is not None and queries.has_files(store, row.id)
+        self.sources: dict[int, DbRow] = {}  # rows the lookups found
+        self.held_hashes: dict[bytes, Hashed] = {}
+        self.scope_index = 0
+        self.merge_done = False
+        self.hashed = 0
+        sniffing = options.sniff and options.hash_files and not options.dry_run
+        self.sniffed = SniffedInsights(config) if sniffing else None
+        self.hasher = Hasher(
+            os.fsencode(library.path), library.follow_symlinks,
+            sniff=self.sniffed.sniffer if self.sniffed else None,
+            head_bytes=SniffedInsights.head_bytes)
+
+    def execute(self) -> LibraryScan:
+        started_at = time.time()
+        options, stream = self.options, self.stream
+        matcher = ExcludeMatcher(self.library.exclude)
+        root, skip = os.fsencode(self.library.path), skip_paths(self.config)
+        try:
+            final, last, last_hashes = self._merge_and_apply(root, skip, matcher)
+        finally:
+            self.hasher.close()
+
+        guarded = not (options.allow_mass_missing or options.observed_deletes)
+        indexed = 0
+        if guarded:
+            indexed = stream.present_rows if self.scopes == [b""] else (
+                queries.count_present(self.row.id) if self.row else 0)
+        threshold = self.config.daemon.mass_missing_threshold
+        if guarded and mass_missing_exceeded(len(final.missing), indexed, threshold):
+            return _tripped(self.store, self.result, self.row, final, indexed, threshold,
+                            options, started_at)
+        self._apply(last, last_hashes)
+        self._apply(final, last_hashes)
         if not options.dry_run:
-            apply_plan(store, row.id, part, hashes, known_hashes=known_hashes)
-        hashed += len(hashes)
-        _add_part_stats(result.stats, part)
-    if guard_trips(0):
-        return _tripped(store, result, row, plan, indexed, threshold, options, started_at)
-    if not options.dry_run:
-        mark_missing(store, [r.id for r in plan.missing])
-    result.stats.update(discovered=len(walked.entries), missing=len(plan.missing),
-                        hashed=hashed, errors=len(errors))
-    result.errors = [{"path": path_text(rel), "error": message} for rel, message in errors]
-    _finish(store, result, row, scopes, options, started_at, log)
-    return result
+            mark_missing(self.store, [r.id for r in final.missing])
+        self.errors += self.walked.errors
+        self.result.stats.update(discovered=stream.discovered, missing=len(final.missing),
+                                 hashed=self.hashed, errors=len(self.errors))
+        self.result.stats["unchanged"] += stream.unchanged
+        self.result.errors = [{"path": path_text(rel), "error": message}
+                              for rel, message in self.errors]
+        _finish(self.store, self.result, self.row, self.scopes, options, started_at, self.log)
+        return self.result
+
+    def _merge_and_apply(self, root, skip, matcher):
+        """The merge, each part hashed while the next is walked and applied after it; the
+        last part and the held work come back unapplied, for the guard to decide."""
+        stream = self.stream
+        pending = None
+        for index, scope in enumerate(self.scopes):
+            self.scope_index = index
+            disk = walk_sorted(root, scope, self.walked, matcher=matcher,
+                               follow_symlinks=self.library.follow_symlinks, skip_abs=skip)
+            db = queries.iter_files(self.store, self.row.id, scope) if self.row else ()
+            for part in stream.consume(disk, db, max_files=PART_FILES, max_bytes=PART_BYTES):
+                submitted = self._submit(part)
+                if pending is not None:
+                    self._apply(*self._collect(*pending))
+                pending = submitted
+        self.merge_done = True
+        last = self._submit(stream.take_part())
+        if pending is not None:
+            self._apply(*self._collect(*pending))
+        last_part, last_hashes = self._collect(*last)
+        final = stream.final_plan(self.sources.values())
+        final_hashes = self._prepare_final(final)
+        return final, last_part, last_hashes | final_hashes
+
+    def _visited(self, rel_path: bytes) -> bool | None:
+        """Has the merge passed this row's path? None: the path is outside the scan's scope."""
+        for index, scope in enumerate(self.scopes):
+            if not scope or rel_path == scope or rel_path.startswith(scope + b"/"):
+                return self.merge_done or index < self.scope_index or (
+                    index == self.scope_index and rel_path <= self.stream.position)
+        return None
+
+    def _candidates(self, rows: list[DbRow]) -> dict[int, DbRow]:
+        """The rows among `rows` that may yet be a move's source."""
+        found = {}
+        for row in rows:
+            visited = self._visited(row.rel_path)
+            if visited is not None and self.stream.could_be_source(row, visited):
+                found[row.id] = row
+        return found
+
+    def _submit(self, part: Plan) -> tuple[Plan, Pending]:
+        """Hold back new paths that may be a move's destination; start hashing the rest."""
+        self.progress.discovered(self.library.name, self.stream.discovered)
+        if self.lookups and part.created:
+            self._hold_identity_matches(part)
+        todo = part.needs_hash() if self.options.hash_files else []
+        return part, self.hasher.submit(todo)
+
+    def _collect(self, part: Plan, pending: Pending) -> tuple[Plan, dict[bytes, Hashed]]:
+        """The part's hashes; edits and new files whose bytes may be a moved file's wait."""
+        hashes = self._hashes(part, pending)
+        if self.lookups and hashes:
+            self._hold_hash_matches(part, hashes)
+        return part, hashes
+
+    def _hold_identity_matches(self, part: Plan) -> None:
+        rows = queries.rows_by_identity(self.store, self.row.id, [e.inode for e in part.created])
+        by_identity: dict[tuple, list[DbRow]] = {}
+        for row in self._candidates(rows).values():
+            by_identity.setdefault(identity(row), []).append(row)
+        kept = []
+        for entry in part.created:
+            matches = by_identity.get(identity(entry))
+            if matches:
+                self.stream.hold_created(entry)
+                self.sources.update((row.id, row) for row in matches)
+            else:
+                kept.append(entry)
+        part.created = kept
+
+    def _hold_hash_matches(self, part: Plan, hashes: dict[bytes, Hashed]) -> None:
+        """A new file or an edit whose bytes are a row's that may have left its place: the
+        end decides (a move, or which tags follow)."""
+        wanted = [hashes[e.rel_path].content_hash
+                  for e in part.created + [e for _, e in part.updated] if e.rel_path in hashes]
+        if not wanted:
+            return
+        rows = self._candidates(queries.rows_by_hash(self.store, self.row.id, wanted))
+        by_content: dict[tuple[int, str], list[DbRow]] = {}
+        for row in rows.values():
+            by_content.setdefault((row.size, row.content_hash), []).append(row)
+
+        def source_for(entry: DiskEntry) -> bool:
+            hashed = hashes.get(entry.rel_path)
+            matches = hashed and by_content.get((hashed.size, hashed.content_hash))
+            matches = [r for r in matches or () if r.rel_path != entry.rel_path]
+            if not matches:
+                return False
+            self.sources.update((row.id, row) for row in matches)
+            self.held_hashes[entry.rel_path] = hashes.pop(entry.rel_path)
+            return True
+
+        created, updated = [], []
+        for entry in part.created:
+            if source_for(entry):
+                self.stream.hold_created(entry)
+            else:
+                created.append(entry)
+        for db_row, entry in part.updated:
+            if source_for(entry):
+                self.stream.hold_updated(db_row, entry)
+            else:
+                updated.append((db_row, entry))
+        part.created, part.updated = created, updated
+
+    def _prepare_final(self, final: Plan) -> dict[bytes, Hashed]:
+        """Hash what the held work still needs, then match moves by content."""
+        hashes = {rel: h for rel, h in self.held_hashes.items()}
+        if not self.options.hash_files:
+            return hashes
+        todo = [e for e in final.needs_hash() if e.rel_path not in hashes]
+        hashes.update(self._hashes(final, self.hasher.submit(todo)))
+        if self.lookups and final.created:
+            wanted = [hashes[e.rel_path].content_hash for e in final.created
+                      if e.rel_path in hashes]
+            rows = queries.rows_by_hash(self.store, self.row.id, wanted) if wanted else []
+            add_sources(final, [r for r in self._candidates(rows).values()
+                                if r.is_missing and r.id not in self.stream.restored_ids])
+        match_moves_by_hash(final, {rel: h.content_hash for rel, h in hashes.items()})
+        return hashes
+
+    def _hashes(self, plan: Plan, pending: Pending) -> dict[bytes, Hashed]:
+        """Collect `pending`; drop files that vanished from the plan (row untouched)."""
+        entries = pending.entries
+        if not entries:
+            return {}
+        progress = self.progress
+        progress.hashing(self.library.name, len(entries), sum(e.size for e in entries))
+        hashes: dict[bytes, Hashed] = {}
+        vanished: set[bytes] = set()
+        for entry, outcome, value, sniffed in self.hasher.results(pending,
+                                                                  progress.hashed_bytes):
+            if outcome == HASHED:
+                hashes[entry.rel_path] = value
+                if self.sniffed is not None:
+                    self.sniffed.add(entry.rel_path, sniffed)
+            elif outcome == TORN:
+                self.log.debug("hash.deferred", path=path_text(entry.rel_path),
+                               why="changed while read")
+            elif outcome == VANISHED:
+                vanished.add(entry.rel_path)
+                self.errors.append((entry.rel_path,
+                                    "FileNotFoundError: vanished during the scan"))
+            else:
+                self.errors.append((entry.rel_path, value))
+        if vanished:
+            _drop_vanished(plan, vanished)
+        self.hashed += len(hashes)
+        return hashes
+
+    def _apply(self, part: Plan, hashes: dict[bytes, Hashed]) -> None:
+        if not self.options.dry_run:
+            apply_plan(self.store, self.row.id, part, hashes, known_hashes=self.stream.replaced)
+            if self.sniffed is not None:
+                self.sniffed.record(self.store, self.row.id, hashes)
+        _add_part_stats(self.result.stats, part)
 
 
 def _add_part_stats(stats: dict[str, int], part: Plan) -> None:
@@ -183,47 +373,6 @@ def _add_part_stats(stats: dict[str, int], part: Plan) -> None:
                        ("unchanged", part.unchanged), ("moved", part.moved),
                        ("restored", part.restored)):
         stats[key] += len(items)
-
-
-def _walk_scopes(config: Config, library: LibraryConfig, scopes: list[bytes]) -> WalkResult:
-    merged = WalkResult()
-    matcher = ExcludeMatcher(library.exclude)
-    for scope in scopes:
-        part = walk(
-            os.fsencode(library.path), scope, matcher=matcher,
-            follow_symlinks=library.follow_symlinks, skip_abs=skip_paths(config),
-        )
-        merged.entries.update(part.entries)
-        merged.unreadable += part.unreadable
-        merged.errors += part.errors
-        merged.skipped_special += part.skipped_special
-    return merged
-
-
-def _hash_entries(library, plan: Plan, progress: Progress, errors: list, log) -> dict:
-    """Hash what the plan needs; drop files that vanished from the plan (row untouched)."""
-    todo = plan.needs_hash()
-    progress.hashing(library.name, len(todo), sum(e.size for e in todo))
-    root = os.fsencode(library.path)
-    hashes: dict[bytes, Hashed] = {}
-    vanished: set[bytes] = set()
-    for entry in todo:
-        try:
-            hashes[entry.rel_path] = hash_file(
-                root + b"/" + entry.rel_path,
-                follow_symlinks=library.follow_symlinks,
-                on_bytes=progress.hashed_bytes,
-            )
-        except TornReadError:
-            log.debug("hash.deferred", path=path_text(entry.rel_path), why="changed while read")
-        except FileNotFoundError:
-            vanished.add(entry.rel_path)
-            errors.append((entry.rel_path, "FileNotFoundError: vanished during the scan"))
-        except OSError as exc:
-            errors.append((entry.rel_path, describe_os_error(exc)))
-    if vanished:
-        _drop_vanished(plan, vanished)
-    return hashes
 
 
 def _drop_vanished(plan: Plan, vanished: set[bytes]) -> None:

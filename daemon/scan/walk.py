@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -61,29 +62,50 @@ def walk(
     follow_symlinks: bool = False,
     skip_abs: frozenset[bytes] = frozenset(),
 ) -> WalkResult:
-    """Regular files under `root/scope` (scope b"" is the whole root; it may name a file)."""
+    """Regular files under `root/scope`, collected (tests and small callers)."""
     result = WalkResult()
+    for entry in walk_sorted(root, scope, result, matcher=matcher,
+                             follow_symlinks=follow_symlinks, skip_abs=skip_abs):
+        result.entries[entry.rel_path] = entry
+    return result
+
+
+def walk_sorted(
+    root: bytes,
+    scope: bytes,
+    result: WalkResult,
+    *,
+    matcher: ExcludeMatcher | None = None,
+    follow_symlinks: bool = False,
+    skip_abs: frozenset[bytes] = frozenset(),
+) -> Iterator[DiskEntry]:
+    """Regular files under `root/scope` (b"" = the whole root; it may name a file), one at a
+    time, in the byte order of their rel_path: the order the database index returns rows in,
+    so a scan merges the two streams holding one directory listing at a time.
+
+    Unreadable directories, errors and skipped special files are recorded in `result` (its
+    `entries` stay empty) as the walk reaches them, i.e. before any path that sorts after them.
+    """
     matcher = matcher or ExcludeMatcher(())
     if scope:
         if matcher.excluded(scope, is_dir=False):
-            return result
+            return
         start = root + b"/" + scope
         try:
             st = os.stat(start) if follow_symlinks else os.lstat(start)
         except FileNotFoundError:
-            return result
+            return
         except OSError as exc:
             result.unreadable.append(scope)
             result.errors.append((scope, describe_os_error(exc)))
-            return result
+            return
         if stat.S_ISREG(st.st_mode):
             if start not in skip_abs:
-                result.entries[scope] = entry_from_stat(scope, st)
-            return result
+                yield entry_from_stat(scope, st)
+            return
         if not stat.S_ISDIR(st.st_mode):
-            return result
-    _walk_tree(root, scope, matcher, follow_symlinks, skip_abs, result)
-    return result
+            return
+    yield from _walk_tree(root, scope, matcher, follow_symlinks, skip_abs, result)
 
 
 def _walk_tree(
@@ -93,76 +115,109 @@ def _walk_tree(
     follow_symlinks: bool,
     skip_abs: frozenset[bytes],
     result: WalkResult,
-) -> None:
+) -> Iterator[DiskEntry]:
+    """Depth first, each directory's items sorted by name, a subdirectory keyed `name/`.
+
+    Full paths then come out in byte order: `a.txt` < `a/x` < `ab` because `.` < `/` < `b`,
+    and the keys `a.txt`, `a/`, `ab` sort the same way. Each stack level holds one sorted
+    listing (the rest of that directory), so memory is O(depth x directory size).
+    """
     visited_dirs: set[tuple[int, int]] = set()
-    entries = result.entries
     prefix = root + b"/"
     skip_rel = frozenset(p[len(prefix):] for p in skip_abs if p.startswith(prefix))
     if follow_symlinks:
         top = os.stat(root + b"/" + scope if scope else root)
         visited_dirs.add((top.st_dev, top.st_ino))
-    stack: list[bytes] = [scope]
+    listing = _list_dir(root, scope, matcher, follow_symlinks, skip_rel, visited_dirs, result)
+    stack = [iter(listing)]
     while stack:
-        rel_dir = stack.pop()
-        abs_dir = root + b"/" + rel_dir if rel_dir else root
-        try:
-            with os.scandir(abs_dir) as it:
-                dir_entries = list(it)
-        except FileNotFoundError:
-            continue  # removed while we walked: its rows are missing, which is the truth
-        except OSError as exc:
-            result.unreadable.append(rel_dir)
-            result.errors.append((rel_dir, describe_os_error(exc)))
-            continue
-        for entry in dir_entries:
-            rel = join_rel(rel_dir, entry.name)
-            try:
-                # The common case, inlined: the 100k-file rescan spends most of its time here.
-                # d_type says "regular file" without a syscall; the lstat confirms it.
-                if entry.is_file(follow_symlinks=False):
-                    st = entry.stat(follow_symlinks=False)
-                    if stat.S_ISREG(st.st_mode):
-                        if not matcher.excluded(rel, is_dir=False) and rel not in skip_rel:
-                            entries[rel] = DiskEntry(
-                                rel, st.st_size, st.st_mtime_ns,
-                                st.st_ino if st.st_ino < _2_63 else st.st_ino - _2_64,
-                                st.st_dev if st.st_dev < _2_63 else st.st_dev - _2_64,
-                            )
-                        continue
-                _visit(entry, rel, matcher, follow_symlinks, skip_rel, visited_dirs, stack, result)
-            except FileNotFoundError:
+        for key, entry in stack[-1]:
+            if entry is not None:
+                yield entry
                 continue
-            except OSError as exc:
-                result.errors.append((rel, describe_os_error(exc)))
+            rel_dir = key[:-1]
+            stack.append(iter(_list_dir(root, rel_dir, matcher, follow_symlinks, skip_rel,
+                                        visited_dirs, result)))
+            break
+        else:
+            stack.pop()
 
 
-def _visit(entry, rel, matcher, follow_symlinks, skip_rel, visited_dirs, stack, result) -> None:
+def _list_dir(root, rel_dir, matcher, follow_symlinks, skip_rel, visited_dirs,
+              result) -> list[tuple[bytes, DiskEntry | None]]:
+    """One directory's (sort key, file entry) items; a subdirectory has entry None."""
+    abs_dir = root + b"/" + rel_dir if rel_dir else root
+    try:
+        with os.scandir(abs_dir) as it:
+            dir_entries = list(it)
+    except FileNotFoundError:
+        return []  # removed while we walked: its rows are missing, which is the truth
+    except OSError as exc:
+        result.unreadable.append(rel_dir)
+        result.errors.append((rel_dir, describe_os_error(exc)))
+        return []
+    items: list[tuple[bytes, DiskEntry | None]] = []
+    prefix = rel_dir + b"/" if rel_dir else b""
+    # Locals, and no exclude call when nothing is excluded: this loop runs once per file.
+    excluded = matcher.excluded if matcher.active else None
+    is_regular, make_entry, append = stat.S_ISREG, DiskEntry, items.append
+    for entry in dir_entries:
+        rel = prefix + entry.name
+        try:
+            # The common case, inlined: the 100k-file rescan spends most of its time here.
+            # d_type says "regular file" without a syscall; the lstat confirms it.
+            if entry.is_file(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                if is_regular(st.st_mode):
+                    if (excluded is None or not excluded(rel, is_dir=False)) and (
+                            not skip_rel or rel not in skip_rel):
+                        ino, dev = st.st_ino, st.st_dev
+                        append((rel, make_entry(
+                            rel, st.st_size, st.st_mtime_ns,
+                            ino if ino < _2_63 else ino - _2_64,
+                            dev if dev < _2_63 else dev - _2_64,
+                        )))
+                    continue
+            item = _visit(entry, rel, matcher, follow_symlinks, skip_rel, visited_dirs, result)
+            if item is not None:
+                append(item)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            result.errors.append((rel, describe_os_error(exc)))
+    items.sort()  # by key alone: keys are unique, entries are never compared
+    return items
+
+
+def _visit(entry, rel, matcher, follow_symlinks, skip_rel, visited_dirs,
+           result) -> tuple[bytes, DiskEntry | None] | None:
+    """The item for anything but a plain regular file: a directory to enter, a followed
+    symlink, or nothing (a special file, an excluded path)."""
     if entry.is_symlink():
         if not follow_symlinks:
-            return
+            return None
         st = entry.stat(follow_symlinks=True)
     elif entry.is_dir(follow_symlinks=False):
         if matcher.excluded(rel, is_dir=True) or rel in skip_rel:
-            return
+            return None
         if follow_symlinks:
             st = entry.stat(follow_symlinks=False)
             key = (st.st_dev, st.st_ino)
             if key in visited_dirs:
-                return
+                return None
             visited_dirs.add(key)
-        stack.append(rel)
-        return
+        return (rel + b"/", None)
     else:
         st = entry.stat(follow_symlinks=False)
     if stat.S_ISDIR(st.st_mode):  # a followed symlink to a directory
         key = (st.st_dev, st.st_ino)
-        if key not in visited_dirs and not matcher.excluded(rel, is_dir=True):
-            visited_dirs.add(key)
-            stack.append(rel)
-        return
+        if key in visited_dirs or matcher.excluded(rel, is_dir=True):
+            return None
+        visited_dirs.add(key)
+        return (rel + b"/", None)
     if not stat.S_ISREG(st.st_mode):
         result.skipped_special += 1
-        return
+        return None
     if matcher.excluded(rel, is_dir=False) or rel in skip_rel:
-        return
-    result.entries[rel] = entry_from_stat(rel, st)
+        return None
+    return (rel, entry_from_stat(rel, st))

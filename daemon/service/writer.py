@@ -120,7 +120,8 @@ class Writer:
             self._full_scan(config, library, progress)
         else:
             result = scan_library(self.store, config, library, scopes=list(batch.scopes),
-                                  options=ScanOptions(observed_deletes=True), progress=progress)
+                                  options=ScanOptions(observed_deletes=True, sniff=True),
+                                  progress=progress)
             self._after_scan(library, result)
         self.metrics.event_to_index.observe(time.monotonic() - batch.first_event_s)
 
@@ -147,7 +148,9 @@ class Writer:
         started = time.monotonic()
         # Paths that settled before the walk starts are covered by it.
         self.queue.discard(library.name, before_s=started)
-        result = scan_library(self.store, config, library, progress=progress)
+        # sniff: the backfill's enrich then finds `mime` done, without reading the files again.
+        result = scan_library(self.store, config, library, options=ScanOptions(sniff=True),
+                              progress=progress)
         self.metrics.scans.labels(library=library.name, status=result.status).inc()
         self.metrics.scan_duration.labels(library=library.name).observe(
             time.monotonic() - started)

@@ -11,18 +11,33 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import os
+import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-from peewee import Database, PostgresqlDatabase, SqliteDatabase
+import psycopg2.extras
+from peewee import (
+    BlobField,
+    BooleanField,
+    Database,
+    Field,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    PostgresqlDatabase,
+    SqliteDatabase,
+)
 
 from daemon.store import migrations
 from daemon.store.models import database_proxy
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+PG_PAGE_ROWS = 1000  # rows per round trip of a bulk statement on PostgreSQL
 
 
 class DatabaseUrlError(ValueError):
@@ -206,22 +221,136 @@ class Store:
         return True
 
     def sql(self, text: str) -> str:
-        """Write queries with `?` placeholders; psycopg2 wants `%s`."""
-        return text if self.param == "?" else text.replace("?", self.param)
+        """The one dialect layer: queries are written with `?` placeholders (SQLite's).
+
+        For psycopg2 a `?` outside string literals becomes `%s`, and every literal `%`
+        (in a string literal or an operator) is doubled, so `'a?b'` or `LIKE 'x%'` mean
+        the same on both backends.
+        """
+        if self.param == "?":
+            return text
+        pieces = text.split("'")
+        for i, piece in enumerate(pieces):
+            piece = piece.replace("%", "%%")
+            pieces[i] = piece if i % 2 else piece.replace("?", self.param)
+        return "'".join(pieces)
 
     def execute(self, text: str, params: Sequence[Any] = ()) -> Any:
-        return self.db.execute_sql(self.sql(text), tuple(params))
+        # Without parameters psycopg2 does no %-formatting: the text goes as written.
+        return self.db.execute_sql(self.sql(text) if params else text, tuple(params))
 
     def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple]:
         return list(self.execute(text, params).fetchall())
 
     def executemany(self, text: str, rows: Iterable[Sequence[Any]]) -> int:
-        """Batched executemany on the raw cursor: ~10x faster than insert_many on SQLite."""
+        """Batched executemany on the raw cursor: ~10x faster than insert_many on SQLite.
+
+        psycopg2's executemany is one round trip per row; execute_batch sends pages of
+        statements at once.
+        """
         rows = list(rows)
         if rows:
             cursor = self.db.cursor()
-            cursor.executemany(self.sql(text), rows)
+            if self.is_sqlite:
+                cursor.executemany(text, rows)
+            else:
+                psycopg2.extras.execute_batch(cursor, self.sql(text), rows, page_size=PG_PAGE_ROWS)
         return len(rows)
+
+    def insert_rows(self, model: type[Model], columns: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> int:
+        """INSERT many rows: executemany on SQLite, multi-row VALUES on PostgreSQL."""
+        if not rows:
+            return 0
+        table, names = model._meta.table_name, ", ".join(columns)
+        if self.is_sqlite:
+            placeholders = ", ".join("?" for _ in columns)
+            self.db.cursor().executemany(
+                f"INSERT INTO {table} ({names}) VALUES ({placeholders})", rows)
+        else:
+            # COPY: one stream, no per-row statement; ~10x cheaper than execute_values,
+            # whose per-row mogrify of bytea alone cost 60 us.
+            formats = [_copy_format(model._meta.columns[column]) for column in columns]
+            text = "".join(
+                "\t".join(["\\N" if value is None else fmt(value)
+                           for fmt, value in zip(formats, row, strict=True)]) + "\n"
+                for row in rows)
+            self.db.cursor().copy_expert(
+                f"COPY {table} ({names}) FROM STDIN", io.StringIO(text))
+        return len(rows)
+
+    def update_rows(self, model: type[Model], key: str, columns: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> int:
+        """UPDATE many rows by `key`; each row is (key value, *column values).
+
+        SQLite: executemany of one UPDATE. PostgreSQL: one set-based statement per page,
+        `UPDATE t SET c = v.c FROM (VALUES ...) AS v WHERE t.key = v.key`, with each value
+        cast to its column's type (a VALUES list of NULLs would otherwise be text).
+        """
+        if not rows:
+            return 0
+        table = model._meta.table_name
+        if self.is_sqlite:
+            sets = ", ".join(f"{column} = ?" for column in columns)
+            self.db.cursor().executemany(
+                f"UPDATE {table} SET {sets} WHERE {key} = ?",
+                [(*row[1:], row[0]) for row in rows])
+            return len(rows)
+        types = _pg_column_types(self.db, model)
+        template = "(" + ", ".join(f"%s::{types[c]}" for c in (key, *columns)) + ")"
+        sets = ", ".join(f"{column} = v.{column}" for column in columns)
+        psycopg2.extras.execute_values(
+            self.db.cursor(),
+            f"UPDATE {table} AS t SET {sets} FROM (VALUES %s) AS v ({key}, "
+            f"{', '.join(columns)}) WHERE t.{key} = v.{key}",
+            rows, template=template, page_size=PG_PAGE_ROWS)
+        return len(rows)
+
+
+_NEEDS_ESCAPE = re.compile("[\\\\\t\n\r]").search
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_format(field: Field) -> Callable[[Any], str]:
+    """How a column's non-NULL values are written in COPY's text format."""
+    if isinstance(field, BooleanField):
+        return _copy_bool
+    if isinstance(field, BlobField):
+        return _copy_bytes
+    if isinstance(field, FloatField):
+        return repr
+    if isinstance(field, IntegerField | ForeignKeyField):
+        return str
+    return _copy_str
+
+
+def _copy_bool(value: bool) -> str:
+    return "t" if value else "f"
+
+
+def _copy_bytes(value: bytes) -> str:
+    return "\\\\x" + bytes(value).hex()
+
+
+def _copy_str(value: Any) -> str:
+    value = str(value)
+    return value.translate(_COPY_ESCAPES) if _NEEDS_ESCAPE(value) else value
+
+
+def _pg_column_types(db: Database, model: type[Model]) -> dict[str, str]:
+    """Column name -> PostgreSQL type, as peewee creates the table."""
+    types = {}
+    for field in model._meta.sorted_fields:
+        field_type = field.field_type
+        if field_type in ("AUTO", "BIGAUTO"):
+            field_type = "INT" if field_type == "AUTO" else "BIGINT"
+        types[field.column_name] = db.field_types.get(field_type, _BASE_TYPES.get(
+            field_type, field_type))
+    return types
+
+
+_BASE_TYPES = {"INT": "INTEGER", "BIGINT": "BIGINT", "TEXT": "TEXT", "VARCHAR": "VARCHAR",
+               "FLOAT": "REAL", "SMALLINT": "SMALLINT"}
 
 
 def _restrict_sqlite_files(path: str) -> None:

@@ -22,7 +22,16 @@ def _create_tables(store: Store) -> None:
     store.db.create_tables(ALL_MODELS, safe=True)
 
 
-MIGRATIONS: list[Callable[[Store], None]] = [_create_tables]
+def _scale_indexes(store: Store) -> None:
+    """file_inode: a scan asks whether a new path is a moved file's (scan/plan.py).
+    file_state_enricher_checksum: the lifecycle pass runs every tick and looks for the few
+    files not `ready` under the current enricher set, not through the whole library."""
+    store.execute("CREATE INDEX IF NOT EXISTS file_inode ON file (inode)")
+    store.execute("CREATE INDEX IF NOT EXISTS file_state_enricher_checksum"
+                  " ON file (state, enricher_checksum)")
+
+
+MIGRATIONS: list[Callable[[Store], None]] = [_create_tables, _scale_indexes]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -73,7 +73,9 @@ class File(BaseModel):
     last_seen = DoubleField()
 
     class Meta:
-        indexes = ((("library", "rel_path"), True),)
+        # file_inode and file_state_enricher_checksum: migration 1 says why.
+        indexes = ((("library", "rel_path"), True), (("inode",), False),
+                   (("state", "enricher_checksum"), False))
 
 
 class Tag(BaseModel):

@@ -2,9 +2,11 @@
 
 from daemon.scan.plan import (
     DbRow,
+    PlanStream,
     make_plan,
     mass_missing_exceeded,
     match_moves_by_hash,
+    merge_sorted,
 )
 from daemon.scan.walk import DiskEntry
 
@@ -145,3 +147,87 @@ def test_swap_of_two_files_is_two_moves():
     plan = make_plan(snapshot(disk("a", inode=2), disk("b", inode=1)), db)
     # Both paths are "displaced"; no new path starts the chain, so both stay updates.
     assert sorted(r.id for r, _ in plan.updated) == [1, 2]
+
+
+def stream_of(disk_entries, db_rows, unreadable=None) -> PlanStream:
+    stream = PlanStream(unreadable or [])
+    assert list(stream.consume(disk_entries, db_rows, max_files=10**6, max_bytes=1 << 60)) == []
+    return stream
+
+
+def test_merge_pairs_two_sorted_streams():
+    pairs = list(merge_sorted([disk("a"), disk("b"), disk("d")], [row(1, "b"), row(2, "c")]))
+    assert [(e and e.rel_path, r and r.id) for e, r in pairs] == [
+        (b"a", None), (b"b", 1), (None, 2), (b"d", None)]
+
+
+def test_stream_counts_the_fast_path_without_keeping_it():
+    stream = stream_of([disk(f"f{i}", inode=i) for i in range(1000)],
+                       [row(i, f"f{i}", inode=i) for i in range(1000)])
+    assert stream.unchanged == 1000 and stream.present_rows == 1000
+    part = stream.take_part()
+    assert part.unchanged == [] and part.created == [] and stream.final_plan([]).missing == []
+
+
+def test_stream_decides_plain_work_on_sight_and_holds_move_halves():
+    stream = stream_of(
+        [disk("a", size=11), disk("b", inode=22), disk("new", inode=5), disk("r", inode=6)],
+        [row(1, "a"), row(2, "b", inode=2), row(3, "old", inode=3),
+         row(4, "r", inode=6, missing=True), row(5, "gone", inode=9, missing=True)],
+    )
+    part = stream.take_part()
+    assert [r.id for r, _ in part.updated] == [1]  # same inode: an edit, now
+    assert [e.rel_path for e in part.created] == [b"new"]
+    assert [r.id for r, _ in part.restored] == [4]
+    assert list(stream.displaced) == [2] and list(stream.vanished) == [3]  # held
+    assert stream.present_rows == 3  # the guard's count: rows not already missing
+
+
+def test_a_new_path_held_before_its_source_vanished_is_a_move():
+    # The walk meets a/photo before the merge reaches z/photo's row; a lookup found z/photo.
+    stream = PlanStream([])
+    for entry, db_row in merge_sorted([disk("a/photo", inode=5)], [row(1, "z/photo", inode=5)]):
+        if db_row is None:
+            assert stream.could_be_source(row(1, "z/photo", inode=5), visited=False)
+            stream.hold_created(entry)
+        else:
+            stream.add(entry, db_row)
+    assert stream.take_part().created == []
+    plan = stream.final_plan([])
+    assert [(r.id, e.rel_path) for r, e in plan.moved] == [(1, b"a/photo")]
+    assert plan.missing == [] and plan.created == []
+
+
+def test_could_be_source_after_the_merge_passed_the_row():
+    stream = stream_of([disk("back", inode=4), disk("kept", inode=2)],
+                       [row(4, "back", inode=4, missing=True), row(1, "gone"),
+                        row(2, "kept", inode=2), row(3, "long", missing=True)])
+    assert stream.could_be_source(row(1, "gone"), visited=True)  # vanished
+    assert stream.could_be_source(row(3, "long", missing=True), visited=True)
+    assert not stream.could_be_source(row(4, "back", missing=True), visited=True)  # restored
+    assert not stream.could_be_source(row(2, "kept", inode=2), visited=True)  # present
+
+
+def test_already_missing_rows_are_sources_only_when_a_lookup_names_them():
+    stream = stream_of([disk("x", inode=9)], [row(1, "old", inode=9, missing=True)])
+    stream.hold_created(stream.take_part().created[0])
+    plan = stream.final_plan([row(1, "old", inode=9, missing=True)])
+    assert [(r.id, e.rel_path) for r, e in plan.moved] == [(1, b"x")]
+
+
+def test_stream_keeps_rows_under_an_unreadable_directory():
+    unreadable: list[bytes] = []
+    stream = PlanStream(unreadable)
+    unreadable.append(b"locked")  # the walk records it before the rows under it arrive
+    for entry, db_row in merge_sorted([], [row(1, "locked/a"), row(2, "other")]):
+        stream.add(entry, db_row)
+    assert list(stream.vanished) == [2]
+
+
+def test_consume_yields_parts_as_they_fill():
+    stream = PlanStream([])
+    parts = list(stream.consume([disk(f"f{i}", inode=i) for i in range(7)], [row(1, "f0", inode=0)],
+                                max_files=3, max_bytes=1 << 60))
+    assert [len(p.created) for p in parts] == [3, 3] and stream.unchanged == 1
+    assert [e.rel_path for e in stream.take_part().created] == []
+    assert stream.position == b"f6"

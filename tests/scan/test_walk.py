@@ -70,3 +70,16 @@ def test_skip_paths_are_not_indexed(tmp_path):
     write_tree(tmp_path, {"index.db": "db", "index.db-wal": "w", "photo": "p"})
     skip = frozenset({os.fsencode(tmp_path / "index.db"), os.fsencode(tmp_path / "index.db-wal")})
     assert rels(walk(os.fsencode(tmp_path), skip_abs=skip)) == {b"photo"}
+
+
+def test_walk_sorted_yields_paths_in_byte_order(tmp_path):
+    from daemon.scan.walk import WalkResult, walk_sorted
+
+    names = ["a.txt", "a/x", "a/y/z", "ab", "a0", "b", "a/\xe9", "A"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    result = WalkResult()
+    walked = [e.rel_path for e in walk_sorted(os.fsencode(tmp_path), b"", result)]
+    assert walked == sorted(os.fsencode(n) for n in names)
+    assert result.entries == {}  # streamed, not collected

@@ -135,3 +135,33 @@ def test_scan_lock_says_when_it_waits(db_url):
 def _locked(store, waited, order):
     with store.scan_lock("photos", on_wait=waited.set):
         order.append("second ran")
+
+
+def test_bulk_insert_and_update_with_nulls_on_both_backends(store):
+    library = Library.create(name="lib", root="/r", host="h", created_at=0.0)
+    columns = ("library_id", "rel_path", "path_text", "size", "mtime_ns", "inode", "device",
+               "content_hash", "is_missing", "state", "first_seen", "last_seen")
+    rows = [(library.id, f"f{i}".encode(), f"f{i}", i, i, to_signed64(2**64 - 1 - i), 1, None,
+             False, "new", 0.0, 0.0) for i in range(2500)]  # several pages on PostgreSQL
+    odd = b"tab\tnew\nline\\back\rslash \xff N"
+    rows.append((library.id, odd, odd.decode("utf-8", "backslashreplace"), 0, 0, 0, 0, "?%",
+                 True, "new", 1e-300, float(2**53)))
+    with store.write_tx():
+        assert store.insert_rows(File, columns, rows) == 2501
+    weird = File.get(File.rel_path == odd)
+    assert (weird.path_text, weird.content_hash, weird.is_missing, weird.last_seen) == (
+        odd.decode("utf-8", "backslashreplace"), "?%", True, float(2**53))
+    weird.delete_instance()
+    ids = [f.id for f in File.select().order_by(File.rel_path)]
+    with store.write_tx():
+        store.update_rows(File, "id", ("content_hash", "missing_since", "is_missing"),
+                          [(row_id, None if n % 2 else "xxh128:" + "0" * 32, None, n % 3 == 0)
+                           for n, row_id in enumerate(ids)])
+    assert File.select().where(File.content_hash.is_null(False)).count() == 1250
+    assert File.select().where(File.is_missing).count() == 834
+    assert File.get(File.rel_path == b"f7").inode == to_signed64(2**64 - 8)
+
+
+def test_question_marks_and_percents_inside_literals_stay_literal(store):
+    assert store.query("SELECT 'a?b%c', ?", [5]) == [("a?b%c", 5)]
+    assert store.query("SELECT 'it''s ?', ? || '%'", ["x"]) == [("it's ?", "x%")]
