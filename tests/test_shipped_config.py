@@ -16,7 +16,7 @@ def test_the_server_config_loads_with_the_real_loader():
     assert config.daemon.database == "sqlite:////var/lib/assetd/index.db"
     assert config.daemon.log_file == ""
     assert [lib.path for lib in config.libraries] == ["/srv/photos"]
-    assert {e.name for e in config.enrichers} == {"mime", "image"}
+    assert {e.name for e in config.enrichers} == {"mime", "image", "phash", "audio", "video"}
 
 
 def test_every_key_the_loader_knows_is_in_the_server_config_with_a_comment():

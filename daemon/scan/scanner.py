@@ -242,11 +242,21 @@ class _ScanRun:
         return None
 
     def _candidates(self, rows: list[DbRow]) -> dict[int, DbRow]:
-        """The rows among `rows` that may yet be a move's source."""
+        """The rows among `rows` that may yet be a move's source.
+
+        Outside the scope only a row already missing qualifies: a file moved out of the
+        library and back under another name reaches the watcher as two batches, and the
+        second must take the row the first marked missing (its id, tags, insights). A
+        present row outside the scope is never touched by a partial scan.
+        """
         found = {}
         for row in rows:
             visited = self._visited(row.rel_path)
-            if visited is not None and self.stream.could_be_source(row, visited):
+            if visited is None:
+                if not row.is_missing:
+                    continue
+                visited = True  # the merge never reaches it: missing, and staying so
+            if self.stream.could_be_source(row, visited):
                 found[row.id] = row
         return found
 
