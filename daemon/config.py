@@ -32,7 +32,15 @@ class ConfigError(Exception):
     def __init__(self, file: str, key: str | None, problem: str):
         self.file, self.key, self.problem = file, key, problem
         where = f"{file}: {key}: " if key else f"{file}: "
-        super().__init__(where + problem)
+        super().__init__(_printable(where + problem))
+
+
+def _printable(text: str) -> str:
+    """One line whatever the file holds: a key or value with a line break or another
+    character that does not print (U+0085 splits a line for many readers) is escaped."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 import structlog
+from hypothesis import settings as hypothesis_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER_URL = os.environ.get("ASSETD_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -31,6 +32,12 @@ def _pg_admin(dbname: str = "postgres"):
     conn.autocommit = True
     return conn
 
+
+# CI explores the same examples on every run (a landing must not depend on luck); a developer's
+# run draws new ones, which is where the property tests find what nobody thought of.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 THREAD_GRACE_S = 5.0
 

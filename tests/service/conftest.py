@@ -5,6 +5,7 @@ Every wait polls with a deadline; nothing sleeps a fixed time hoping the daemon 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -45,6 +46,7 @@ class Daemon:
              "--log-format", "json", "run"],
             cwd=REPO_ROOT, env={**cli_env(), **self.extra_env}, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,  # its own process group, as systemd gives it a cgroup
         )
         self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self._reader.start()
@@ -139,8 +141,10 @@ class Daemon:
         return returncode
 
     def kill(self) -> None:
+        """SIGKILL, as systemd's KillMode=control-group does: the daemon and its workers."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
     def dump(self) -> str:
