@@ -1,0 +1,102 @@
+"""The results as JSON (every figure) and as a Markdown table (the figures people compare)."""
+
+from __future__ import annotations
+
+from scan_figures import BASELINE_OF
+
+FIGURE_LABELS = {
+    "cold_no_enrich": "cold `scan --no-enrich`",
+    "cold": "cold `scan` (default enrichers)",
+    "rescan_no_enrich": "no-change rescan `--no-enrich`",
+    "rescan": "no-change rescan (default)",
+    "reconcile": "`reconcile`",
+    "dupes": "`dupes`",
+}
+BASELINE_LABELS = {"hash": "`find \\| xargs xxhsum -H2`", "walk": "`find -printf`"}
+
+
+def figures_json(baselines: dict, backends: dict) -> dict:
+    """Per backend and figure: min, samples, peak RSS, and the ratio to its baseline."""
+    out = {}
+    for name, results in backends.items():
+        figures = {}
+        for figure, samples in results.figures.items():
+            entry = samples.as_json()
+            baseline = BASELINE_OF.get(figure)
+            if baseline:
+                entry["baseline"] = baseline
+                entry["ratio"] = round(samples.min_s / baselines[baseline]["min_s"], 2)
+            figures[figure] = entry
+        figures["dupes"]["groups"] = results.dupe_groups
+        out[name] = {"figures": figures, "database_size": results.size,
+                     "daemon": results.daemon}
+    if "sqlite" in backends and "postgres" in backends:
+        sqlite, postgres = out["sqlite"]["figures"], out["postgres"]["figures"]
+        out["postgres_vs_sqlite"] = {
+            figure: round(postgres[figure]["min_s"] / sqlite[figure]["min_s"], 2)
+            for figure in FIGURE_LABELS
+        }
+    return out
+
+
+def _s(value: float) -> str:
+    return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
+
+
+def markdown_table(result: dict) -> str:
+    backends = [b for b in ("sqlite", "postgres") if b in result["backends"]]
+    baselines = result["baselines"]
+    header = ["figure", "baseline"]
+    for backend in backends:
+        header += [backend, "ratio", "peak RSS"]
+    if len(backends) == 2:
+        header.append("pg / sqlite")
+    rows = [header, ["---"] * len(header)]
+    for figure, label in FIGURE_LABELS.items():
+        baseline = BASELINE_OF.get(figure)
+        row = [label, f"{BASELINE_LABELS[baseline]} {_s(baselines[baseline]['min_s'])}"
+               if baseline else ""]
+        for backend in backends:
+            entry = result["backends"][backend]["figures"][figure]
+            ratio = f"{entry['ratio']:.2f}x" if "ratio" in entry else ""
+            row += [_s(entry["min_s"]), ratio, f"{entry['peak_rss_mib']:.0f} MiB"]
+        if len(backends) == 2:
+            row.append(f"{result['backends']['postgres_vs_sqlite'][figure]:.2f}x")
+        rows.append(row)
+
+    def add(label: str, baseline: str, values: list[str]) -> None:
+        row = [label, baseline]
+        for value in values:
+            row += [value, "", ""]
+        if len(backends) == 2:
+            row.append("")
+        rows.append(row)
+
+    sizes = [result["backends"][b]["database_size"] for b in backends]
+    add("database size per file", "", [f"{s['bytes_per_file']:.0f} B" if s else "" for s in sizes])
+    daemons = [result["backends"][b]["daemon"] for b in backends]
+    if any(daemons):
+        def each(key_fn) -> list[str]:
+            return [key_fn(d) if d else "" for d in daemons]
+
+        add("daemon startup scan to READY / peak RSS", "",
+            each(lambda d: f"{_s(d['startup_s'])} / {d['startup_peak_rss_mib']:.0f} MiB"))
+        add("daemon SIGHUP rescan / peak RSS", "",
+            each(lambda d: f"{_s(d['sighup_rescan_s'])} / {d['sighup_peak_rss_mib']:.0f} MiB"))
+        add("daemon steady RSS", "", each(lambda d: f"{d['steady_rss_mib']:.0f} MiB"))
+        add("daemon idle CPU (% of a core)", "",
+            each(lambda d: f"{d['idle_cpu_percent']:.2f} % over {d['idle_window_s']:.0f} s, "
+                           f"tick {d['tick_interval']}"))
+        add("event → committed p50 / p95", "",
+            each(lambda d: f"{d['latency_ms']['p50']:.0f} / {d['latency_ms']['p95']:.0f} ms "
+                           f"(settle {d['settle']})"))
+        add("burst: last commit after last write", "",
+            each(lambda d: f"{d['burst']['last_commit_after_last_write_s']:.2f} s "
+                           f"({d['burst']['files']} files, {d['burst']['batches']} batches)"))
+    large = result.get("large_file")
+    if large:
+        add(f"{large['size_mib']} MiB cached file hashed (net)",
+            f"`xxhsum -H2` {_s(large['xxhsum']['min_s'])}",
+            [f"{_s(large['assetd_net_s'])}, throughput {large['throughput_vs_xxhsum']:.2f} of "
+             f"xxhsum"] + [""] * (len(backends) - 1))
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
