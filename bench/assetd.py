@@ -54,14 +54,12 @@ class Assetd:
         return info
 
     def _checkout(self) -> Path | None:
-        """`.../CHECKOUT/.venv/bin/assetd` → CHECKOUT, when it is a git work tree."""
-        candidates = [Path(self.argv[0]).parent.parent.parent, REPO_ROOT]
-        if self.argv[1:] != ["-m", "daemon"] and len(self.argv) == 1:
-            candidates = candidates[:1]
-        for candidate in candidates:
-            if (candidate / ".git").exists():
-                return candidate
-        return None
+        """`CHECKOUT/.venv/bin/assetd` (or `python -m daemon` here) → CHECKOUT, if a git tree."""
+        if self.argv[1:] == ["-m", "daemon"]:
+            candidate = REPO_ROOT
+        else:
+            candidate = Path(self.argv[0]).parent.parent.parent
+        return candidate if (candidate / ".git").exists() else None
 
     def cli(self, config: Path, *args: str, check: bool = True) -> Run:
         return run_command([*self.argv, "--config", str(config), *args], env=self.env,

@@ -1,14 +1,20 @@
 """Run one command and measure it: wall time and peak RSS, from the kernel's own accounting.
 
-The peak RSS is `ru_maxrss` of `wait4()` on the child: the largest resident set of the child or
-of any descendant it waited for, so `bash -c 'find | xargs xxhsum'` reports its biggest process.
-Output goes to a temporary file, not a pipe, so reading it cannot hold the child up and the
-child can be reaped by `wait4` itself.
+The peak RSS comes from GNU time (`/usr/bin/time -f %M`): `ru_maxrss` of the command as `time`
+waited for it. Not from our own `wait4()`: Linux carries the high-water mark of the address
+space a process had before `exec` into its `ru_maxrss`, and a child forked from this Python
+process starts out with this process's high-water mark, so a 2 MB `find` would be reported as
+big as the bench itself. Without GNU time the bench falls back to `wait4()`, and a peak RSS is
+then only an upper bound (`rss_source` in the JSON says which). Through `bash -c 'a | b'`, the
+figure is that of the biggest process in the pipeline.
+
+Output goes to a temporary file, not a pipe, so reading it cannot hold the child up.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -28,18 +34,28 @@ class Run:
     stdout: str
 
 
+GNU_TIME = "/usr/bin/time"
+RSS_SOURCE = "GNU time" if shutil.which(GNU_TIME) else "wait4 (upper bound)"
+
+
 def run_command(argv: list[str], *, env: dict[str, str] | None = None,
                 cwd: Path | None = None, check: bool = True) -> Run:
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    with (tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err,
+          tempfile.NamedTemporaryFile("r") as rss):
+        timed = argv
+        if RSS_SOURCE == "GNU time":
+            timed = [GNU_TIME, "-q", "-f", "%M", "-o", rss.name, *argv]
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+        proc = subprocess.Popen(timed, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                 env=env, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         wall_s = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        run = Run(wall_s, usage.ru_maxrss, proc.returncode, out.read())
+        reported = rss.read().split() if timed is not argv else []
+        peak_kib = int(reported[-1]) if reported and reported[-1].isdigit() else usage.ru_maxrss
+        run = Run(wall_s, peak_kib, proc.returncode, out.read())
         if check and run.returncode != 0:
             tail = err.read().strip().splitlines()[-3:]
             raise BenchError(f"{' '.join(argv)} exited {run.returncode}: {' | '.join(tail)}")

@@ -26,7 +26,7 @@ from pathlib import Path
 from assetd import Assetd
 from backends import DEFAULT_PG_SERVER, Postgres, Sqlite
 from daemon_figures import measure_daemon
-from measure import BenchError, Samples, run_command
+from measure import RSS_SOURCE, BenchError, Samples, run_command
 from report import figures_json, markdown_table
 from scan_figures import BackendFigures, LargeFile, large_file_round, scan_round, warm_up
 from tree import default_cache_dir, ensure_large_file, ensure_tree
@@ -116,6 +116,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
             "tick_interval", "settle", "latency_files", "burst_files", "daemon_enrich")},
         "tree": {"root": str(tree.root), "files": tree.files, "bytes": tree.total_bytes},
         "page_cache": "warm",
+        "rss_source": RSS_SOURCE,
     }
     try:
         warm_up(assetd, tree)

@@ -24,7 +24,7 @@ MIN_SIZE = 64
 MAX_SIZE = 2000
 DUPLICATE_EVERY = 100  # every 100th file copies an earlier one
 LIVE_DIR = "live"  # written by the daemon figures, removed before and after them
-CHUNK = 64 << 20
+CHUNK = 8 << 20  # small, so the bench's own RSS stays small
 
 
 @dataclass(frozen=True)
