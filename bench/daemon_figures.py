@@ -184,7 +184,7 @@ def measure_latency(daemon: Daemon, root: Path, options) -> dict:
     directory = root / LIVE_DIR / "latency"
     directory.mkdir(parents=True)
     # The new directory is an event of its own: let it be indexed before the clock runs.
-    time.sleep(max(1.0, 5 * options.settle_s))
+    time.sleep(max(0.5, 5 * options.settle_s))
     latencies_ms = []
     for index in range(options.latency_files):
         daemon.log.poll()

@@ -100,3 +100,60 @@ def markdown_table(result: dict) -> str:
             [f"{_s(large['assetd_net_s'])}, throughput {large['throughput_vs_xxhsum']:.2f} of "
              f"xxhsum"] + [""] * (len(backends) - 1))
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def _headline(result: dict) -> dict[str, tuple[float, str]]:
+    """(number, rendered) of each comparable figure of one run, keyed by a label."""
+    rows: dict[str, tuple[float, str]] = {}
+    for backend in ("sqlite", "postgres"):
+        if backend not in result["backends"]:
+            continue
+        data = result["backends"][backend]
+        for figure, label in FIGURE_LABELS.items():
+            entry = data["figures"][figure]
+            if "ratio" in entry:
+                rows[f"{label}, {backend}: ratio"] = (
+                    entry["ratio"], f"{entry['ratio']:.2f}x ({_s(entry['min_s'])})")
+            else:
+                rows[f"{label}, {backend}"] = (entry["min_s"], _s(entry["min_s"]))
+            rows[f"{label}, {backend}: peak RSS"] = (
+                entry["peak_rss_mib"], f"{entry['peak_rss_mib']:.0f} MiB")
+        if data["database_size"]:
+            per_file = data["database_size"]["bytes_per_file"]
+            rows[f"database size per file, {backend}"] = (per_file, f"{per_file:.0f} B")
+        daemon = data["daemon"]
+        if daemon:
+            for key, label, unit in (
+                    ("startup_s", "daemon startup scan", " s"),
+                    ("startup_peak_rss_mib", "daemon peak RSS, startup scan", " MiB"),
+                    ("sighup_peak_rss_mib", "daemon peak RSS, SIGHUP rescan", " MiB"),
+                    ("steady_rss_mib", "daemon steady RSS", " MiB"),
+                    ("idle_cpu_percent", "daemon idle CPU", " %")):
+                rows[f"{label}, {backend}"] = (daemon[key], f"{daemon[key]:g}{unit}")
+            for key in ("p50", "p95"):
+                value = daemon["latency_ms"][key]
+                rows[f"event → committed {key}, {backend}"] = (value, f"{value:.0f} ms")
+            value = daemon["burst"]["last_commit_after_last_write_s"]
+            rows[f"burst last commit after last write, {backend}"] = (value, f"{value:.2f} s")
+    for figure in FIGURE_LABELS:
+        ratio = result["backends"].get("postgres_vs_sqlite", {}).get(figure)
+        if ratio is not None:
+            rows[f"{FIGURE_LABELS[figure]}: pg / sqlite"] = (ratio, f"{ratio:.2f}x")
+    large = result.get("large_file")
+    if large:
+        value = large["throughput_vs_xxhsum"]
+        rows["large file throughput vs xxhsum"] = (value, f"{value:.2f}")
+    return rows
+
+
+def compare_table(before: dict, after: dict) -> str:
+    """Before → after, figure by figure, for the figures both runs have."""
+    old, new = _headline(before), _headline(after)
+    lines = ["| figure | before | after | after / before |", "| --- | --- | --- | --- |"]
+    for label, (value, text) in old.items():
+        if label not in new:
+            continue
+        new_value, new_text = new[label]
+        change = f"{new_value / value:.2f}" if value else ("1.00" if new_value == value else "")
+        lines.append(f"| {label} | {text} | {new_text} | {change} |")
+    return "\n".join(lines)

@@ -27,7 +27,7 @@ from assetd import Assetd
 from backends import DEFAULT_PG_SERVER, Postgres, Sqlite
 from daemon_figures import measure_daemon
 from measure import RSS_SOURCE, BenchError, Samples, run_command
-from report import figures_json, markdown_table
+from report import compare_table, figures_json, markdown_table
 from scan_figures import BackendFigures, LargeFile, large_file_round, scan_round, warm_up
 from tree import default_cache_dir, ensure_large_file, ensure_tree
 
@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", metavar="OUT", type=Path, help="write every figure to OUT")
     p.add_argument("--table-from", metavar="JSON", type=Path,
                    help="measure nothing: print the table of a JSON file an earlier run wrote")
+    p.add_argument("--compare", metavar=("BEFORE", "AFTER"), nargs=2, type=Path,
+                   help="measure nothing: print two saved runs' figures side by side")
     p.add_argument("--cache-dir", type=Path, default=default_cache_dir(),
                    help="where generated trees (and the large file) are kept between runs")
     p.add_argument("--workdir", type=Path,
@@ -153,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.table_from:
         print(markdown_table(json.loads(args.table_from.read_text())))
+        return 0
+    if args.compare:
+        before, after = (json.loads(path.read_text()) for path in args.compare)
+        print(compare_table(before, after))
         return 0
     missing = [tool for tool in ("find", "xargs", "xxhsum", "bash") if not shutil.which(tool)]
     if "postgres" in args.backend_names and not shutil.which("psql"):

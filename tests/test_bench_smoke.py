@@ -37,7 +37,7 @@ def result(tmp_path_factory) -> dict:
          "--backends", "sqlite,postgres", "--pg-server", PG_SERVER_URL,
          "--cache-dir", str(tmp / "cache"), "--workdir", str(tmp / "work"),
          "--large-mib", "4", "--idle-seconds", "1", "--tick-interval", "500ms",
-         "--latency-files", "3", "--burst-files", "150", "--json", str(out)],
+         "--settle", "100ms", "--latency-files", "3", "--burst-files", "150", "--json", str(out)],
         capture_output=True, text=True, timeout=120,
     )
     assert completed.returncode == 0, completed.stderr
@@ -106,3 +106,17 @@ def test_the_cached_tree_is_left_as_generated(result):
     files = [p for p in root.rglob("*") if p.is_file()]
     assert len(files) == FILES
     assert all(64 <= p.stat().st_size <= 2000 for p in files)
+
+
+def test_a_saved_run_prints_as_a_table_and_compares_with_itself(result, tmp_path):
+    saved = tmp_path / "saved.json"
+    saved.write_text(json.dumps(result))
+    run_py = str(REPO_ROOT / "bench" / "run.py")
+    table = subprocess.run([sys.executable, run_py, "--table-from", str(saved)],
+                           capture_output=True, text=True, check=True).stdout
+    assert table.strip() == result["table_markdown"].strip()
+    compared = subprocess.run([sys.executable, run_py, "--compare", str(saved), str(saved)],
+                              capture_output=True, text=True, check=True).stdout
+    rows = [line for line in compared.splitlines()[2:] if line.startswith("| ")]
+    assert any("event → committed p95, postgres" in row for row in rows)
+    assert all(row.endswith("| 1.00 |") for row in rows), compared
