@@ -63,7 +63,7 @@ class Assetd:
 
     def cli(self, config: Path, *args: str, check: bool = True) -> Run:
         return run_command([*self.argv, "--config", str(config), *args], env=self.env,
-                           check=check)
+                           check=check, sample_tree=True)
 
     def json(self, config: Path, *args: str) -> tuple[Run, object]:
         run = self.cli(config, *args)

@@ -31,8 +31,9 @@ import time
 from pathlib import Path
 
 from assetd import Assetd, write_config
-from measure import BenchError
+from measure import TREE_SAMPLE_S, BenchError
 from tree import LIVE_DIR, Tree, clear_live
+from treemem import TreeSampler
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -78,6 +79,7 @@ class Daemon:
             stderr=self._log_file, start_new_session=True,
         )
         self.log = DaemonLog(log_path)
+        self.tree = TreeSampler(self.proc.pid, TREE_SAMPLE_S)
 
     def wait(self, predicate, timeout_s: float, what: str, poll_s: float = 0.02):
         deadline = time.monotonic() + timeout_s
@@ -123,6 +125,7 @@ class Daemon:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self._log_file.close()
+        self.tree.stop()
         return time.monotonic() - started
 
 
@@ -151,6 +154,7 @@ def measure_daemon(assetd: Assetd, backend, tree: Tree, workdir: Path, options) 
         figures["startup_s"] = round(time.monotonic() - started, 2)
         figures["startup_indexed"] = created(daemon.log.since(0, "scan.finished"))
         figures["startup_peak_rss_mib"] = daemon.memory_mib()["VmHWM"]
+        figures["startup_peak_tree_pss_mib"] = daemon.tree.take_peak()
 
         time.sleep(options.tick_interval_s + 1)
         cpu_before, window_start = daemon.cpu_s(), time.monotonic()
@@ -160,6 +164,8 @@ def measure_daemon(assetd: Assetd, backend, tree: Tree, workdir: Path, options) 
         figures["idle_window_s"] = round(window_s, 1)
         figures["idle_cpu_percent"] = round(100 * cpu_used / window_s, 3)
         figures["steady_rss_mib"] = daemon.memory_mib()["VmRSS"]
+        figures["steady_tree_pss_mib"] = round(daemon.tree.last_kib / 1024, 1)
+        daemon.tree.take_peak()
 
         figures["sighup_peak_reset"] = daemon.reset_peak()
         daemon.log.poll()
@@ -171,6 +177,7 @@ def measure_daemon(assetd: Assetd, backend, tree: Tree, workdir: Path, options) 
                     7200, "the SIGHUP rescan's scan.finished", 0.05)
         figures["sighup_rescan_s"] = round(time.monotonic() - started, 2)
         figures["sighup_peak_rss_mib"] = daemon.memory_mib()["VmHWM"]
+        figures["sighup_peak_tree_pss_mib"] = daemon.tree.take_peak()
 
         figures["latency_ms"] = measure_latency(daemon, tree.root, options)
         figures["burst"] = measure_burst(daemon, tree.root, options.burst_files)

@@ -39,6 +39,13 @@ def figures_json(baselines: dict, backends: dict) -> dict:
     return out
 
 
+def _rss(process_mib: float, tree_mib: float | None) -> str:
+    """The process's peak RSS; the tree's peak PSS beside it when worker processes add to it."""
+    if tree_mib is not None and tree_mib > 1.1 * process_mib:
+        return f"{process_mib:.0f} MiB (tree {tree_mib:.0f})"
+    return f"{process_mib:.0f} MiB"
+
+
 def _s(value: float) -> str:
     return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
 
@@ -59,7 +66,8 @@ def markdown_table(result: dict) -> str:
         for backend in backends:
             entry = result["backends"][backend]["figures"][figure]
             ratio = f"{entry['ratio']:.2f}x" if "ratio" in entry else ""
-            row += [_s(entry["min_s"]), ratio, f"{entry['peak_rss_mib']:.0f} MiB"]
+            row += [_s(entry["min_s"]), ratio,
+                    _rss(entry["peak_rss_mib"], entry.get("peak_tree_pss_mib"))]
         if len(backends) == 2:
             row.append(f"{result['backends']['postgres_vs_sqlite'][figure]:.2f}x")
         rows.append(row)
@@ -79,11 +87,14 @@ def markdown_table(result: dict) -> str:
         def each(key_fn) -> list[str]:
             return [key_fn(d) if d else "" for d in daemons]
 
-        add("daemon startup scan to READY / peak RSS", "",
-            each(lambda d: f"{_s(d['startup_s'])} / {d['startup_peak_rss_mib']:.0f} MiB"))
-        add("daemon SIGHUP rescan / peak RSS", "",
-            each(lambda d: f"{_s(d['sighup_rescan_s'])} / {d['sighup_peak_rss_mib']:.0f} MiB"))
-        add("daemon steady RSS", "", each(lambda d: f"{d['steady_rss_mib']:.0f} MiB"))
+        def phase(d: dict, name: str) -> str:
+            peak = _rss(d[f"{name}_peak_rss_mib"], d.get(f"{name}_peak_tree_pss_mib"))
+            return f"{_s(d[f'{name}_s' if name == 'startup' else 'sighup_rescan_s'])} / {peak}"
+
+        add("daemon startup scan to READY / peak RSS", "", each(lambda d: phase(d, "startup")))
+        add("daemon SIGHUP rescan / peak RSS", "", each(lambda d: phase(d, "sighup")))
+        add("daemon steady RSS", "",
+            each(lambda d: _rss(d["steady_rss_mib"], d.get("steady_tree_pss_mib"))))
         add("daemon idle CPU (% of a core)", "",
             each(lambda d: f"{d['idle_cpu_percent']:.2f} % over {d['idle_window_s']:.0f} s, "
                            f"tick {d['tick_interval']}"))
@@ -118,6 +129,9 @@ def _headline(result: dict) -> dict[str, tuple[float, str]]:
                 rows[f"{label}, {backend}"] = (entry["min_s"], _s(entry["min_s"]))
             rows[f"{label}, {backend}: peak RSS"] = (
                 entry["peak_rss_mib"], f"{entry['peak_rss_mib']:.0f} MiB")
+            if "peak_tree_pss_mib" in entry:
+                rows[f"{label}, {backend}: peak PSS of the process tree"] = (
+                    entry["peak_tree_pss_mib"], f"{entry['peak_tree_pss_mib']:.0f} MiB")
         if data["database_size"]:
             per_file = data["database_size"]["bytes_per_file"]
             rows[f"database size per file, {backend}"] = (per_file, f"{per_file:.0f} B")
@@ -128,8 +142,11 @@ def _headline(result: dict) -> dict[str, tuple[float, str]]:
                     ("startup_peak_rss_mib", "daemon peak RSS, startup scan", " MiB"),
                     ("sighup_peak_rss_mib", "daemon peak RSS, SIGHUP rescan", " MiB"),
                     ("steady_rss_mib", "daemon steady RSS", " MiB"),
+                    ("startup_peak_tree_pss_mib", "daemon tree peak PSS, startup", " MiB"),
+                    ("sighup_peak_tree_pss_mib", "daemon tree peak PSS, SIGHUP", " MiB"),
                     ("idle_cpu_percent", "daemon idle CPU", " %")):
-                rows[f"{label}, {backend}"] = (daemon[key], f"{daemon[key]:g}{unit}")
+                if key in daemon:
+                    rows[f"{label}, {backend}"] = (daemon[key], f"{daemon[key]:g}{unit}")
             for key in ("p50", "p95"):
                 value = daemon["latency_ms"][key]
                 rows[f"event → committed {key}, {backend}"] = (value, f"{value:.0f} ms")

@@ -53,6 +53,7 @@ def test_every_scan_figure_on_both_backends_with_ratio_and_peak_rss(result):
             assert positive(figure["min_s"]), (backend, name, figure)
             assert len(figure["samples_s"]) == 1
             assert positive(figure["peak_rss_mib"]), (backend, name, figure)
+            assert positive(figure["peak_tree_pss_mib"]), (backend, name, figure)
         for name, baseline in RATIO_FIGURES.items():
             assert figures[name]["baseline"] == baseline
             assert positive(figures[name]["ratio"])
@@ -82,8 +83,9 @@ def test_daemon_figures_on_both_backends(result):
     for backend in ("sqlite", "postgres"):
         daemon = result["backends"][backend]["daemon"]
         assert daemon["startup_indexed"] == FILES
-        for key in ("startup_s", "startup_peak_rss_mib", "sighup_rescan_s",
-                    "sighup_peak_rss_mib", "steady_rss_mib", "idle_window_s"):
+        for key in ("startup_s", "startup_peak_rss_mib", "startup_peak_tree_pss_mib",
+                    "sighup_rescan_s", "sighup_peak_rss_mib", "sighup_peak_tree_pss_mib",
+                    "steady_rss_mib", "steady_tree_pss_mib", "idle_window_s"):
             assert positive(daemon[key]), (backend, key, daemon)
         assert daemon["idle_cpu_percent"] >= 0
         latency = daemon["latency_ms"]
