@@ -21,20 +21,23 @@ def figures_json(baselines: dict, backends: dict) -> dict:
     for name, results in backends.items():
         figures = {}
         for figure, samples in results.figures.items():
+            if not samples.walls:  # --no-scans
+                continue
             entry = samples.as_json()
             baseline = BASELINE_OF.get(figure)
             if baseline:
                 entry["baseline"] = baseline
                 entry["ratio"] = round(samples.min_s / baselines[baseline]["min_s"], 2)
             figures[figure] = entry
-        figures["dupes"]["groups"] = results.dupe_groups
+        if "dupes" in figures:
+            figures["dupes"]["groups"] = results.dupe_groups
         out[name] = {"figures": figures, "database_size": results.size,
                      "daemon": results.daemon}
     if "sqlite" in backends and "postgres" in backends:
         sqlite, postgres = out["sqlite"]["figures"], out["postgres"]["figures"]
         out["postgres_vs_sqlite"] = {
             figure: round(postgres[figure]["min_s"] / sqlite[figure]["min_s"], 2)
-            for figure in FIGURE_LABELS
+            for figure in FIGURE_LABELS if figure in sqlite and figure in postgres
         }
     return out
 
@@ -60,6 +63,8 @@ def markdown_table(result: dict) -> str:
         header.append("pg / sqlite")
     rows = [header, ["---"] * len(header)]
     for figure, label in FIGURE_LABELS.items():
+        if figure not in result["backends"][backends[0]]["figures"]:
+            continue
         baseline = BASELINE_OF.get(figure)
         row = [label, f"{BASELINE_LABELS[baseline]} {_s(baselines[baseline]['min_s'])}"
                if baseline else ""]
@@ -121,6 +126,8 @@ def _headline(result: dict) -> dict[str, tuple[float, str]]:
             continue
         data = result["backends"][backend]
         for figure, label in FIGURE_LABELS.items():
+            if figure not in data["figures"]:
+                continue
             entry = data["figures"][figure]
             if "ratio" in entry:
                 rows[f"{label}, {backend}: ratio"] = (

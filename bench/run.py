@@ -71,6 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="size of the large-file figure's file; 0 skips it (it needs the disk "
                    "space, and RAM to stay cached)")
     p.add_argument("--no-daemon", action="store_true", help="skip the daemon figures")
+    p.add_argument("--no-scans", action="store_true",
+                   help="skip the scan rounds and the large file: daemon figures only")
     p.add_argument("--idle-seconds", type=float, default=60, help="daemon idle CPU window")
     p.add_argument("--tick-interval", default="20s", help="the daemon's tick_interval")
     p.add_argument("--settle", default="200ms", help="the daemon's settle")
@@ -124,12 +126,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
         warm_up(assetd, tree)
         baselines = {"hash": Samples(), "walk": Samples()}
         per_backend = {name: BackendFigures() for name in backends}
-        for round_index in range(args.rounds):
+        for round_index in range(0 if args.no_scans else args.rounds):
             for name, backend in backends.items():
                 say(f"round {round_index + 1}/{args.rounds}: {name}")
                 scan_round(assetd, backend, tree, workdir, baselines, per_backend[name],
                            measure_size=round_index == args.rounds - 1)
-        if args.large_mib:
+        if args.large_mib and not args.no_scans:
             large = ensure_large_file(args.cache_dir, args.seed, args.large_mib)
             run_command(["xxhsum", "-H2", str(large)])  # into the page cache
             large_figures = LargeFile()
@@ -145,7 +147,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     finally:
         for backend in backends.values():
             backend.drop()
-    result["baselines"] = {name: samples.as_json() for name, samples in baselines.items()}
+    result["baselines"] = {name: samples.as_json() for name, samples in baselines.items()
+                           if samples.walls}
     result["backends"] = figures_json(result["baselines"], per_backend)
     result["machine"]["load_after"] = os.getloadavg()
     return result

@@ -88,6 +88,8 @@ def test_daemon_figures_on_both_backends(result):
                     "steady_rss_mib", "steady_tree_pss_mib", "idle_window_s"):
             assert positive(daemon[key]), (backend, key, daemon)
         assert daemon["idle_cpu_percent"] >= 0
+        # The fresh index's first tick moves every row new → ready before the idle window.
+        assert daemon["first_tick"]["changes"] == FILES
         latency = daemon["latency_ms"]
         assert latency["files"] == 3 and 0 < latency["p50"] <= latency["p95"] <= latency["max"]
         burst = daemon["burst"]
