@@ -1,0 +1,107 @@
+"""The one-shot CLI figures: cold scans, no-change rescans, reconcile, dupes, the large file.
+
+Every round runs each baseline right before the assetd command it is compared with, so a
+neighbour's load falls on both alike; a figure is the minimum over the rounds, and its ratio is
+that minimum divided by the minimum of its baseline over the same rounds. Page cache is warm:
+every baseline runs once untimed before the first round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from assetd import Assetd, write_config
+from measure import Samples, quote, run_command, shell
+from tree import Tree
+
+LIBRARY = "bench"
+# (figure, baseline) in the order of a round; a cold scan starts from an empty database.
+SCAN_FIGURES = ("cold_no_enrich", "rescan_no_enrich", "cold", "rescan", "reconcile", "dupes")
+BASELINE_OF = {"cold_no_enrich": "hash", "cold": "hash",
+               "rescan_no_enrich": "walk", "rescan": "walk"}
+
+
+def baseline_commands(root: Path) -> dict[str, list[str]]:
+    return {
+        "hash": shell(f"find {quote(root)} -type f -print0 | xargs -0 xxhsum -H2 > /dev/null"),
+        "walk": shell(f"find {quote(root)} -printf '%s %T@ %i %p\\n' > /dev/null"),
+    }
+
+
+@dataclass
+class BackendFigures:
+    figures: dict[str, Samples] = field(default_factory=lambda: {f: Samples() for f in
+                                                                 SCAN_FIGURES})
+    dupe_groups: int = 0
+    size: dict = field(default_factory=dict)
+    daemon: dict = field(default_factory=dict)
+
+
+def warm_up(assetd: Assetd, tree: Tree) -> None:
+    """Pull the tree into the page cache and compile assetd's .pyc files; nothing timed."""
+    for argv in baseline_commands(tree.root).values():
+        run_command(argv)
+    run_command([*assetd.argv, "--help"], env=assetd.env)
+
+
+def scan_round(assetd: Assetd, backend, tree: Tree, workdir: Path,
+               baselines: dict[str, Samples], out: BackendFigures, measure_size: bool) -> None:
+    config = write_config(workdir / f"{backend.name}.toml", backend.url, {LIBRARY: tree.root})
+    commands = baseline_commands(tree.root)
+    n = tree.files
+    cold = {"discovered": n, "created": n, "hashed": n, "errors": 0}
+    unchanged = {"discovered": n, "unchanged": n, "created": 0, "updated": 0, "hashed": 0,
+                 "missing": 0}
+    steps = [
+        ("cold_no_enrich", ["--no-enrich"], cold),
+        ("rescan_no_enrich", ["--no-enrich"], unchanged),
+        ("cold", [], cold),
+        ("rescan", [], unchanged),
+    ]
+    for figure, args, expect in steps:
+        baselines[BASELINE_OF[figure]].add(run_command(commands[BASELINE_OF[figure]]))
+        if figure.startswith("cold"):
+            backend.reset()
+        out.figures[figure].add(assetd.scan(config, *args, expect=expect))
+    out.figures["reconcile"].add(assetd.cli(config, "reconcile", "--json"))
+    dupes = out.figures["dupes"].add(assetd.cli(config, "dupes", "--json"))
+    out.dupe_groups = sum(1 for line in dupes.stdout.splitlines() if line.strip())
+    if measure_size:
+        out.size = backend.size(n)
+
+
+@dataclass
+class LargeFile:
+    xxhsum: Samples = field(default_factory=Samples)
+    empty_scan: Samples = field(default_factory=Samples)
+    large_scan: Samples = field(default_factory=Samples)
+
+    def as_json(self, size_mib: int) -> dict:
+        net_s = max(self.large_scan.min_s - self.empty_scan.min_s, 1e-6)
+        return {
+            "size_mib": size_mib,
+            "xxhsum": self.xxhsum.as_json(),
+            "assetd_scan_of_empty_library": self.empty_scan.as_json(),
+            "assetd_scan": self.large_scan.as_json(),
+            "assetd_net_s": round(net_s, 4),
+            "assetd_mib_per_s": round(size_mib / net_s),
+            "xxhsum_mib_per_s": round(size_mib / self.xxhsum.min_s),
+            "throughput_vs_xxhsum": round(self.xxhsum.min_s / net_s, 3),
+        }
+
+
+def large_file_round(assetd: Assetd, backend, large: Path, workdir: Path,
+                     out: LargeFile) -> None:
+    """A library holding only the large file, net of a scan of an empty library (start-up,
+    opening the database), against `xxhsum -H2` of the same file."""
+    empty = workdir / "empty-library"
+    empty.mkdir(exist_ok=True)
+    config = write_config(workdir / "large.toml", backend.url,
+                          {"large": large.parent, "empty": empty})
+    out.xxhsum.add(run_command(["xxhsum", "-H2", str(large)]))
+    backend.reset()
+    assetd.scan(config, "empty", expect={"discovered": 0})  # creates the database, untimed
+    out.empty_scan.add(assetd.scan(config, "empty", "--no-enrich", expect={"discovered": 0}))
+    out.large_scan.add(assetd.scan(config, "large", "--no-enrich",
+                                   expect={"discovered": 1, "hashed": 1}))
