@@ -1,9 +1,10 @@
 """XXH3-128 content hashes, streamed, with the torn-read guard.
 
 One reused 1 MiB bytearray per thread, filled in place by `os.readv`, runs at `xxhsum -H2`
-speed on cached data (bench/hash_bench.py); only the last short read is sliced. The buffer is
-reused across calls on purpose: zero-filling a fresh 1 MiB buffer costs ~19 µs, six times the
-cost of hashing a 1 KiB file, and halved the cold-scan rate of 100k small files.
+speed on cached data (bench/run.py, the 2 GiB file figure); only the last short read is
+sliced. The buffer is reused across calls on purpose: zero-filling a fresh 1 MiB buffer
+costs ~19 µs, six times the cost of hashing a 1 KiB file, and halved the cold-scan rate of
+100k small files.
 A hash is only good if the file's size and mtime_ns were the same before and after reading
 it and we read exactly `size` bytes; otherwise the file was being written and the caller
 retries it later.
