@@ -184,7 +184,7 @@ def _print_scan(report: ScanReport) -> None:
             f"{plural(s['errors'], 'error')}"
         )
         for error in lib.errors:
-            print(f"  error: {display_text(error['path'])}: {display_text(error['error'])}")
+            print(f"  error: {display_path(error.rel_path)}: {display_text(error.error)}")
     dry = " (dry run: nothing written)" if report.dry_run else ""
     print(f"{report.status} in {report.duration_s:.1f}s{dry}")
 

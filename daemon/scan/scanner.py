@@ -69,13 +69,24 @@ class Progress:
         pass
 
 
+@dataclass(frozen=True)
+class ScanError:
+    """A file (or directory) the scan could not read; `rel_path` keeps the exact name."""
+
+    rel_path: bytes
+    error: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"path": path_text(self.rel_path), "error": self.error}
+
+
 @dataclass
 class LibraryScan:
     name: str
     online: bool
     reason: str | None = None
     stats: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAT_KEYS, 0))
-    errors: list[dict[str, str]] = field(default_factory=list)
+    errors: list[ScanError] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -85,7 +96,7 @@ class LibraryScan:
 
     def as_json(self) -> dict:
         return {"name": self.name, "online": self.online, "reason": self.reason,
-                "stats": self.stats, "errors": self.errors}
+                "stats": self.stats, "errors": [e.as_json() for e in self.errors]}
 
 
 def skip_paths(config: Config) -> frozenset[bytes]:
@@ -204,8 +215,7 @@ class _ScanRun:
         self.result.stats.update(discovered=stream.discovered, missing=len(final.missing),
                                  hashed=self.hashed, errors=len(self.errors))
         self.result.stats["unchanged"] += stream.unchanged
-        self.result.errors = [{"path": path_text(rel), "error": message}
-                              for rel, message in self.errors]
+        self.result.errors = [ScanError(rel, message) for rel, message in self.errors]
         _finish(self.store, self.result, self.row, self.scopes, options, started_at, self.log)
         return self.result
 

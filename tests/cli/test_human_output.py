@@ -130,3 +130,17 @@ def test_verify_names_a_rotten_file_unambiguously(sqlite_env):
     mismatches = sorted(line.split(":")[0] for line in out if line.startswith("MISMATCH "))
     assert mismatches == ["MISMATCH photos/\\\\xff.dat", "MISMATCH photos/\\xff.dat",
                           "MISMATCH photos/new\\nline.dat"]
+
+
+def test_scan_errors_name_the_file_unambiguously(sqlite_env):
+    from tests.conftest import without_dac_override
+
+    root = sqlite_env.library("photos")
+    for name in (b"\xff.dat", b"\\xff.dat"):
+        path = os.fsencode(root) + b"/" + name
+        with open(path, "wb") as f:
+            f.write(b"secret")
+        os.chmod(path, 0)
+    out = sqlite_env.cli("scan", check=1, wrapper=without_dac_override()).stdout.splitlines()
+    errors = sorted(line.split(": ")[1] for line in out if line.startswith("  error: "))
+    assert errors == ["\\\\xff.dat", "\\xff.dat"]  # the text \xff, the byte 0xff

@@ -44,8 +44,8 @@ def test_file_vanishing_mid_scan_is_an_error_not_a_row(env, store):
     root = env.library("photos", {"stays": "s", "goes": "g"})
     result = scan(env, store, progress=DeleteBeforeHashing(root / "goes"))
     assert result.status == "partial" and result.stats["created"] == 1
-    assert result.errors == [{"path": "goes",
-                              "error": "FileNotFoundError: vanished during the scan"}]
+    assert [e.as_json() for e in result.errors] == [
+        {"path": "goes", "error": "FileNotFoundError: vanished during the scan"}]
     assert set(env.files()) == {"photos/stays"}
 
 
