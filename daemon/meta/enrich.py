@@ -47,7 +47,7 @@ from daemon.meta.insights import NewInsight, record_insights, satisfied_conditio
 from daemon.meta.match import GlobSet
 from daemon.scan.probe import probe
 from daemon.store import Store, queries
-from daemon.store.models import STATE_ENRICHING, STATE_NEW, STATE_READY
+from daemon.store.models import STATE_ENRICHING, STATE_NEW
 
 _CHUNK_FILES = 500
 _BATCH_INSIGHTS = 500
@@ -81,14 +81,14 @@ def pending_work(store: Store, config: Config, library_id: int) -> Iterator[Work
     mime_active = next(((e, g) for e, _, g in enrichers if e.builtin and e.name == MIME_KIND),
                        None)
     seen: set[tuple[str, str]] = set()
+    unsettled, unsettled_params = queries.unsettled_condition(set_checksum)
     last_id = 0
     while True:
         rows = store.query(
             "SELECT id, content_hash, rel_path, path_text, size, mtime_ns FROM file"
-            " WHERE library_id = ? AND id > ? AND NOT is_missing AND content_hash IS NOT NULL"
-            " AND (state <> ? OR enricher_checksum IS NULL OR enricher_checksum <> ?)"
-            " ORDER BY id LIMIT ?",
-            [library_id, last_id, STATE_READY, set_checksum, _CHUNK_FILES],
+            f" WHERE {unsettled} AND +library_id = ? AND id > ? AND NOT is_missing"
+            " AND content_hash IS NOT NULL ORDER BY id LIMIT ?",
+            [*unsettled_params, library_id, last_id, _CHUNK_FILES],
         )
         if not rows:
             return
@@ -153,11 +153,12 @@ def pending_estimate(store: Store, config: Config, library: str) -> tuple[int, i
     row = queries.get_library(library)
     if row is None:
         return 0, 0
+    unsettled, unsettled_params = queries.unsettled_condition(
+        enricher_set_checksum(active_enrichers(config.enrichers)))
     [(files, total_bytes)] = store.query(
-        "SELECT COUNT(*), SUM(size) FROM file WHERE library_id = ? AND NOT is_missing"
-        " AND content_hash IS NOT NULL"
-        " AND (state <> ? OR enricher_checksum IS NULL OR enricher_checksum <> ?)",
-        [row.id, STATE_READY, enricher_set_checksum(active_enrichers(config.enrichers))],
+        f"SELECT COUNT(*), SUM(size) FROM file WHERE {unsettled} AND +library_id = ?"
+        " AND NOT is_missing AND content_hash IS NOT NULL",
+        [*unsettled_params, row.id],
     )
     return int(files or 0), int(total_bytes or 0)
 
@@ -181,9 +182,10 @@ def enrich_library(
     deadline = None if budget_s is None else time.monotonic() + budget_s
     with store.write_tx():
         store.execute(
-            "UPDATE file SET state = ? WHERE library_id = ? AND state = ?"
+            # state first, +library_id: the state index, not a walk through the library
+            "UPDATE file SET state = ? WHERE state = ? AND +library_id = ?"
             " AND content_hash IS NOT NULL",
-            [STATE_ENRICHING, row.id, STATE_NEW],
+            [STATE_ENRICHING, STATE_NEW, row.id],
         )
     root = os.fsencode(library.path)
     # bound once: a lazy proxy re-binds on every call

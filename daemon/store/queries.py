@@ -12,7 +12,14 @@ from daemon import logs
 from daemon.config import LibraryConfig
 from daemon.scan.plan import DbRow
 from daemon.store.db import Store
-from daemon.store.models import File, Library, ScanRun
+from daemon.store.models import (
+    STATE_ENRICHING,
+    STATE_NEW,
+    STATE_READY,
+    File,
+    Library,
+    ScanRun,
+)
 
 SCAN_RUNS_KEPT = 200
 SNAPSHOT_PAGE_ROWS = 5000
@@ -20,6 +27,22 @@ LOOKUP_CHUNK = 500
 _SNAPSHOT_COLUMNS = (
     "id, rel_path, size, mtime_ns, inode, device, content_hash, is_missing, state"
 )
+
+
+def unsettled_condition(set_checksum: str) -> tuple[str, list]:
+    """SQL for "not `ready` under the enricher set `set_checksum`".
+
+    Spelled as ranges of the (state, enricher_checksum) index (`IN`, `<`, `>`, not `<>`):
+    at a million ready files SQLite then reads only the unsettled rows (2 ms) instead of
+    every file of the library (0.6 s, every tick). Use it with `+library_id` so the
+    library's own index does not win the choice.
+    """
+    return (
+        "(state IN (?, ?) OR (state = ? AND enricher_checksum IS NULL)"
+        " OR (state = ? AND enricher_checksum < ?) OR (state = ? AND enricher_checksum > ?))",
+        [STATE_NEW, STATE_ENRICHING, STATE_READY, STATE_READY, set_checksum, STATE_READY,
+         set_checksum],
+    )
 
 
 def get_library(name: str) -> Library | None:
