@@ -40,22 +40,30 @@ def null_hash_fill(store: Store, config: Config) -> int:
     return changed
 
 
-def insight_collapse(store: Store, config: Config) -> int:
+def insight_collapse(store: Store, config: Config, *, after_id: int = 0) -> int:
     """One current insight per (content_hash, kind): the earliest stays, the rest are demoted.
 
     Two hosts (or a NULL-hash fill) can each make an insight current for the same content;
     ties on `generated_at` go to the lower id so every run picks the same winner. Only groups
     with more than one current row are looked at (a GROUP BY over the (content_hash, kind)
-    index), since this runs every tick over every insight.
+    index). With `after_id` (the daemon's ticks, see `Watermark`), only the groups holding an
+    insight newer than that id: a row never becomes current again, so any new duplicate
+    group holds a row inserted since the last pass, and a tick costs what changed instead of
+    a walk over a million insights (0.7 s).
     """
+    if after_id:
+        groups, params = ("SELECT content_hash, kind FROM insight WHERE id > ? AND is_current"
+                          " AND content_hash IS NOT NULL"), [after_id]
+    else:
+        groups, params = ("SELECT content_hash, kind FROM insight WHERE is_current"
+                          " AND content_hash IS NOT NULL GROUP BY content_hash, kind"
+                          " HAVING COUNT(*) > 1"), []
     cursor = store.execute(
-        "UPDATE insight SET is_current = ? WHERE is_current AND (content_hash, kind) IN ("
-        " SELECT content_hash, kind FROM insight WHERE is_current AND content_hash IS NOT NULL"
-        " GROUP BY content_hash, kind HAVING COUNT(*) > 1)"
+        f"UPDATE insight SET is_current = ? WHERE is_current AND (content_hash, kind) IN ({groups})"
         " AND EXISTS (SELECT 1 FROM insight o WHERE o.content_hash = insight.content_hash"
         " AND o.kind = insight.kind AND o.is_current AND (o.generated_at < insight.generated_at"
         " OR (o.generated_at = insight.generated_at AND o.id < insight.id)))",
-        [False],
+        [False, *params],
     )
     return cursor.rowcount
 
@@ -142,12 +150,34 @@ PASSES: list[tuple[str, Pass]] = [
 ]
 
 
-def run_passes(store: Store, config: Config) -> dict[str, int]:
-    """Every pass once, in order, in one transaction; rows changed per pass."""
+class Watermark:
+    """The newest insight id a finished run of the passes had seen (one per daemon)."""
+
+    def __init__(self) -> None:
+        self.insight_id = 0
+
+
+def run_passes(store: Store, config: Config,
+               watermark: Watermark | None = None) -> dict[str, int]:
+    """Every pass once, in order, in one transaction; rows changed per pass.
+
+    With a `watermark` (the daemon's ticks), `insight_collapse` looks only at groups changed
+    since the last run; the first run, and a run whose NULL-hash fill gave old insights a
+    hash, look at all of them. `assetd reconcile` always does.
+    """
     started = time.monotonic()
     with store.write_tx():
         store.lock(RECONCILE_LOCK)
-        changes = {name: run(store, config) for name, run in PASSES}
+        newest = store.query("SELECT COALESCE(MAX(id), 0) FROM insight")[0][0]
+        changes = {}
+        for name, run in PASSES:
+            if run is insight_collapse and watermark is not None \
+                    and not changes.get("null_hash_fill"):
+                changes[name] = insight_collapse(store, config, after_id=watermark.insight_id)
+            else:
+                changes[name] = run(store, config)
+    if watermark is not None:
+        watermark.insight_id = newest
     # Every tick runs the passes: a run that changed nothing is not news at info level.
     log = logs.get_logger()
     (log.info if any(changes.values()) else log.debug)(

@@ -150,3 +150,26 @@ def test_run_passes_reports_each_pass_and_is_idempotent(store, config):
     assert first == {"null_hash_fill": 2, "insight_collapse": 1, "lifecycle": 2}
     assert list(first) == [name for name, _ in reconcile.PASSES]
     assert reconcile.run_passes(store, config) == dict.fromkeys(first, 0)
+
+
+def test_ticks_collapse_only_what_is_new_and_miss_nothing(store, config):
+    """The daemon's ticks pass a watermark: groups with no insight newer than the last run are
+    not looked at, a duplicate made since is still collapsed, and a NULL-hash fill (which
+    gives old rows a hash) makes the run look at everything again."""
+    watermark = reconcile.Watermark()
+    early = rows.insight(HASH_A, "note", generated_at=10.0)
+    assert reconcile.run_passes(store, config, watermark)["insight_collapse"] == 0
+    assert watermark.insight_id == early.id
+
+    later = rows.insight(HASH_A, "note", generated_at=20.0)  # a duplicate made after the run
+    assert reconcile.run_passes(store, config, watermark)["insight_collapse"] == 1
+    assert not Insight.get_by_id(later.id).is_current and Insight.get_by_id(early.id).is_current
+
+    lib = rows.library()
+    rows.file(lib, "b.jpg", HASH_B)
+    old = rows.insight(HASH_B, "note", generated_at=5.0)
+    unhashed = rows.insight(None, "note", generated_at=50.0, lib=lib, rel="b.jpg")
+    watermark.insight_id = unhashed.id  # both already seen: only the fill makes them a group
+    changes = reconcile.run_passes(store, config, watermark)
+    assert changes["null_hash_fill"] == 1 and changes["insight_collapse"] == 1
+    assert Insight.get_by_id(old.id).is_current and not Insight.get_by_id(unhashed.id).is_current

@@ -75,7 +75,8 @@ def run_tick(writer: Writer) -> None:
         tally = EnrichTally(library.name)  # one enrich.finished per library per tick
         _in_slices(writer, budget_s, partial(_enrich_slice, writer, library, tally))
         tally.log_summary()
-    changes = reconcile.run_passes(writer.store, config)  # logs reconcile.finished itself
+    # logs reconcile.finished itself
+    changes = reconcile.run_passes(writer.store, config, writer.reconcile_watermark)
     for name, count in changes.items():
         writer.metrics.reconcile_changes.labels(name).inc(count)
     for library in online:

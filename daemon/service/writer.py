@@ -20,6 +20,7 @@ from peewee import InterfaceError, OperationalError
 from daemon import logs
 from daemon.config import Config, LibraryConfig
 from daemon.errors import database_error_text
+from daemon.reconcile import Watermark
 from daemon.scan.backfill import Backfill
 from daemon.scan.probe import Probe, probe
 from daemon.scan.scanner import LibraryScan, ScanOptions, scan_library
@@ -54,6 +55,7 @@ class Writer:
         self.last_tick_s: float | None = None  # Unix time; read by the metrics scrape
         self.availability = Availability()
         self.backfill = Backfill(store)
+        self.reconcile_watermark = Watermark()  # each tick's passes look at what is new
         self.pid = os.getpid()
         self._last_full_scan: dict[str, float] = {}
         self._failures = 0
