@@ -80,16 +80,13 @@ def pending_work(store: Store, config: Config, library_id: int) -> Iterator[Work
     enrichers = [(e, enricher_checksum(e), GlobSet(e.match)) for e in active]
     mime_active = next(((e, g) for e, _, g in enrichers if e.builtin and e.name == MIME_KIND),
                        None)
+    if not enrichers:
+        return  # nothing can be pending; the lifecycle pass makes the files ready
     seen: set[tuple[str, str]] = set()
-    unsettled, unsettled_params = queries.unsettled_condition(set_checksum)
+    chunk = _unsettled_chunk_query(store, library_id, set_checksum)
     last_id = 0
     while True:
-        rows = store.query(
-            "SELECT id, content_hash, rel_path, path_text, size, mtime_ns FROM file"
-            f" WHERE {unsettled} AND +library_id = ? AND id > ? AND NOT is_missing"
-            " AND content_hash IS NOT NULL ORDER BY id LIMIT ?",
-            [*unsettled_params, library_id, last_id, _CHUNK_FILES],
-        )
+        rows = chunk(last_id)
         if not rows:
             return
         last_id = rows[-1][0]
@@ -113,6 +110,35 @@ def pending_work(store: Store, config: Config, library_id: int) -> Iterator[Work
                 seen.add(key)
                 yield Work(content_hash, enricher, checksum, bytes(rel_path), path_text,
                            size, mtime_ns, waits)
+
+
+# Up to this many unsettled files, they are found through the (state, enricher_checksum)
+# index and sorted (an idle tick at a million ready files: 2 ms); past it, by walking the
+# library in id order, which sorts nothing (sorting every unsettled row for each chunk of
+# 500 made the first tick of a fresh million-file index quadratic).
+_BY_STATE_INDEX_MAX = 20_000
+
+
+def _unsettled_chunk_query(store: Store, library_id: int, set_checksum: str):
+    """`chunk(after_id)`: the next files of the library that are not `ready`, by id."""
+    unsettled, params = queries.unsettled_condition(set_checksum)
+    [(count,)] = store.query(
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM file WHERE {unsettled} AND +library_id = ?"
+        " LIMIT ?)", [*params, library_id, _BY_STATE_INDEX_MAX + 1])
+    columns = "id, content_hash, rel_path, path_text, size, mtime_ns"
+    if count <= _BY_STATE_INDEX_MAX:
+        sql = (f"SELECT {columns} FROM file WHERE {unsettled} AND +library_id = ? AND id > ?"
+               " AND NOT is_missing AND content_hash IS NOT NULL ORDER BY id LIMIT ?")
+    else:
+        sql = (f"SELECT {columns} FROM file WHERE library_id = ? AND id > ? AND NOT is_missing"
+               f" AND content_hash IS NOT NULL AND {unsettled} ORDER BY id LIMIT ?")
+
+    def chunk(after_id: int) -> list[tuple]:
+        if count <= _BY_STATE_INDEX_MAX:
+            return store.query(sql, [*params, library_id, after_id, _CHUNK_FILES])
+        return store.query(sql, [library_id, after_id, *params, _CHUNK_FILES])
+
+    return chunk
 
 
 def _current_mime_texts(store: Store, hashes: Iterable[str]) -> dict[str, str]:
