@@ -124,7 +124,7 @@ def _unsettled_chunk_query(store: Store, library_id: int, set_checksum: str):
     unsettled, params = queries.unsettled_condition(set_checksum)
     [(count,)] = store.query(
         f"SELECT COUNT(*) FROM (SELECT 1 FROM file WHERE {unsettled} AND +library_id = ?"
-        " LIMIT ?)", [*params, library_id, _BY_STATE_INDEX_MAX + 1])
+        " LIMIT ?) AS unsettled", [*params, library_id, _BY_STATE_INDEX_MAX + 1])
     columns = "id, content_hash, rel_path, path_text, size, mtime_ns"
     if count <= _BY_STATE_INDEX_MAX:
         sql = (f"SELECT {columns} FROM file WHERE {unsettled} AND +library_id = ? AND id > ?"
