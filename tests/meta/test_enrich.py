@@ -48,6 +48,17 @@ def test_runs_once_per_hash_and_only_on_matching_paths(store, world):
     assert len(runs(counter)) == 2
 
 
+def test_copies_in_later_chunks_are_not_run_again(store, world, monkeypatch):
+    """Memory is one chunk's: what ran is written before the next chunk is read, and the
+    database, not a set of everything seen, says a copy's content is done."""
+    config, root, counter = world
+    monkeypatch.setattr("daemon.meta.enrich._CHUNK_FILES", 1)
+    write_tree(root, {f"more/{i}.dat": "same" for i in range(4)})
+    scan(store, config, [], [])
+    assert enrich_library(store, config, config.libraries[0]) == 2
+    assert len(runs(counter)) == 2  # "same" once, "other" once, whatever the chunking
+
+
 def test_nothing_pending_for_ready_files_under_the_current_set(store, world):
     config, _, _ = world
     library_id = queries.get_library("lib").id
