@@ -212,12 +212,14 @@ class Env:
 
     def cli(self, *args: str, check: int | None = 0, stdin: str | None = None,
             timeout: float = 120, wrapper: list[str] | None = None,
-            ) -> subprocess.CompletedProcess:
+            process_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """`assetd --config CONFIG ARGS`; `process_env` replaces the environment (a PATH
+        without ffprobe, a libmagic that will not load)."""
         proc = subprocess.run(
             [*(wrapper or []), sys.executable, "-m", "daemon", "--config", str(self.config_path),
              *args],
-            capture_output=True, text=True, cwd=REPO_ROOT, env=cli_env(), input=stdin,
-            timeout=timeout,
+            capture_output=True, text=True, cwd=REPO_ROOT, env=process_env or cli_env(),
+            input=stdin, timeout=timeout,
         )
         if check is not None and proc.returncode != check:
             raise AssertionError(

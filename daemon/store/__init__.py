@@ -4,6 +4,6 @@ Services open one `Store` and own their transactions through `write_tx`; nothing
 package writes SQL.
 """
 
-from daemon.store.db import NoIndexError, Store, connect, redact_url, sqlite_path
+from daemon.store.db import NoIndexError, Store, redact_url, sqlite_path
 
-__all__ = ["NoIndexError", "Store", "connect", "redact_url", "sqlite_path"]
+__all__ = ["NoIndexError", "Store", "redact_url", "sqlite_path"]

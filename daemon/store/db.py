@@ -385,6 +385,3 @@ def describe_index(url: str) -> str:
     finally:
         store.close()
 
-
-def connect(url: str, *, create: bool = True) -> Store:
-    return Store(url, create=create)

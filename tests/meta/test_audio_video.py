@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -65,16 +63,11 @@ def test_without_ffprobe_on_path_video_is_unavailable_and_files_do_not_wait(env,
     tone(root / "song.mp3", *TAGS)
     bare = env_without(tmp_path, "ffprobe")
     bare["PYTHONPATH"] = str(REPO_ROOT)
-    argv = [sys.executable, "-m", "daemon", "--config", str(env.config_path)]
-    checked = subprocess.run([*argv, "config", "check"], capture_output=True, text=True,
-                             env=bare, cwd=REPO_ROOT, timeout=120)
-    assert checked.returncode == 0, checked.stderr
+    checked = env.cli("config", "check", process_env=bare)
     line = next(li for li in checked.stdout.splitlines() if li.startswith("enricher video"))
     assert "UNAVAILABLE" in line and "ffprobe" in line
-    subprocess.run([*argv, "scan"], env=bare, cwd=REPO_ROOT, check=True, timeout=120,
-                   capture_output=True)
-    subprocess.run([*argv, "reconcile"], env=bare, cwd=REPO_ROOT, check=True, timeout=120,
-                   capture_output=True)
+    env.cli("scan", process_env=bare)
+    env.cli("reconcile", process_env=bare)
     assert {f["path"]: f["state"] for f in env.json_lines("files")} == {
         "clip.mp4": "ready", "song.mp3": "ready"}
     kinds = {i["kind"] for i in env.json("insight", "show", str(root / "clip.mp4"))["insights"]}

@@ -115,14 +115,10 @@ def test_the_cli_says_when_mime_answers_from_the_table(env, tmp_path):
     env.library("photos", {"pic.jpg": jpeg_bytes()})
     no_magic = env_without_libmagic(tmp_path)
     no_magic["PYTHONPATH"] = no_magic["PYTHONPATH"] + os.pathsep + cli_env()["PYTHONPATH"]
-    argv = [sys.executable, "-m", "daemon", "--config", str(env.config_path)]
-    checked = subprocess.run([*argv, "config", "check"], capture_output=True, text=True,
-                             env=no_magic, cwd=REPO_ROOT, timeout=120)
-    assert checked.returncode == 0, checked.stderr
+    checked = env.cli("config", "check", process_env=no_magic)
     line = next(li for li in checked.stdout.splitlines() if li.startswith("enricher mime"))
     assert "built-in table" in line and "apt-get install libmagic1" in line
-    subprocess.run([*argv, "scan"], env=no_magic, cwd=REPO_ROOT, check=True, timeout=120,
-                   capture_output=True)
+    env.cli("scan", process_env=no_magic)
     shown = env.json("insight", "show", str(env.tmp_path / "photos" / "pic.jpg"))
     value = next(i["value"] for i in shown["insights"] if i["kind"] == "mime")
     assert value == {"mime": "image/jpeg", "detected_by": "magic"}
