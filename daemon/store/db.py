@@ -182,9 +182,7 @@ class Store:
             finally:
                 self.execute("SELECT pg_advisory_unlock(?)", (key,))
             return
-        lock_dir = sqlite_path(self.url) + "-locks"
-        make_state_dir(lock_dir)
-        fd = os.open(os.path.join(lock_dir, library + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = self._lock_file(library)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -208,10 +206,8 @@ class Store:
         if not self.is_sqlite:
             key = zlib.crc32(("assetd.daemon." + host).encode())
             return bool(self.query("SELECT pg_try_advisory_lock(?)", (key,))[0][0])
-        lock_dir = sqlite_path(self.url) + "-locks"
-        make_state_dir(lock_dir)
-        name = "daemon." + host.replace("/", "_") + ".lock"
-        fd = os.open(os.path.join(lock_dir, name), os.O_RDWR | os.O_CREAT, 0o600)
+        # Library names are [a-z0-9_-]+: "daemon.HOST" never names a library's lock.
+        fd = self._lock_file("daemon." + host.replace("/", "_"))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -219,6 +215,12 @@ class Store:
             return False
         self._daemon_lock_fd = fd  # kept open (so locked) for the life of the process
         return True
+
+    def _lock_file(self, name: str) -> int:
+        """An open fd on `NAME.lock` in the private directory beside a SQLite database."""
+        lock_dir = sqlite_path(self.url) + "-locks"
+        make_state_dir(lock_dir)
+        return os.open(os.path.join(lock_dir, name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
 
     def sql(self, text: str) -> str:
         """The one dialect layer: queries are written with `?` placeholders (SQLite's).
