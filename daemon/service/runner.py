@@ -27,7 +27,7 @@ from peewee import DatabaseError, InterfaceError, OperationalError
 
 from daemon import logs
 from daemon.config import Config, ConfigError, LibraryConfig
-from daemon.errors import UsageError
+from daemon.errors import UsageError, database_error_text
 from daemon.libraries import check_owned
 from daemon.scan.probe import probe
 from daemon.scan.scanner import skip_paths
@@ -86,7 +86,7 @@ def open_store_waiting(url: str) -> Store | None:
                 if down_since is None:
                     down_since = time.monotonic()
                     log.warning(logs.DATABASE_UNREACHABLE, database=redact_url(url),
-                                error=" ".join(str(exc).split()),
+                                error=database_error_text(exc),
                                 action="waiting for it; retrying with backoff")
                 delay_s = STARTUP_BACKOFF_S[min(attempt, len(STARTUP_BACKOFF_S) - 1)]
                 attempt += 1
@@ -164,11 +164,11 @@ class Runner:
         for enricher in self.config.enrichers:
             if not enricher.builtin:
                 continue
-            reason = unavailable_reason(enricher.name) or degraded_reason(enricher.name)
+            unavailable = unavailable_reason(enricher.name)
+            reason = unavailable or degraded_reason(enricher.name)
             if reason:
                 self._log.warning(logs.ENRICHER_UNAVAILABLE, enricher=enricher.name,
-                                  reason=reason,
-                                  disabled=unavailable_reason(enricher.name) is not None)
+                                  reason=reason, disabled=unavailable is not None)
 
     def _start(self) -> None:
         daemon = self.config.daemon
@@ -234,7 +234,7 @@ class Runner:
             check_owned(self.store, new)
         except (OperationalError, InterfaceError) as exc:
             self._log.error(logs.CONFIG_INVALID, file=old.source, key="daemon.database",
-                            error=f"could not check library owners: {' '.join(str(exc).split())}",
+                            error=f"could not check library owners: {database_error_text(exc)}",
                             action="kept the running config; send SIGHUP again later")
             self._reloaded()
             return
