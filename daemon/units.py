@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 
-def iso_utc(ts: float | None) -> str | None:
+def iso_utc(ts: float | None, timespec: str = "seconds") -> str | None:
     """Stored epoch seconds as ISO 8601 UTC: 2026-11-25T12:00:00Z."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def human_bytes(n: float) -> str:

@@ -41,7 +41,7 @@ class Context:
     def store(self) -> Store:
         """The index; only `scan` and `run` may create it."""
         if self._store is None:
-            self._store = Store(self.config.daemon.database,
+            self._store = Store(self.config.daemon.database, host=self.config.daemon.host,
                                 create=self.args.command in CREATING_COMMANDS)
         return self._store
 

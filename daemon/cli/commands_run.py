@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def cmd_run(ctx) -> int:
     from daemon.service.runner import open_store_waiting, run
 
-    store = open_store_waiting(ctx.config.daemon.database)
+    store = open_store_waiting(ctx.config.daemon.database, ctx.config.daemon.host)
     if store is None:  # SIGTERM while the database was down
         return 0
     ctx.adopt_store(store)

@@ -17,6 +17,8 @@ from daemon.config import EnricherConfig
 from daemon.errors import UsageError
 from daemon.meta.indexed import IndexedFile
 from daemon.store import Store
+from daemon.store import changes as feed
+from daemon.store.changes import Change
 from daemon.units import iso_utc
 
 USER_SOURCE = "user"
@@ -101,6 +103,17 @@ def record_insights(store: Store, insights: Sequence[NewInsight]) -> None:
         store.executemany(_DEMOTE_BY_PATH, by_path)
         store.executemany(_DEMOTE_BY_HASH, by_hash)
         store.executemany(_INSERT, rows)
+        store.record_changes(insight_changes(store, insights))
+
+
+def insight_changes(store: Store, insights: Sequence[NewInsight]) -> list[Change]:
+    """`insight` changes, one per insight written, named by the file it was made from."""
+    if not insights:
+        return []
+    names = dict(store.query("SELECT id, name FROM library"))
+    return [Change(feed.INSIGHT, names.get(i.library_id),
+                   None if i.rel_path is None else i.rel_path.decode("utf-8", "backslashreplace"),
+                   i.content_hash, {"insight_kind": i.kind}) for i in insights]
 
 
 def set_user_insight(store: Store, file: IndexedFile, kind: str, value_json: str) -> None:

@@ -12,6 +12,8 @@ import time
 from typing import NamedTuple
 
 from daemon.store import Store
+from daemon.store import changes as feed
+from daemon.store.changes import Change
 
 
 class PruneResult(NamedTuple):
@@ -40,10 +42,16 @@ def prune(store: Store, older_than_s: float, *, dry_run: bool, now: float | None
     counts: list[int] = []
     try:
         with store.write_tx():
+            condition = "is_missing AND missing_since IS NOT NULL AND missing_since < ?"
+            if not dry_run:
+                store.record_changes(
+                    Change(feed.PRUNED, library, path, content_hash)
+                    for library, path, content_hash in store.query(
+                        "SELECT l.name, f.path_text, f.content_hash FROM file f"
+                        f" JOIN library l ON l.id = f.library_id WHERE {condition}"
+                        " ORDER BY f.id", [cutoff]))
             counts.append(store.execute(
-                "DELETE FROM file WHERE is_missing AND missing_since IS NOT NULL"
-                " AND missing_since < ?", [cutoff],
-            ).rowcount)
+                f"DELETE FROM file WHERE {condition}", [cutoff]).rowcount)
             counts.append(store.execute(_orphaned("tag")).rowcount)
             counts.append(store.execute(_orphaned("insight")).rowcount)
             if dry_run:

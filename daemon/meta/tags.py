@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from daemon.errors import UsageError
 from daemon.meta.indexed import IndexedFile
 from daemon.store import Store
+from daemon.store import changes as feed
+from daemon.store.changes import Change
 
 
 @dataclass
@@ -77,6 +79,7 @@ def add_tags(store: Store, file: IndexedFile, tags: list[str]) -> list[str]:
             " VALUES (?, ?, ?, ?, ?)",
             [(file.library_id, file.rel_path, file.content_hash, tag, now) for tag in added],
         )
+        store.record_changes(_tag_change(file, feed.TAGGED, tag) for tag in added)
     return added
 
 
@@ -92,7 +95,12 @@ def remove_tags(store: Store, file: IndexedFile, tags: list[str]) -> list[str]:
             cursor = store.execute(f"DELETE FROM tag WHERE tag = ? AND {where}", [tag, *params])
             if cursor.rowcount:
                 removed.append(tag)
+        store.record_changes(_tag_change(file, feed.UNTAGGED, tag) for tag in removed)
     return removed
+
+
+def _tag_change(file: IndexedFile, kind: str, tag: str) -> Change:
+    return Change(kind, file.library, file.path_text, file.content_hash, {"tag": tag})
 
 
 def tag_counts(store: Store) -> list[dict]:

@@ -13,7 +13,9 @@ from daemon.scan.hash import Hashed
 from daemon.scan.plan import DbRow, Plan
 from daemon.scan.walk import DiskEntry
 from daemon.store import Store
-from daemon.store.models import STATE_NEW, File
+from daemon.store import changes as feed
+from daemon.store.changes import Change
+from daemon.store.models import STATE_NEW, File, Library
 
 BATCH_ROWS = 5000
 
@@ -62,7 +64,7 @@ def path_text(rel_path: bytes) -> str:
 
 def apply_plan(
     store: Store,
-    library_id: int,
+    library: Library,
     plan: Plan,
     hashes: dict[bytes, Hashed],
     *,
@@ -74,6 +76,7 @@ def apply_plan(
     `known_hashes` is `replaced_content` of the whole scan's plan when `plan` is a part of it.
     """
     now = time.time() if now is None else now
+    library_id = library.id
     inserts = [_insert_row(library_id, entry, hashes.get(entry.rel_path), now)
                for entry in plan.created]
     rewrites: list[tuple] = []
@@ -85,11 +88,13 @@ def apply_plan(
         (rewrites if row.rel_path == entry.rel_path else moves).append(rewrite)
         if carry and carry[2] not in replaced_by_known_content:
             carries.append(carry)
+    hash_fills = []
     for row in plan.unchanged:
         hashed = hashes.get(row.rel_path)
         if hashed is not None and row.content_hash is None:
             rewrite, _ = _rewrite_row(row, _entry_of(row), hashed, now)
             rewrites.append(rewrite)
+            hash_fills.append(rewrite)
     moved_paths = [(entry.rel_path, library_id, row.rel_path) for row, entry in plan.moved]
 
     # One transaction per part: a part is at most scanner.PART_FILES files.
@@ -101,8 +106,32 @@ def apply_plan(
         store.executemany(_MOVE_FILE, [(*move[1:], move[0]) for move in moves])
         store.executemany(_MOVE_PATH_TAGS, moved_paths)
         store.executemany(_MOVE_PATH_INSIGHTS, moved_paths)
-        _mark_missing(store, [row.id for row in plan.missing], now)
         carry_tags(store, library_id, carries, now)
+        store.record_changes(_plan_changes(library.name, plan, inserts, rewrites, moves,
+                                           hash_fills))
+        _mark_missing(store, library, plan.missing, now)
+
+
+def _plan_changes(library: str, plan: Plan, inserts: list[tuple], rewrites: list[tuple],
+                  moves: list[tuple], hash_fills: list[tuple]) -> list[Change]:
+    """The change feed's view of a plan part, from the rows as they were written
+    (`_insert_row` / `_rewrite_row` tuples: path_text at 2, content_hash at 7).
+
+    A hash that becomes known for unchanged bytes is an `updated` too: a consumer that saw
+    `created` with a null hash learns it there.
+    """
+    found: list[Change] = [Change(feed.CREATED, library, row[2], row[7]) for row in inserts]
+    written = {row[0]: row for row in rewrites + moves}  # by id: (id, rel_path, path_text, ...)
+    # A touch (new mtime, same bytes) is no content change: not in the feed.
+    found += [Change(feed.UPDATED, library, written[row.id][2], written[row.id][7])
+              for row, _ in plan.updated
+              if written[row.id][7] is None or written[row.id][7] != row.content_hash]
+    found += [Change(feed.RESTORED, library, written[row.id][2], written[row.id][7])
+              for row, _ in plan.restored]
+    found += [Change(feed.UPDATED, library, row[2], row[7]) for row in hash_fills]
+    found += [Change(feed.MOVED, library, written[row.id][2], written[row.id][7],
+                     {"old_path": path_text(row.rel_path)}) for row, _ in plan.moved]
+    return found
 
 
 def replaced_content(plan: Plan) -> set[str]:
@@ -131,22 +160,34 @@ def carry_tags(
     return len(carries)
 
 
-def mark_missing(store: Store, row_ids: Iterable[int], now: float | None = None) -> int:
+def mark_missing(store: Store, library: Library, rows: Iterable[DbRow],
+                 now: float | None = None) -> int:
     """Mark rows missing, a transaction per `BATCH_ROWS`."""
     now = time.time() if now is None else now
-    row_ids = list(row_ids)
-    for start in range(0, len(row_ids), BATCH_ROWS):
+    rows = list(rows)
+    for start in range(0, len(rows), BATCH_ROWS):
         with store.write_tx():
-            _mark_missing(store, row_ids[start:start + BATCH_ROWS], now)
-    return len(row_ids)
+            _mark_missing(store, library, rows[start:start + BATCH_ROWS], now)
+    return len(rows)
 
 
-def _mark_missing(store: Store, row_ids: Sequence[int], now: float) -> None:
-    """Set-based: one statement per `MARK_MISSING_CHUNK` ids (no round trip per row)."""
-    for start in range(0, len(row_ids), MARK_MISSING_CHUNK):
-        chunk = row_ids[start:start + MARK_MISSING_CHUNK]
-        store.execute(f"{_MARK_MISSING} ({', '.join('?' for _ in chunk)})",
-                      [True, now, False, *chunk])
+def _mark_missing(store: Store, library: Library, rows: Sequence[DbRow], now: float) -> None:
+    """Set-based: one statement per `MARK_MISSING_CHUNK` ids (no round trip per row).
+
+    Only rows still present change, and only those are `missing` in the feed: the lookup
+    runs in the write transaction, so it sees exactly what the UPDATE will change.
+    """
+    for start in range(0, len(rows), MARK_MISSING_CHUNK):
+        chunk = rows[start:start + MARK_MISSING_CHUNK]
+        marks = ", ".join("?" for _ in chunk)
+        present = {row_id for (row_id,) in store.query(
+            f"SELECT id FROM file WHERE id IN ({marks}) AND NOT is_missing",
+            [row.id for row in chunk])}
+        if not present:
+            continue
+        store.execute(f"{_MARK_MISSING} ({marks})", [True, now, False, *(r.id for r in chunk)])
+        store.record_changes(Change(feed.MISSING, library.name, path_text(row.rel_path),
+                                    row.content_hash) for row in chunk if row.id in present)
 
 
 def _entry_of(row: DbRow) -> DiskEntry:

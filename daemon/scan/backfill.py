@@ -25,6 +25,8 @@ from daemon.errors import describe_os_error
 from daemon.scan.apply import path_text
 from daemon.scan.hash import Hashed, TornReadError, hash_file
 from daemon.store import Store
+from daemon.store import changes as feed
+from daemon.store.changes import Change
 
 FETCH_ROWS = 500
 WRITE_BATCH_ROWS = 200
@@ -93,14 +95,14 @@ class Backfill:
                     if hashed is not None:
                         pending.append((hashed.content_hash, row_id, size, mtime_ns, inode))
                     if len(pending) >= WRITE_BATCH_ROWS:
-                        self._write(pending)
+                        self._write(library.name, pending)
                 else:
                     if len(rows) < FETCH_ROWS:
                         self._after_id[library_id] = 0
                         result.exhausted = True
                         break
         finally:
-            self._write(pending)
+            self._write(library.name, pending)
         return result
 
     def _hash_one(self, root, rel_path, known, library, result, on_bytes, log) -> Hashed | None:
@@ -124,8 +126,18 @@ class Backfill:
         log.debug("backfill.hashed", path=path_text(rel_path), hash=hashed.content_hash)
         return hashed
 
-    def _write(self, pending: list[tuple]) -> None:
+    def _write(self, library: str, pending: list[tuple]) -> None:
         if pending:
-            with self._store.write_tx():
-                self._store.executemany(_SET_HASH, pending)
+            store = self._store
+            with store.write_tx():
+                store.executemany(_SET_HASH, pending)
+                # The hash became known: an `updated` in the feed, for the rows the guarded
+                # UPDATE did change (a row rewritten meanwhile kept its own).
+                wanted = {row_id: content_hash for content_hash, row_id, *_ in pending}
+                store.record_changes(
+                    Change(feed.UPDATED, library, path, content_hash)
+                    for row_id, path, content_hash in store.query(
+                        "SELECT id, path_text, content_hash FROM file WHERE id IN ("
+                        + ", ".join("?" for _ in wanted) + ")", list(wanted))
+                    if content_hash == wanted[row_id])
             pending.clear()

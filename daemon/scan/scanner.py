@@ -210,7 +210,7 @@ class _ScanRun:
         self._apply(last, last_hashes)
         self._apply(final, last_hashes)
         if not options.dry_run:
-            mark_missing(self.store, [r.id for r in final.missing])
+            mark_missing(self.store, self.row, final.missing)
         self.errors += self.walked.errors
         self.result.stats.update(discovered=stream.discovered, missing=len(final.missing),
                                  hashed=self.hashed, errors=len(self.errors))
@@ -382,7 +382,7 @@ class _ScanRun:
 
     def _apply(self, part: Plan, hashes: dict[bytes, Hashed]) -> None:
         if not self.options.dry_run:
-            apply_plan(self.store, self.row.id, part, hashes, known_hashes=self.stream.replaced)
+            apply_plan(self.store, self.row, part, hashes, known_hashes=self.stream.replaced)
             if self.sniffed is not None:
                 self.sniffed.record(self.store, self.row.id, hashes)
         _add_part_stats(self.result.stats, part)

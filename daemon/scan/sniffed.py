@@ -19,7 +19,7 @@ from typing import Any
 from daemon.config import Config, EnricherConfig
 from daemon.meta import mime
 from daemon.meta.enrichers import enricher_checksum
-from daemon.meta.insights import NewInsight, record_insights
+from daemon.meta.insights import NewInsight, insight_changes, record_insights
 from daemon.meta.match import GlobSet
 from daemon.scan.hash import Hashed, Sniffer
 from daemon.store import Store
@@ -84,6 +84,7 @@ class SniffedInsights:
                  True, i.source, i.enricher_checksum) for i in by_hash.values()]
         with store.write_tx():
             store.insert_rows(Insight, _INSIGHT_COLUMNS, rows)
+            store.record_changes(insight_changes(store, list(by_hash.values())))
         return len(rows)
 
     def _known(self, store: Store, hashes: list[str]) -> tuple[set[str], set[str]]:

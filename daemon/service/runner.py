@@ -64,7 +64,7 @@ RESTART_ONLY_KEYS = ("database", "host", "listen")
 STARTUP_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
-def open_store_waiting(url: str) -> Store | None:
+def open_store_waiting(url: str, host: str) -> Store | None:
     """The index, once the database can be reached; None when SIGTERM/SIGINT came first.
 
     A database that is down at boot must not leave the service dead (systemd would give up on
@@ -81,7 +81,7 @@ def open_store_waiting(url: str) -> Store | None:
         attempt = 0
         while True:
             try:
-                store = Store(url)
+                store = Store(url, host=host)
             except (OperationalError, InterfaceError) as exc:
                 if down_since is None:
                     down_since = time.monotonic()

@@ -14,6 +14,8 @@ import fcntl
 import io
 import os
 import re
+import socket
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -33,7 +35,7 @@ from peewee import (
     SqliteDatabase,
 )
 
-from daemon.store import migrations
+from daemon.store import changes, migrations
 from daemon.store.models import database_proxy
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -123,8 +125,10 @@ class Store:
     mistyped path must be an error, not a new empty index reporting "0 files".
     """
 
-    def __init__(self, url: str, *, create: bool = True):
+    def __init__(self, url: str, *, create: bool = True, host: str | None = None):
         self.url = url
+        self.host = host or socket.gethostname()  # who applied a change, in the change feed
+        self._tx = threading.local()  # per thread: write_tx depth and the changes pending
         self.db = _open(url, create=create)
         self.is_sqlite = isinstance(self.db, SqliteDatabase)
         self.param = self.db.param
@@ -143,13 +147,33 @@ class Store:
 
     @contextlib.contextmanager
     def write_tx(self) -> Iterator[None]:
-        """One write transaction; BEGIN IMMEDIATE on SQLite (see the module docstring)."""
-        if self.is_sqlite:
-            with self.db.atomic(lock_type="IMMEDIATE"):
+        """One write transaction; BEGIN IMMEDIATE on SQLite (see the module docstring).
+
+        Nested calls join the outer transaction. The changes recorded inside
+        (`record_changes`) are written as the outermost one commits, or dropped with it.
+        """
+        state = self._tx
+        depth = getattr(state, "depth", 0)
+        if depth == 0:
+            state.pending = []
+        state.depth = depth + 1
+        try:
+            atomic = (self.db.atomic(lock_type="IMMEDIATE") if self.is_sqlite
+                      else self.db.atomic())
+            with atomic:
                 yield
-        else:
-            with self.db.atomic():
-                yield
+                if depth == 0:
+                    changes.flush(self, state.pending)
+        finally:
+            state.depth = depth
+            if depth == 0:
+                state.pending = []
+
+    def record_changes(self, recorded: Iterable[changes.Change]) -> None:
+        """Put changes in the change feed, in this thread's open `write_tx`."""
+        if not getattr(self._tx, "depth", 0):
+            raise RuntimeError("record_changes outside a write transaction")
+        self._tx.pending.extend(recorded)
 
     def lock(self, name: str) -> None:
         """Serialize a named critical section across processes and hosts, until commit.
@@ -279,6 +303,20 @@ class Store:
                 for row in rows)
             self.db.cursor().copy_expert(
                 f"COPY {table} ({names}) FROM STDIN", io.StringIO(text))
+        return len(rows)
+
+    def insert_values(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> int:
+        """INSERT many rows into a table without a model (PostgreSQL: multi-row VALUES)."""
+        if not rows:
+            return 0
+        if self.is_sqlite:
+            placeholders = ", ".join("?" for _ in rows[0])
+            self.db.cursor().executemany(
+                f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)
+        else:
+            psycopg2.extras.execute_values(
+                self.db.cursor(), f"INSERT INTO {table} ({columns}) VALUES %s", rows,
+                page_size=PG_PAGE_ROWS)
         return len(rows)
 
     def update_rows(self, model: type[Model], key: str, columns: Sequence[str],

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from daemon.store import changes
 from daemon.store.models import ALL_MODELS, SchemaVersion
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ def _scale_indexes(store: Store) -> None:
                   " ON file (state, enricher_checksum)")
 
 
-MIGRATIONS: list[Callable[[Store], None]] = [_create_tables, _scale_indexes]
+MIGRATIONS: list[Callable[[Store], None]] = [_create_tables, _scale_indexes,
+                                             changes.create_table]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -11,6 +11,7 @@ from peewee import IntegrityError
 from daemon import logs
 from daemon.config import LibraryConfig
 from daemon.scan.plan import DbRow
+from daemon.store import changes
 from daemon.store.db import Store
 from daemon.store.models import (
     STATE_ENRICHING,
@@ -219,6 +220,7 @@ def record_scan(
             " WHERE library_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
             [library_id, library_id, SCAN_RUNS_KEPT - 1],
         )
+        _record_availability(store, library_id, online)
         update = {Library.online: online, Library.offline_reason: reason}
         if online:
             update[Library.last_scan_at] = finished_at
@@ -227,6 +229,20 @@ def record_scan(
 
 def set_library_online(store: Store, library_id: int, online: bool, reason: str | None) -> None:
     with store.write_tx():
+        _record_availability(store, library_id, online)
         Library.update(online=online, offline_reason=reason).where(
             Library.id == library_id
         ).execute()
+
+
+def _record_availability(store: Store, library_id: int, online: bool) -> None:
+    """`library_offline` / `library_online` when the stored state flips. A library never
+    seen before counts as online: first seen online is no news, first seen offline is."""
+    rows = store.query("SELECT name, online FROM library WHERE id = ?", [library_id])
+    if not rows:
+        return
+    name, was_online = rows[0]
+    was_online = True if was_online is None else bool(was_online)
+    if was_online != online:
+        kind = changes.LIBRARY_ONLINE if online else changes.LIBRARY_OFFLINE
+        store.record_changes([changes.Change(kind, name)])
