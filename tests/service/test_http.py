@@ -13,6 +13,7 @@ from daemon.service.http import HttpServer
 from daemon.service.metrics import DaemonView, Metrics
 from daemon.service.runner import Runner
 from daemon.store import Store
+from daemon.store.changes import Page
 from tests.service.httpclient import http_request
 
 
@@ -32,8 +33,10 @@ def get(server: HttpServer, path: str, method: str = "GET") -> tuple[int, str]:
 def serve():
     servers: list[HttpServer] = []
 
-    def start(metrics: Metrics, health) -> HttpServer:
-        server = HttpServer("127.0.0.1:0", metrics.registry, health, on_exit=lambda: None)
+    def start(metrics: Metrics, health, read_changes=lambda since, library, limit: Page([])
+              ) -> HttpServer:
+        server = HttpServer("127.0.0.1:0", metrics.registry, health, read_changes,
+                            on_exit=lambda: None)
         server.start()
         servers.append(server)
         return server
