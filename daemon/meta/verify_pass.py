@@ -98,7 +98,7 @@ def rows_after(store: Store, library_id: int, after_id: int,
 class ReadBudget:
     """A token bucket of bytes: reads average at most `rate` bytes per second.
 
-    `spend(n)` after reading n bytes sleeps until the bucket is no longer in debt. The bucket
+    `spend(n)` after reading n bytes sleeps until the bucket is out of debt. The bucket
     holds at most one second of reading, so an idle hour does not become a burst of an hour's
     budget. `sleep(s)` returns True when the sleep was cut short by a stop request.
     """
@@ -115,9 +115,10 @@ class ReadBudget:
         """Take n bytes; False when stopped while waiting for the budget."""
         self._refill()
         self._tokens -= n
-        while self._tokens < 0:
+        if self._tokens < 0:
             if self._sleep(-self._tokens / self.rate):
                 return False
+            # One sleep: a debt of a rounding error left after it is paid by the next spend.
             self._refill()
         return True
 

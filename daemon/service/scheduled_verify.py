@@ -106,10 +106,13 @@ class ScheduledVerify:
 
     def _step_library(self, library: LibraryConfig, interval_s: float,
                       deadline: float) -> None:
+        cached = self._cursors.get(library.name)
+        if cached is not None and not cached.is_due(time.time(), interval_s):
+            return  # nothing due: no database read, no probe
         row = queries.get_library(library.name)
         if row is None or not probe(library).online:
             return
-        cursor = self._cursors.get(library.name) or load_cursor(self._store, library.name) \
+        cursor = cached or load_cursor(self._store, library.name) \
             or new_pass(self._store, row.id, time.time())
         before, mismatches, finished = cursor, [], None
         root = os.fsencode(library.path)
