@@ -143,8 +143,9 @@ class ScheduledVerify:
         self._queue.put(VerifyProgress(library.name, cursor, tuple(mismatches), finished))
 
     def _spend(self, n: int) -> None:
+        """After each chunk read (1 MiB): stop at once when asked, else keep to the rate."""
         assert self._budget is not None
-        if not self._budget.spend(n):
+        if self._stop.is_set() or not self._budget.spend(n):
             raise ScanAborted()
 
 
