@@ -57,6 +57,9 @@ def test_a_flipped_byte_is_a_corrupt_change_a_warning_and_a_metric(env, make_dae
     daemon = make_daemon(env=env).start()
     first = daemon.wait_log("verify.finished", library="photos")
     assert (first["files"], first["mismatches"]) == (3, 0)
+    (status,) = env.json("status")["libraries"]
+    assert status["verify"]["of"] == 3 and 0 <= status["verify"]["verified"] <= 3
+    assert status["verify"]["pass_started_at"].endswith("Z")
     stored = env.files()["photos/rot.jpg"]["hash"]
 
     flip_a_byte(root / "rot.jpg")
