@@ -11,7 +11,11 @@ In order, on one daemon process:
                  `scan.finished` (every file seen again), and the peak RSS through it
     latency      one file written at a time (in a directory that already exists); the clock
                  stops when the daemon logs the `scan.finished` that created it (the row is
-                 committed before that line is written); settle is included on purpose
+                 committed before that line is written); settle is included on purpose.
+                 Alongside, `assetd changes --follow --json` runs as a consumer would: the
+                 second clock stops when its `created` line for the file arrives (stamped by
+                 a reader thread as it comes), so it is the whole way from the write to a
+                 script that follows the change feed
     burst        --burst-files files written as fast as Python can into 100 new directories;
                  seconds from the last write until `scan.finished` lines account for all of
                  them, and how many batches that took
@@ -24,9 +28,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import statistics
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -179,7 +185,12 @@ def measure_daemon(assetd: Assetd, backend, tree: Tree, workdir: Path, options) 
         figures["sighup_peak_rss_mib"] = daemon.memory_mib()["VmHWM"]
         figures["sighup_peak_tree_pss_mib"] = daemon.tree.take_peak()
 
-        figures["latency_ms"] = measure_latency(daemon, tree.root, options)
+        follower = Follower(assetd, config, workdir / f"follow-{backend.name}.err")
+        try:
+            figures["latency_ms"], figures["follow_latency_ms"] = measure_latency(
+                daemon, follower, tree.root, options)
+        finally:
+            follower.stop()
         figures["burst"] = measure_burst(daemon, tree.root, options.burst_files)
     finally:
         figures["stop_s"] = round(daemon.stop(), 2)
@@ -207,27 +218,81 @@ def wait_first_tick(daemon: Daemon, tick_interval_s: float) -> dict | None:
             "duration_s": first.get("duration_s"), "changes": first.get("changes")}
 
 
-def measure_latency(daemon: Daemon, root: Path, options) -> dict:
+class Follower:
+    """`assetd changes --follow --json`, each `created` line's path and arrival time queued."""
+
+    def __init__(self, assetd: Assetd, config: Path, err_path: Path):
+        self._err = open(err_path, "wb")  # noqa: SIM115 (closed in stop())
+        self.proc = subprocess.Popen(
+            [*assetd.argv, "--config", str(config), "changes", "--follow", "--json"],
+            env=assetd.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=self._err, start_new_session=True)
+        self.created: queue.Queue[tuple[str, float]] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            arrived = time.monotonic()
+            change = json.loads(line)
+            if change.get("kind") == "created":
+                self.created.put((change["path"], arrived))
+
+    def wait_created(self, path_suffix: str, timeout_s: float) -> float:
+        """When the `created` line of the path ending in `path_suffix` arrived."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                path, arrived = self.created.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise BenchError(f"`assetd changes --follow` printed no created line for "
+                                 f"{path_suffix} within {timeout_s:.0f}s") from None
+            if path.endswith(path_suffix):
+                return arrived
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(30)
+        self._err.close()
+
+
+def measure_latency(daemon: Daemon, follower: Follower, root: Path, options
+                    ) -> tuple[dict, dict]:
     directory = root / LIVE_DIR / "latency"
     directory.mkdir(parents=True)
-    # The new directory is an event of its own: let it be indexed before the clock runs.
+    # The follower first prints the whole feed so far (a line per indexed file): a marker
+    # file tells when it has caught up. The new directory is an event of its own too.
+    (directory / "caught-up.dat").write_bytes(b"marker")
+    follower.wait_created("latency/caught-up.dat", 3600)
     time.sleep(max(0.5, 5 * options.settle_s))
-    latencies_ms = []
+    latencies_ms, follow_ms = [], []
     for index in range(options.latency_files):
         daemon.log.poll()
         mark = len(daemon.log.entries)
-        (directory / f"f{index:04d}.dat").write_bytes(os.urandom(4096))
+        name = f"f{index:04d}.dat"
+        (directory / name).write_bytes(os.urandom(4096))
         written = time.monotonic()
         daemon.wait(lambda m=mark: created(daemon.log.since(m, "scan.finished")) >= 1, 60,
                     f"latency file {index} committed", poll_s=0.002)
         latencies_ms.append((time.monotonic() - written) * 1000)
+        follow_ms.append((follower.wait_created("latency/" + name, 60) - written) * 1000)
         time.sleep(0.02)
-    latencies_ms.sort()
+    return _summary(latencies_ms), _summary(follow_ms)
+
+
+def _summary(values_ms: list[float]) -> dict:
+    values_ms = sorted(values_ms)
     return {
-        "files": len(latencies_ms),
-        "p50": round(statistics.median(latencies_ms), 1),
-        "p95": round(percentile(latencies_ms, 0.95), 1),
-        "max": round(latencies_ms[-1], 1),
+        "files": len(values_ms),
+        "p50": round(statistics.median(values_ms), 1),
+        "p95": round(percentile(values_ms, 0.95), 1),
+        "max": round(values_ms[-1], 1),
     }
 
 

@@ -106,6 +106,10 @@ def markdown_table(result: dict) -> str:
         add("event → committed p50 / p95", "",
             each(lambda d: f"{d['latency_ms']['p50']:.0f} / {d['latency_ms']['p95']:.0f} ms "
                            f"(settle {d['settle']})"))
+        add("event → line in `changes --follow` p50 / p95", "",
+            each(lambda d: f"{d['follow_latency_ms']['p50']:.0f} / "
+                           f"{d['follow_latency_ms']['p95']:.0f} ms"
+                 if "follow_latency_ms" in d else "not measured"))
         add("burst: last commit after last write", "",
             each(lambda d: f"{d['burst']['last_commit_after_last_write_s']:.2f} s "
                            f"({d['burst']['files']} files, {d['burst']['batches']} batches)"))
@@ -157,6 +161,10 @@ def _headline(result: dict) -> dict[str, tuple[float, str]]:
             for key in ("p50", "p95"):
                 value = daemon["latency_ms"][key]
                 rows[f"event → committed {key}, {backend}"] = (value, f"{value:.0f} ms")
+                if "follow_latency_ms" in daemon:
+                    value = daemon["follow_latency_ms"][key]
+                    rows[f"event → changes --follow {key}, {backend}"] = (
+                        value, f"{value:.0f} ms")
             value = daemon["burst"]["last_commit_after_last_write_s"]
             rows[f"burst last commit after last write, {backend}"] = (value, f"{value:.2f} s")
     for figure in FIGURE_LABELS:

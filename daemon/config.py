@@ -62,6 +62,7 @@ class DaemonConfig:
     log_level: str = "info"
     log_file: str = ""
     listen: str = ""  # "" (off), "HOST:PORT" or "unix:/abs/path.sock"
+    change_retention_s: float | None = 30 * 86400.0  # None: the change feed keeps everything
     verify_interval_s: float | None = DEFAULT_VERIFY_INTERVAL_S  # None: no scheduled verify
     verify_rate: float = DEFAULT_VERIFY_RATE  # bytes per second
 
@@ -290,7 +291,7 @@ def _parse_daemon(reader: _Reader, table: Any, base: Path) -> DaemonConfig:
     reader.only_keys(table, p, {
         "database", "host", "tick_interval", "full_rescan_interval", "hash_budget", "settle",
         "mass_missing_threshold", "log_format", "log_level", "log_file", "listen",
-        "verify_interval", "verify_rate",
+        "change_retention", "verify_interval", "verify_rate",
     })
     database = reader.get(table, p, "database", str, "") or default_database_url()
     if not database.startswith(("sqlite://", "postgresql://", "postgres://")):
@@ -323,9 +324,21 @@ def _parse_daemon(reader: _Reader, table: Any, base: Path) -> DaemonConfig:
         log_level=log_level,
         log_file=os.path.normpath(base / log_file) if log_file else "",
         listen=_parse_listen(reader, reader.get(table, p, "listen", str, ""), base),
+        change_retention_s=_parse_retention(reader, table, p),
         verify_interval_s=_parse_verify_interval(reader, table),
         verify_rate=_parse_verify_rate(reader, table),
     )
+
+
+def _parse_retention(reader: _Reader, table: dict[str, Any], p: str) -> float | None:
+    """`change_retention`: a positive duration, or "" to keep every change."""
+    if table.get("change_retention") == "":
+        return None
+    retention = reader.duration(table, p, "change_retention", 30 * 86400.0)
+    if retention <= 0:
+        raise reader.fail(p + "change_retention",
+                          'must be positive (or "" to keep every change)')
+    return retention
 
 
 def _parse_verify_interval(reader: _Reader, table: dict[str, Any]) -> float | None:

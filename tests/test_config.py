@@ -123,6 +123,9 @@ def test_defaults_and_relative_paths(tmp_path):
         (BASE + 'listen = "localhost:http"\n', "daemon.listen", '"HOST:PORT"'),
         (BASE + 'listen = "unix:"\n', "daemon.listen", "unix:/path"),
         (BASE + "listen = 9469\n", "daemon.listen", "expected string"),
+        (BASE + "change_retention = 0\n", "daemon.change_retention", "must be positive"),
+        (BASE + 'change_retention = "forever"\n', "daemon.change_retention",
+         "not a duration"),
         (BASE + 'verify_interval = "monthly"\n', "daemon.verify_interval", "not a duration"),
         (BASE + "verify_interval = 0\n", "daemon.verify_interval", '""'),
         (BASE + 'verify_rate = "50mb/s"\n', "daemon.verify_rate", "50MiB/s"),
@@ -146,6 +149,13 @@ def test_listen_forms(tmp_path):
                           ("unix:run/assetd.sock", f"unix:{tmp_path}/run/assetd.sock")]:
         path = write(tmp_path, BASE + f'listen = "{value}"\n')
         assert load_config(str(path)).daemon.listen == parsed
+
+
+def test_change_retention_forms(tmp_path):
+    for line, parsed in [("", 30 * 86400.0), ('change_retention = "90d"\n', 90 * 86400.0),
+                         ('change_retention = ""\n', None), ("change_retention = 60\n", 60.0)]:
+        path = write(tmp_path, BASE + line)
+        assert load_config(str(path)).daemon.change_retention_s == parsed
 
 
 def test_invalid_toml(tmp_path):

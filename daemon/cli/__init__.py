@@ -127,7 +127,13 @@ def add_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from daemon.cli import commands_index, commands_library, commands_meta, commands_run
+    from daemon.cli import (
+        commands_changes,
+        commands_index,
+        commands_library,
+        commands_meta,
+        commands_run,
+    )
 
     parser = argparse.ArgumentParser(
         prog="assetd",
@@ -147,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(common, hidden=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.required = True
-    for module in (commands_run, commands_index, commands_meta, commands_library):
+    for module in (commands_run, commands_index, commands_meta, commands_changes,
+                   commands_library):
         module.register(sub, common)
     return parser
 

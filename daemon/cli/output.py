@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from daemon.jsonlines import json_line
 from daemon.scan.scanner import Progress
 from daemon.units import human_bytes, human_rate, plural
-
-# JSON leaves these raw with ensure_ascii=False, but Python's str.splitlines() and other
-# readers of JSON Lines break lines on them: escaped, a line is always one object.
-_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
-
-
-def json_line(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False).translate(_LINE_BREAKS)
 
 
 def print_json(obj: Any) -> None:

@@ -1,4 +1,4 @@
-"""The opt-in HTTP endpoint (`[daemon] listen`): GET /metrics and GET /health, nothing else.
+"""The opt-in HTTP endpoint (`[daemon] listen`): GET /metrics, /health and /changes, nothing else.
 
 One thread serves one request at a time: a scrape every few seconds needs no more, and one
 thread means one read-only database connection (peewee keeps one per thread). Other methods
@@ -15,16 +15,24 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from daemon import logs
 from daemon.config import UNIX_LISTEN_PREFIX
+from daemon.jsonlines import json_line
+from daemon.store.changes import Page
 
 # A client that stops sending mid-request cannot hold the only serving thread for long.
 REQUEST_TIMEOUT_S = 10.0
 
+# /changes: at most this many changes per response (`limit` defaults to the same); a consumer
+# pages with `since` = the last id it got.
+CHANGES_MAX_LIMIT = 10_000
+
 Health = Callable[[], tuple[int, dict[str, Any]]]
+ReadChanges = Callable[[int, str | None, int], Page]  # (since, library, limit)
 
 
 class _TcpServer(HTTPServer):
@@ -47,8 +55,9 @@ class _UnixServer(HTTPServer):
 
 class HttpServer:
     def __init__(self, listen: str, registry: CollectorRegistry, health: Health,
-                 on_exit: Callable[[], None]):
-        handler = type("Handler", (_Handler,), {"registry": registry, "health": health})
+                 read_changes: ReadChanges, on_exit: Callable[[], None]):
+        handler = type("Handler", (_Handler,), {"registry": registry, "health": health,
+                                                "read_changes": read_changes})
         if listen.startswith(UNIX_LISTEN_PREFIX):
             self._unix_path = listen[len(UNIX_LISTEN_PREFIX):]
             self._server: HTTPServer = _UnixServer(self._unix_path, handler)
@@ -84,17 +93,38 @@ class HttpServer:
 class _Handler(BaseHTTPRequestHandler):
     registry: CollectorRegistry
     health: Health
+    read_changes: ReadChanges
     timeout = REQUEST_TIMEOUT_S
 
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         if path == "/metrics":
             self._send(200, CONTENT_TYPE_LATEST, generate_latest(self.registry))
         elif path == "/health":
             status, body = type(self).health()
             self._send(status, "application/json", json.dumps(body).encode() + b"\n")
+        elif path == "/changes":
+            self._changes(query)
         else:
-            self._send(404, "text/plain; charset=utf-8", b"not found: /metrics, /health\n")
+            self._send(404, "text/plain; charset=utf-8",
+                       b"not found: /metrics, /health, /changes\n")
+
+    def _changes(self, query: str) -> None:
+        """`/changes?since=ID&limit=N&library=L`: JSON Lines, as `assetd changes --json`."""
+        try:
+            params = {key: values[-1] for key, values in parse_qs(query).items()}
+            since = _bounded_int(params.get("since", "0"), "since", 0, None)
+            limit = _bounded_int(params.get("limit", str(CHANGES_MAX_LIMIT)), "limit", 1,
+                                 CHANGES_MAX_LIMIT)
+        except ValueError as exc:
+            self._send(400, "text/plain; charset=utf-8", f"{exc}\n".encode())
+            return
+        page = type(self).read_changes(since, params.get("library"), limit)
+        lines = [json_line(row.as_json()) for row in page.rows]
+        if page.reset_oldest_id is not None:
+            lines.insert(0, json_line({"kind": "reset", "oldest_id": page.reset_oldest_id}))
+        body = "".join(line + "\n" for line in lines).encode()
+        self._send(200, "application/x-ndjson", body)
 
     def __getattr__(self, name: str) -> Any:
         """Every other method (POST, PUT, DELETE, HEAD ...): 405."""
@@ -120,3 +150,14 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         logs.get_logger().debug("http.request", request=self.requestline,
                                 message=format % args)
+
+
+def _bounded_int(text: str, name: str, low: int, high: int | None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name}: not an integer: {text!r}") from None
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name}: must be at least {low}"
+                         + (f" and at most {high}" if high is not None else ""))
+    return value

@@ -54,6 +54,7 @@ from daemon.service.ticker import Ticker
 from daemon.service.watcher import WatchSet
 from daemon.service.writer import Writer
 from daemon.store import Store, redact_url
+from daemon.store import changes as feed
 
 LOOP_WAKE_S = 1.0
 # SIGTERM must end the process within 5 s; this is the writer's share of it.
@@ -331,11 +332,15 @@ class Runner:
             return
         try:
             self.http = HttpServer(listen, self.metrics.registry, self._health,
-                                   on_exit=self.store.close)
+                                   self._read_changes, on_exit=self.store.close)
         except OSError as exc:
             raise UsageError(f"daemon.listen: cannot listen on {listen}: "
                              f"{exc.strerror or exc}") from None
         self.http.start()
+
+    def _read_changes(self, since: int, library: str | None, limit: int) -> feed.Page:
+        """/changes, on the HTTP thread (its own connection: peewee keeps one per thread)."""
+        return feed.read(self.store, since, library=library, limit=limit)
 
     def _health(self) -> tuple[int, dict]:
         """/health: 200 once ready with the database reachable (offline libraries are fine)."""

@@ -6,9 +6,10 @@ tick absorbs it): the writer thread runs it, so a tick never writes concurrently
 batches, and a slow tick delays the next one instead of stacking them.
 
 A tick, in order: re-probe every library (offline ↔ online transitions, logged once), then per
-online library backfill hashing and the enrichers, then the reconcile passes, then queue the
-full scans that `full_rescan_interval` asks for, then the heartbeat. The long steps run in
-slices of `SLICE_S` with the due event batches applied in between, so a tick with a 20 s hash
+online library backfill hashing and the enrichers, then the reconcile passes, then drop the
+changes older than `change_retention` from the change feed, then queue the full scans that
+`full_rescan_interval` asks for, then the heartbeat. The long steps run in slices of
+`SLICE_S` with the due event batches applied in between, so a tick with a 20 s hash
 budget does not hold up event latency for 20 s.
 """
 
@@ -27,6 +28,7 @@ from daemon.config import LibraryConfig
 from daemon.meta.enrich import EnrichTally, enrich_libraries
 from daemon.scan.probe import probe
 from daemon.service.queue import Rescan, ScanQueue, Tick
+from daemon.store import changes as feed
 from daemon.store import queries
 
 if TYPE_CHECKING:
@@ -84,6 +86,9 @@ def run_tick(writer: Writer) -> None:
     changes = reconcile.run_passes(writer.store, config, writer.reconcile_watermark)
     for name, count in changes.items():
         writer.metrics.reconcile_changes.labels(name).inc(count)
+    retention_s = config.daemon.change_retention_s
+    if retention_s is not None:
+        feed.drop_older_than(writer.store, time.time() - retention_s)
     for library in online:
         if writer.full_scan_due(library):
             writer.queue.put(Rescan(library.name, "full_rescan_interval"))

@@ -36,6 +36,7 @@ NOTIFY_CHANNEL = "assetd_changes"
 LOCK_NAME = "assetd.changes"
 DROPPED_THROUGH_KEY = "changes.dropped_through"
 INSERT_PAGE_ROWS = 5000
+DROP_MAX_IDS = 100_000
 
 CREATED = "created"
 UPDATED = "updated"
@@ -165,17 +166,20 @@ def last_id(store: Store) -> int:
     return store.query(f"SELECT max(id) FROM {TABLE}")[0][0] or 0
 
 
-def drop_older_than(store: Store, cutoff: float) -> int:
+def drop_older_than(store: Store, cutoff: float, *, max_ids: int = DROP_MAX_IDS) -> int:
     """Retention: drop the changes recorded before `cutoff` (epoch seconds); how many.
 
     `at` grows with id (both are taken at commit, under the lock), so the cut is one id,
     found by bisecting on the primary key: a few lookups, not a scan of a month of changes,
-    and no index on `at`. Cheap when there is nothing to drop: one lookup.
+    and no index on `at`. Cheap when there is nothing to drop: one lookup. At most `max_ids`
+    ids go per call (the daemon calls it every tick): deleting a million rows at once would
+    hold the write lock for seconds.
     """
     bounds = store.query(f"SELECT min(id), max(id) FROM {TABLE}")[0]
     if bounds[0] is None or _at(store, bounds[0]) >= cutoff:
         return 0
     low, high = bounds  # at(low) < cutoff; find the last id whose at < cutoff
+    high = min(high, low + max_ids - 1)
     if _at(store, high) < cutoff:
         low = high
     while low < high:
