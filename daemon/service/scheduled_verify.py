@@ -54,7 +54,8 @@ ROWS_PER_QUERY = 200
 
 
 class ScheduledVerify:
-    """Owns the verify job and the cursors it holds between steps (this job's thread only)."""
+    """Owns the verify job. `schedule` is the main thread's; everything else runs in the
+    job, one step at a time (`max_instances=1`), so the cursors need no lock."""
 
     def __init__(self, store: Store, queue: ScanQueue, scheduler: BackgroundScheduler,
                  stop: StopFlag, config: Callable[[], Config],

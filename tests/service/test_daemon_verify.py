@@ -11,10 +11,11 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from daemon.config import empty_config
-from daemon.meta.verify_pass import VerifyCursor, setting_key
+from daemon.meta.verify import Mismatch
+from daemon.meta.verify_pass import VerifyCursor, load_cursor, setting_key
 from daemon.service.progress import StopFlag
-from daemon.service.queue import ScanQueue
-from daemon.service.scheduled_verify import VERIFY_JOB_ID, ScheduledVerify
+from daemon.service.queue import ScanQueue, VerifyProgress
+from daemon.service.scheduled_verify import VERIFY_JOB_ID, ScheduledVerify, record_progress
 from daemon.store import Store, changes
 from tests.service.conftest import DAEMON_SETTINGS, query_db, write
 from tests.service.test_daemon_http import scrape
@@ -145,3 +146,25 @@ def test_the_job_follows_verify_interval(sqlite_url):
         assert scheduler.get_job(VERIFY_JOB_ID) is None
     finally:
         store.close()
+
+
+def test_the_writer_records_mismatches_and_never_moves_a_cursor_back(store, log_capture):
+    """A step retried after a database outage can reach the writer after a newer one."""
+    rot = Mismatch("photos", b"a/rot.jpg", "xxh128:" + "0" * 32, "xxh128:" + "1" * 32)
+    newer = VerifyCursor(1000.0, 10, 100).visited(7, 10, True).visited(8, 10, False)
+    older = VerifyCursor(1000.0, 10, 100).visited(7, 10, True)
+    record_progress(store, VerifyProgress("photos", newer, (rot,)))
+    record_progress(store, VerifyProgress("photos", older, (rot,)))
+    assert load_cursor(store, "photos") == newer
+    corrupt = [row for row in changes.read(store).rows if row.kind == changes.CORRUPT]
+    assert [(row.library, row.path, row.content_hash, row.detail) for row in corrupt] == \
+        [("photos", "a/rot.jpg", rot.expected, {"actual": rot.actual})] * 2
+    warnings = log_capture.named("verify.mismatch")
+    assert [(w["log_level"], w["path"], w["actual"]) for w in warnings] == \
+        [("warning", "a/rot.jpg", rot.actual)] * 2
+
+    next_pass = VerifyCursor(2000.0, 10, 100)
+    record_progress(store, VerifyProgress("photos", next_pass, (), finished=newer))
+    assert load_cursor(store, "photos") == next_pass
+    (finished,) = log_capture.named("verify.finished")
+    assert (finished["files"], finished["mismatches"]) == (2, 1)
