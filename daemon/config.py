@@ -24,6 +24,12 @@ BUILTIN_ENRICHERS = ("mime", "image", "phash", "audio", "video")
 DEFAULT_ENRICHER_MATCH = {name: ("*",) for name in BUILTIN_ENRICHERS}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_UNITS_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# "50MB/s" is 50 * 1000**2 bytes per second (disks are sold in decimal units), "50MiB/s" is
+# 50 * 1024**2; a lowercase "b" would be bits, which no one means for a read budget.
+_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:([kKMGT])(i?))?B/s\s*$")
+_RATE_POWERS = {"k": 1, "K": 1, "M": 2, "G": 3, "T": 4}
+DEFAULT_VERIFY_INTERVAL_S = 30 * 86400.0
+DEFAULT_VERIFY_RATE = 50e6  # bytes per second: "50MB/s"
 
 
 class ConfigError(Exception):
@@ -57,6 +63,8 @@ class DaemonConfig:
     log_file: str = ""
     listen: str = ""  # "" (off), "HOST:PORT" or "unix:/abs/path.sock"
     change_retention_s: float | None = 30 * 86400.0  # None: the change feed keeps everything
+    verify_interval_s: float | None = DEFAULT_VERIFY_INTERVAL_S  # None: no scheduled verify
+    verify_rate: float = DEFAULT_VERIFY_RATE  # bytes per second
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,25 @@ def parse_duration(value: Any) -> float:
             return float(match.group(1)) * _DURATION_UNITS_S[match.group(2) or "s"]
         raise ValueError(f"not a duration: {value!r} (use seconds or e.g. '250ms', '30s', '6h')")
     raise ValueError(f"expected a duration, got {type(value).__name__}")
+
+
+def parse_rate(value: Any) -> float:
+    """Bytes per second from a number or a string like "500KB/s", "50MB/s", "50MiB/s"."""
+    if isinstance(value, bool):
+        raise ValueError("expected a rate, got a boolean")
+    if isinstance(value, int | float):
+        rate = float(value)
+    elif isinstance(value, str) and (match := _RATE_RE.match(value)):
+        number, prefix, binary = match.groups()
+        rate = float(number) * ((1024 if binary else 1000) ** _RATE_POWERS.get(prefix, 0))
+    elif isinstance(value, str):
+        raise ValueError(f"not a rate: {value!r} (use bytes per second, e.g. '50MB/s' for "
+                         "50 * 1000^2 or '50MiB/s' for 50 * 1024^2)")
+    else:
+        raise ValueError(f"expected a rate, got {type(value).__name__}")
+    if rate <= 0:
+        raise ValueError("must be positive")
+    return rate
 
 
 def default_database_url() -> str:
@@ -264,7 +291,7 @@ def _parse_daemon(reader: _Reader, table: Any, base: Path) -> DaemonConfig:
     reader.only_keys(table, p, {
         "database", "host", "tick_interval", "full_rescan_interval", "hash_budget", "settle",
         "mass_missing_threshold", "log_format", "log_level", "log_file", "listen",
-        "change_retention",
+        "change_retention", "verify_interval", "verify_rate",
     })
     database = reader.get(table, p, "database", str, "") or default_database_url()
     if not database.startswith(("sqlite://", "postgresql://", "postgres://")):
@@ -298,6 +325,8 @@ def _parse_daemon(reader: _Reader, table: Any, base: Path) -> DaemonConfig:
         log_file=os.path.normpath(base / log_file) if log_file else "",
         listen=_parse_listen(reader, reader.get(table, p, "listen", str, ""), base),
         change_retention_s=_parse_retention(reader, table, p),
+        verify_interval_s=_parse_verify_interval(reader, table),
+        verify_rate=_parse_verify_rate(reader, table),
     )
 
 
@@ -310,6 +339,24 @@ def _parse_retention(reader: _Reader, table: dict[str, Any], p: str) -> float | 
         raise reader.fail(p + "change_retention",
                           'must be positive (or "" to keep every change)')
     return retention
+
+
+def _parse_verify_interval(reader: _Reader, table: dict[str, Any]) -> float | None:
+    """A duration, or "" for no scheduled verify."""
+    if table.get("verify_interval") == "":
+        return None
+    interval_s = reader.duration(table, "daemon.", "verify_interval", DEFAULT_VERIFY_INTERVAL_S)
+    if interval_s <= 0:
+        raise reader.fail("daemon.verify_interval",
+                          'must be positive (use "" to turn the scheduled verify off)')
+    return interval_s
+
+
+def _parse_verify_rate(reader: _Reader, table: dict[str, Any]) -> float:
+    try:
+        return parse_rate(table.get("verify_rate", DEFAULT_VERIFY_RATE))
+    except ValueError as exc:
+        raise reader.fail("daemon.verify_rate", str(exc)) from None
 
 
 def _parse_listen(reader: _Reader, value: str, base: Path) -> str:

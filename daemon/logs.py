@@ -38,6 +38,7 @@ ENRICH_FINISHED = "enrich.finished"
 ENRICH_FAILED = "enrich.failed"
 ENRICHER_UNAVAILABLE = "enricher.unavailable"
 VERIFY_MISMATCH = "verify.mismatch"
+VERIFY_FINISHED = "verify.finished"
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 LEVEL_NAMES = tuple(_LEVELS)

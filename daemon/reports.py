@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from daemon.config import Config, LibraryConfig
 from daemon.errors import UsageError
 from daemon.meta.tags import TagIndex
+from daemon.meta.verify_pass import VerifyCursor, load_cursor
 from daemon.mounts import choose_watch_mode, max_user_watches
 from daemon.scan.apply import path_text
 from daemon.scan.hash import HASH_PREFIX
@@ -46,12 +47,17 @@ class LibraryStatus:
     watch: str | None = None
     watch_reason: str | None = None
     inotify_watches: int | None = None
+    verify: VerifyCursor | None = None  # the scheduled verify's pass; None before the first
 
     def as_json(self) -> dict:
         return {"name": self.name, "path": self.path, "host": self.host, "online": self.online,
                 "files": self.files, "missing": self.missing, "unhashed": self.unhashed,
                 "last_scan": self.last_scan, "watch": self.watch,
-                "watch_reason": self.watch_reason, "inotify_watches": self.inotify_watches}
+                "watch_reason": self.watch_reason, "inotify_watches": self.inotify_watches,
+                "verify": None if self.verify is None else {
+                    "pass_started_at": iso_utc(self.verify.pass_started_at),
+                    "verified": self.verify.files, "of": self.verify.of_files,
+                    "mismatches": self.verify.mismatches}}
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ def status_report(store: Store, config: Config) -> StatusReport:
             lib.name, lib.path, config.daemon.host, probed.online,
             *counts.get(row.id if row else None, (0, 0, 0)),
             iso_utc(row.last_scan_at if row else None), probed.reason,
-            *_watch_fields(lib, local),
+            *_watch_fields(lib, local), verify=load_cursor(store, lib.name),
         ))
     # Libraries of other hosts (or removed from this config): what the database last knew.
     configured = {lib.name for lib in config.libraries}
@@ -113,7 +119,7 @@ def status_report(store: Store, config: Config) -> StatusReport:
         if name not in configured:
             libraries.append(LibraryStatus(
                 name, row.root, row.host, row.online, *counts.get(row.id, (0, 0, 0)),
-                iso_utc(row.last_scan_at), row.offline_reason,
+                iso_utc(row.last_scan_at), row.offline_reason, verify=load_cursor(store, name),
             ))
     return StatusReport(redact_url(config.daemon.database), libraries, daemons,
                         max_user_watches())

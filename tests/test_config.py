@@ -7,7 +7,13 @@ import sys
 
 import pytest
 
-from daemon.config import ConfigError, find_config_path, load_config, parse_duration
+from daemon.config import (
+    ConfigError,
+    find_config_path,
+    load_config,
+    parse_duration,
+    parse_rate,
+)
 from tests.conftest import REPO_ROOT, cli_env
 
 
@@ -33,6 +39,33 @@ def test_durations(value, seconds):
 def test_bad_durations(value):
     with pytest.raises(ValueError):
         parse_duration(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "bytes_per_s"),
+    [("50MB/s", 50e6), ("500KB/s", 500e3), ("500kB/s", 500e3), ("1GB/s", 1e9),
+     ("50MiB/s", 50 * 1024 ** 2), ("1.5 GiB/s", 1.5 * 1024 ** 3), ("100B/s", 100),
+     ("2TB/s", 2e12), (1_000_000, 1e6), (2.5e6, 2.5e6)],
+)
+def test_rates(value, bytes_per_s):
+    assert parse_rate(value) == bytes_per_s
+
+
+@pytest.mark.parametrize("value", ["50mb/s", "50Mb/s", "50MB", "fast", "", "0MB/s", 0, -5,
+                                   True, [1], "-1MB/s", "50 MB/h"])
+def test_bad_rates(value):
+    with pytest.raises(ValueError):
+        parse_rate(value)
+
+
+def test_verify_keys(tmp_path):
+    daemon = load_config(str(write(tmp_path, BASE))).daemon
+    assert (daemon.verify_interval_s, daemon.verify_rate) == (30 * 86400, 50e6)
+    daemon = load_config(str(write(tmp_path, BASE + 'verify_interval = "90d"\n'
+                                   'verify_rate = "10MiB/s"\n'))).daemon
+    assert (daemon.verify_interval_s, daemon.verify_rate) == (90 * 86400, 10 * 1024 ** 2)
+    assert load_config(str(write(tmp_path, BASE + 'verify_interval = ""\n'))).daemon \
+        .verify_interval_s is None
 
 
 def test_full_example_parses(tmp_path):
@@ -93,6 +126,12 @@ def test_defaults_and_relative_paths(tmp_path):
         (BASE + "change_retention = 0\n", "daemon.change_retention", "must be positive"),
         (BASE + 'change_retention = "forever"\n', "daemon.change_retention",
          "not a duration"),
+        (BASE + 'verify_interval = "monthly"\n', "daemon.verify_interval", "not a duration"),
+        (BASE + "verify_interval = 0\n", "daemon.verify_interval", '""'),
+        (BASE + 'verify_rate = "50mb/s"\n', "daemon.verify_rate", "50MiB/s"),
+        (BASE + 'verify_rate = ""\n', "daemon.verify_rate", "not a rate"),
+        (BASE + "verify_rate = 0\n", "daemon.verify_rate", "must be positive"),
+        (BASE + "verify_rate = true\n", "daemon.verify_rate", "boolean"),
     ],
 )
 def test_errors_name_file_and_key(tmp_path, text, key, problem):

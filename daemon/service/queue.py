@@ -23,6 +23,9 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from daemon.meta.verify import Mismatch
+from daemon.meta.verify_pass import VerifyCursor
+
 DIR_AGGREGATE_PATHS = 128  # more due paths than this in one directory: scan the directory
 MAX_SCOPES = 512  # more scopes than this in one batch: merge upwards
 MIN_MAX_DELAY_S = 5.0
@@ -53,7 +56,18 @@ class Announce:
     message: str
 
 
-Job = Rescan | Tick | Reprobe | Announce
+@dataclass(frozen=True)
+class VerifyProgress:
+    """What a scheduled-verify step found (service/scheduled_verify.py), for the writer to
+    record: the mismatches as `corrupt` changes, and the library's cursor."""
+
+    library: str
+    cursor: VerifyCursor
+    mismatches: tuple[Mismatch, ...] = ()
+    finished: VerifyCursor | None = None  # the pass that ended in this step
+
+
+Job = Rescan | Tick | Reprobe | Announce | VerifyProgress
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ scans. Watches start before the scans so nothing that changes during a scan is m
 Threads: the main thread runs the loop below and owns the watches; the writer (writer.py) is
 the only one that writes to the database after startup (the main thread reads it on SIGHUP,
 to refuse another host's library); watchdog's observer threads and
-APScheduler's thread only enqueue; mounttable.py's thread only posts to the inbox when the
+APScheduler's tick job only enqueue; its verify job (scheduled_verify.py) reads files and the
+database and enqueues what it found; mounttable.py's thread only posts to the inbox when the
 kernel's mount table changes; a small thread pings systemd's watchdog while the main loop
 keeps turning. Signal handlers only post to the inbox (inbox.py); the main loop dispatches
 `handle_hup` and `handle_term`.
@@ -48,6 +49,7 @@ from daemon.service.mounttable import MountTableFollower
 from daemon.service.notify import SystemdNotifier
 from daemon.service.progress import StopFlag
 from daemon.service.queue import Announce, Reprobe, Rescan, ScanQueue
+from daemon.service.scheduled_verify import ScheduledVerify
 from daemon.service.ticker import Ticker
 from daemon.service.watcher import WatchSet
 from daemon.service.writer import Writer
@@ -128,6 +130,9 @@ class Runner:
                              self.watches.report, self.metrics)
         self.http: HttpServer | None = None
         self.ticker = Ticker(self.queue, config.daemon.tick_interval_s)
+        self.verify = ScheduledVerify(store, self.queue, self.ticker.scheduler, self.stop,
+                                      lambda: self.writer.config,
+                                      self.writer.availability.is_online)
         self.mounts = MountTableFollower(self.inbox.post)
         self.loop_alive_at = time.monotonic()
         self.started = time.monotonic()
@@ -189,6 +194,7 @@ class Runner:
             self.queue.put(Rescan(library.name, "startup"))
         self.queue.put(Announce(STARTUP_DONE))
         self.ticker.start()
+        self.verify.schedule(self.config.daemon.verify_interval_s)
         self.mounts.start()
 
     def _dispatch(self, message: Message) -> None:
@@ -264,6 +270,7 @@ class Runner:
         self.watches.poll_interval_s = new.daemon.tick_interval_s
         self.watches.skip_abs = _skip_abs(new)
         self.ticker.reschedule(new.daemon.tick_interval_s)
+        self.verify.schedule(new.daemon.verify_interval_s)
         for library in new.libraries:
             if library.name in added or library.name in changed:
                 self._watch(library)

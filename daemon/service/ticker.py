@@ -53,6 +53,11 @@ class Ticker:
         )
         self._scheduler.start()
 
+    @property
+    def scheduler(self) -> BackgroundScheduler:
+        """The daemon's one scheduler: the scheduled verify adds its own job to it."""
+        return self._scheduler
+
     def reschedule(self, interval_s: float) -> None:
         if interval_s != self._interval_s:
             self._interval_s = interval_s

@@ -30,7 +30,17 @@ from daemon.service.inbox import Announced, Message, WatchStart, WatchStop
 from daemon.service.metrics import Metrics
 from daemon.service.notify import SystemdNotifier
 from daemon.service.progress import ScanAborted, StatusProgress, StopFlag
-from daemon.service.queue import Announce, EventBatch, Job, Reprobe, Rescan, ScanQueue, Tick
+from daemon.service.queue import (
+    Announce,
+    EventBatch,
+    Job,
+    Reprobe,
+    Rescan,
+    ScanQueue,
+    Tick,
+    VerifyProgress,
+)
+from daemon.service.scheduled_verify import record_progress
 from daemon.service.ticker import run_tick
 from daemon.service.watcher import WatchReport
 from daemon.store import Store, queries, redact_url
@@ -97,6 +107,8 @@ class Writer:
                     heartbeat.set_status(self.store, self.config.daemon.host, self.pid,
                                          self.heartbeat_status())
                     self.post(Announced(work.message))
+                case VerifyProgress():
+                    record_progress(self.store, work)
                 case _:
                     assert_never(work)
             self._failures = 0
@@ -235,8 +247,10 @@ class Writer:
                       retry_in_s=backoff_s, exc_info=self.config.daemon.log_level == "debug")
         if isinstance(work, EventBatch | Rescan):
             self.queue.put(Rescan(work.library, "retry after a failure"))
-        elif isinstance(work, Announce):
-            self.queue.put(work)  # READY=1 still comes, after the scans queued before it
+        elif isinstance(work, Announce | VerifyProgress):
+            # READY=1 still comes, after the scans queued before it; a verify's mismatches
+            # are recorded once the database is back.
+            self.queue.put(work)
         self.stop.wait(backoff_s)
 
     def _database_back(self) -> None:

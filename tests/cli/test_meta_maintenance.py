@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from daemon.store import Store
+from daemon.store import Store, changes
 
 
 def test_dupes_groups_present_files_sharing_a_hash(env):
@@ -49,7 +49,19 @@ def test_verify_catches_same_size_same_mtime_corruption(env):
     assert mismatch["expected"] == stored and mismatch["actual"].startswith("xxh128:")
     assert mismatch["actual"] != stored
     assert env.files()["photos/rot.jpg"]["hash"] == stored  # never rewritten
+    (corrupt,) = corrupt_changes(env)
+    assert (corrupt.library, corrupt.path, corrupt.content_hash) == ("photos", "rot.jpg", stored)
+    assert corrupt.detail == {"actual": mismatch["actual"]}
     assert "MISMATCH photos/rot.jpg" in env.cli("verify", check=1).stdout
+    assert len(corrupt_changes(env)) == 2  # each run that finds it says so
+
+
+def corrupt_changes(env) -> list[changes.ChangeRow]:
+    store = Store(env.db_url)
+    try:
+        return [row for row in changes.read(store).rows if row.kind == changes.CORRUPT]
+    finally:
+        store.close()
 
 
 def test_verify_reports_an_offline_library(env):

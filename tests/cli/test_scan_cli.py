@@ -204,6 +204,7 @@ def test_dry_run_writes_nothing(env):
     assert dry["dry_run"] is True and dry["stats"]["created"] == 2 and dry["stats"]["hashed"] == 2
     assert env.files() == {}
     assert env.json("status")["libraries"][0]["last_scan"] is None
+    assert env.json("status")["libraries"][0]["verify"] is None  # no daemon has verified yet
     env.cli("scan")
     before = env.files()
     (root / "a").unlink()
