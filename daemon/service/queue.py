@@ -53,7 +53,12 @@ class Announce:
     message: str
 
 
-Job = Rescan | Tick | Reprobe | Announce
+@dataclass(frozen=True)
+class HeavyDone:
+    """Heavy enrichers came back from the worker processes: write their results."""
+
+
+Job = Rescan | Tick | Reprobe | Announce | HeavyDone
 
 
 @dataclass(frozen=True)

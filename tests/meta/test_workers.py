@@ -26,12 +26,14 @@ def pool():
 def test_heavy_jobs_run_in_worker_processes(pool, tmp_path):
     path = tmp_path / "a.jpg"
     path.write_bytes(jpeg_bytes(size=(64, 48)))
-    jobs = [workers.Job("image", bytes(path), "a.jpg", 30), workers.Job("phash", bytes(path),
-                                                                        "a.jpg", 30)]
-    image, phash = pool.run(jobs)
+    jobs = [workers.Job(("image",), bytes(path), "a.jpg", 30),
+            workers.Job(("phash",), bytes(path), "a.jpg", 30),
+            workers.Job(("image", "phash"), bytes(path), "a.jpg", 30)]
+    [image], [phash], both = (list(outcome.values()) for outcome in pool.run(jobs))
     assert (image["width"], image["height"]) == (64, 48)
     assert len(phash["phash"]) == 16
-    gone = pool.run([workers.Job("image", bytes(tmp_path / "gone.jpg"), "gone.jpg", 30)])
+    assert both == [image, phash]  # one decode, the same values as two
+    gone = pool.run([workers.Job(("image",), bytes(tmp_path / "gone.jpg"), "gone.jpg", 30)])
     assert isinstance(gone[0], FileNotFoundError)  # the file, not its content: retried later
 
 
@@ -39,11 +41,12 @@ HANG_SCRIPT = """
 import json, sys, time
 from daemon.meta import workers
 pool = workers.HeavyPool(workers=2)
-job = workers.Job("video", sys.argv[1].encode(), "clip.mp4", float(sys.argv[2]))
+job = workers.Job(("video",), sys.argv[1].encode(), "clip.mp4", float(sys.argv[2]))
 asked = time.monotonic()
 stop = (lambda: time.monotonic() - asked > 0.5) if sys.argv[3] == "stop" else None
 try:
     [value] = pool.run([job], stop)
+    value = value["video"]
 except workers.Interrupted as exc:
     value = {"interrupted": str(exc)}
 print(json.dumps({"value": value, "elapsed_s": time.monotonic() - asked}))
