@@ -97,7 +97,7 @@ class HeavyPool:
         self.workers = workers or max(1, min(MAX_WORKERS, os.cpu_count() or 1))
         self._lock = threading.Lock()
         self._queued: deque[tuple[Job, Done]] = deque()
-        self._running: list[_Worker] = []  # the pool thread's; `kill` takes them after a join
+        self._running: list[_Worker] = []  # changed by the pool thread only
         self._thread: threading.Thread | None = None
         self._closing = False
         self._wake_r, self._wake_w = -1, -1
@@ -137,19 +137,6 @@ class HeavyPool:
             self._closing = True
             self._wake()
         thread.join()
-        with self._lock:
-            queued, self._queued = list(self._queued), deque()
-            running, self._running = self._running, []
-            self._thread, self._closing = None, False
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-        for worker in running:
-            worker.kill()
-        for worker in running:
-            if worker.job is not None:
-                queued.insert(0, worker.take())
-        for job, done in queued:
-            done(job, Interrupted("enricher workers stopped; run again later"))
 
     # The pool thread. `_start` and `_wake` run under self._lock.
 
@@ -165,6 +152,25 @@ class HeavyPool:
             os.write(self._wake_w, b"x")
 
     def _loop(self) -> None:
+        why = "enricher workers stopped; run again later"
+        try:
+            self._serve_jobs()
+        except Exception as exc:  # cannot start a worker (no memory, no processes left)
+            why = f"enricher workers failed ({type(exc).__name__}: {exc}); run again later"
+        with self._lock:
+            queued, self._queued = list(self._queued), deque()
+            running, self._running = self._running, []
+            self._thread, self._closing = None, False
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+        for worker in running:
+            worker.kill()
+            if worker.job is not None:
+                queued.insert(0, worker.take())
+        for job, done in queued:
+            done(job, Interrupted(why))
+
+    def _serve_jobs(self) -> None:
         context = multiprocessing.get_context("forkserver")
         while True:
             with self._lock:

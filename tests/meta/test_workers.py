@@ -54,19 +54,24 @@ pool.kill()
 """
 
 
-def run_with_hanging_ffprobe(tmp_path, timeout_s: float, stop: bool) -> dict:
-    """A real process whose PATH has an `ffprobe` that never ends."""
+def run_with_fake_ffprobe(tmp_path, script: str, *args: str, ffprobe: str = SLOW_FFPROBE):
+    """`script` in a real process whose PATH has the `ffprobe` given; its JSON output."""
     (tmp_path / "bin").mkdir()
     fake = tmp_path / "bin" / "ffprobe"
-    fake.write_text(SLOW_FFPROBE)
+    fake.write_text(ffprobe)
     fake.chmod(0o755)
     (tmp_path / "clip.mp4").write_bytes(b"\x00" * 64)
     env = {**cli_env(), "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     out = subprocess.run(
-        [sys.executable, "-c", HANG_SCRIPT, str(tmp_path / "clip.mp4"), str(timeout_s),
-         "stop" if stop else "-"], env=env, cwd=REPO_ROOT, capture_output=True, text=True,
-        check=True, timeout=60).stdout
+        [sys.executable, "-c", script, str(tmp_path / "clip.mp4"), *args], env=env,
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=60).stdout
     return json.loads(out)
+
+
+def run_with_hanging_ffprobe(tmp_path, timeout_s: float, stop: bool) -> dict:
+    """A real process whose PATH has an `ffprobe` that never ends."""
+    return run_with_fake_ffprobe(tmp_path, HANG_SCRIPT, str(timeout_s),
+                                 "stop" if stop else "-")
 
 
 def test_a_file_that_hangs_costs_its_timeout_and_is_an_error(tmp_path):
@@ -77,3 +82,24 @@ def test_a_file_that_hangs_costs_its_timeout_and_is_an_error(tmp_path):
 def test_a_stop_request_ends_the_batch_and_records_nothing(tmp_path):
     ran = run_with_hanging_ffprobe(tmp_path, 30, stop=True)
     assert "stopping" in ran["value"]["interrupted"] and ran["elapsed_s"] < 10
+
+
+DEATH_SCRIPT = """
+import json, sys
+from daemon.meta import workers
+from tests.media import jpeg_bytes
+open(sys.argv[1] + ".jpg", "wb").write(jpeg_bytes())
+pool = workers.HeavyPool(workers=1)
+jobs = [workers.Job(("video",), sys.argv[1].encode(), "clip.mp4", 30),
+        workers.Job(("image",), (sys.argv[1] + ".jpg").encode(), "a.jpg", 30)]
+print(json.dumps(pool.run(jobs)))
+pool.kill()
+"""
+
+
+def test_a_worker_that_dies_fails_its_job_alone(tmp_path):
+    # the fake ffprobe kills its parent: the worker process running the video job
+    died, image = run_with_fake_ffprobe(tmp_path, DEATH_SCRIPT,
+                                        ffprobe="#!/bin/sh\nkill -9 $PPID\n")
+    assert "worker died on this file (killed by SIGKILL)" in died["video"]["error"]
+    assert image["image"]["format"] == "JPEG"  # a new worker took the next job
