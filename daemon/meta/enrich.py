@@ -356,10 +356,13 @@ class HeavyRuns:
         out = []
         for submitted, outcome in finished:
             self._jobs -= 1
+            # the bytes the workers read are still the hashed ones (one stat for the job)
+            unchanged = not isinstance(outcome, OSError) and _still_hashed_bytes(
+                submitted.path, submitted.works[0], submitted.library.follow_symlinks)
             for work in submitted.works:
                 self.in_flight.discard((work.content_hash, work.enricher.name))
-                out.append((submitted.library.name, work, _heavy_insight(submitted, work,
-                                                                         outcome)))
+                out.append((submitted.library.name, work,
+                            _heavy_insight(submitted, work, outcome, unchanged)))
         return out
 
     def tally(self, library: str) -> EnrichTally:
@@ -382,13 +385,14 @@ def write_finished(store: Store, heavy: HeavyRuns) -> int:
     return results.written
 
 
-def _heavy_insight(submitted: _Submitted, work: Work, outcome: workers.Outcome
-                   ) -> NewInsight | None:
-    if isinstance(outcome, OSError):
+def _heavy_insight(submitted: _Submitted, work: Work, outcome: workers.Outcome,
+                   unchanged: bool) -> NewInsight | None:
+    """The insight to record, or None to run again later."""
+    if isinstance(outcome, OSError):  # the file, not its content
         submitted.log.debug("enrich.skipped", path=work.path_text, enricher=work.enricher.name,
                             why=describe_os_error(outcome))
         return None
-    if not _still_hashed_bytes(submitted.path, work, submitted.library.follow_symlinks):
+    if not unchanged:
         return None
     value = outcome[work.enricher.name]
     submitted.log.debug("enrich.ran", path=work.path_text, enricher=work.enricher.name,

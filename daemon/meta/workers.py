@@ -7,7 +7,8 @@ and `done(job, outcome)` is called, on the pool's own thread, when the job ends.
 writer thread therefore never waits for a decoder (it queues the results to itself); a one-shot
 scan waits with `run`.
 
-The pool thread knows which job each worker runs and since when, so:
+The pool thread knows which job each worker runs and since when (a worker gets its next job
+while it runs one, and starts it when it sends the result back), so:
 - a job past its enricher's `timeout` (default 30 s) gets `{"error": "timed out after 30s"}`
   and only its worker is killed (a worker stuck in C code cannot be interrupted any other way);
 - a worker that dies under a job (a segfault in a decoder, the kernel's OOM killer) fails that
@@ -38,6 +39,9 @@ from daemon.meta.enrichers import run_builtins
 
 MAX_WORKERS = 2
 POLL_S = 0.2
+# A worker has its next job in its pipe when it finishes one: it does not wait for the pool
+# thread, which shares the GIL with the writer (or the scan's database writes).
+_JOBS_PER_WORKER = 2
 
 
 class Job(NamedTuple):
@@ -65,25 +69,28 @@ def failed(job: Job, error: str) -> dict[str, Any]:
 
 
 class _Worker:
+    """One worker process and the jobs sent to it, oldest (the one it is running) first."""
+
     def __init__(self, context) -> None:
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(child,), daemon=True,
                                        name="assetd-enricher")
         self.process.start()
         child.close()
-        self.job: Job | None = None
-        self.done: Done | None = None
-        self.started_s = 0.0
+        self.jobs: deque[tuple[Job, Done]] = deque()
+        self.started_s = 0.0  # when the oldest job started (or was sent, if the worker idled)
 
     def give(self, job: Job, done: Done) -> None:
-        self.job, self.done, self.started_s = job, done, time.monotonic()
+        if not self.jobs:
+            self.started_s = time.monotonic()
+        self.jobs.append((job, done))
         self.conn.send(job)
 
     def take(self) -> tuple[Job, Done]:
-        job, done = self.job, self.done
-        assert job is not None and done is not None
-        self.job = self.done = None
-        return job, done
+        """The oldest job, which has ended; the next one starts now."""
+        job_done = self.jobs.popleft()
+        self.started_s = time.monotonic()
+        return job_done
 
     def kill(self) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -165,8 +172,7 @@ class HeavyPool:
             os.close(self._wake_w)
         for worker in running:
             worker.kill()
-            if worker.job is not None:
-                queued.insert(0, worker.take())
+            queued[:0] = worker.jobs
         for job, done in queued:
             done(job, Interrupted(why))
 
@@ -177,9 +183,8 @@ class HeavyPool:
                 if self._closing:
                     return
                 self._assign(context)
-                busy = [w for w in self._running if w.job is not None]
-            timeout_s = min((w.started_s + w.job.timeout_s for w in busy if w.job),
-                            default=None)
+                busy = [w for w in self._running if w.jobs]
+            timeout_s = min((w.started_s + w.jobs[0][0].timeout_s for w in busy), default=None)
             ready = wait([self._wake_r, *(w.conn for w in busy),
                           *(w.process.sentinel for w in busy)],
                          None if timeout_s is None else max(0.0, timeout_s - time.monotonic()))
@@ -189,36 +194,38 @@ class HeavyPool:
                 self._check(worker, ready)
 
     def _assign(self, context) -> None:
-        for worker in self._running:
-            if worker.job is None and self._queued:
-                worker.give(*self._queued.popleft())
         while self._queued and len(self._running) < self.workers:
-            worker = _Worker(context)
-            self._running.append(worker)
-            worker.give(*self._queued.popleft())
+            self._running.append(_Worker(context))
+        for depth in range(1, _JOBS_PER_WORKER + 1):  # first one job each, then the second
+            for worker in self._running:
+                if len(worker.jobs) < depth and self._queued:
+                    worker.give(*self._queued.popleft())
 
     def _check(self, worker: _Worker, ready: list) -> None:
-        """Hand over a finished job; kill a worker past its job's timeout; notice a death."""
-        job = worker.job
-        assert job is not None
-        if worker.conn in ready or worker.process.sentinel in ready:
+        """Hand over finished jobs; kill a worker past its job's timeout; notice a death."""
+        while worker.jobs and worker.conn.poll():
             try:
                 outcome = worker.conn.recv()
-            except (EOFError, OSError):  # died without an answer: the job killed it
-                outcome = failed(job, _death(worker))
-                self._drop(worker)
-        elif time.monotonic() - worker.started_s >= job.timeout_s:
-            outcome = failed(job, f"timed out after {job.timeout_s:g}s")
-            self._drop(worker)
-        else:
+            except (EOFError, OSError):  # died without an answer: its job killed it
+                self._fail(worker, _death(worker))
+                return
+            job, done = worker.take()
+            done(job, outcome)
+        if not worker.jobs:
             return
-        job, done = worker.take()
-        done(job, outcome)
+        if worker.process.sentinel in ready:
+            self._fail(worker, _death(worker))
+        elif time.monotonic() - worker.started_s >= worker.jobs[0][0].timeout_s:
+            self._fail(worker, f"timed out after {worker.jobs[0][0].timeout_s:g}s")
 
-    def _drop(self, worker: _Worker) -> None:
+    def _fail(self, worker: _Worker, error: str) -> None:
+        """The running job gets `error`; the worker goes; the job queued behind it waits."""
         worker.kill()
         with self._lock:
             self._running.remove(worker)
+            job, done = worker.jobs.popleft()
+            self._queued.extendleft(reversed(worker.jobs))
+        done(job, failed(job, error))
 
 
 def _death(worker: _Worker) -> str:
