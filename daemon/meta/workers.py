@@ -5,7 +5,7 @@ built-ins run in a small pool of worker processes (one per core, at most `MAX_WO
 file at a time each. Jobs are handed over with `submit(job, done)`: the caller goes on at once
 and `done(job, outcome)` is called, on the pool's own thread, when the job ends. The daemon's
 writer thread therefore never waits for a decoder (it queues the results to itself); a one-shot
-scan waits with `run`.
+scan waits for them (`enrich.HeavyRuns`).
 
 The pool thread knows which job each worker runs and since when (a worker gets its next job
 while it runs one, and starts it when it sends the result back), so:
@@ -31,7 +31,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any, NamedTuple
 
@@ -120,23 +120,6 @@ class HeavyPool:
                 # Only when a worker has room: otherwise the pool thread takes the job when a
                 # result frees a slot, and a wake-up per job (~0.1 ms, a GIL switch) is saved.
                 self._wake()
-
-    def run(self, jobs: Sequence[Job], stop: Callable[[], bool] | None = None
-            ) -> list[Outcome]:
-        """Each job's outcome, waiting for all; a stop request kills the pool (`Interrupted`)."""
-        outcomes: list[Outcome | None] = [None] * len(jobs)
-        finished = threading.Semaphore(0)
-        for index, job in enumerate(jobs):
-            def done(_job: Job, outcome: Outcome, index: int = index) -> None:
-                outcomes[index] = outcome
-                finished.release()
-            self.submit(job, done)
-        for _ in jobs:
-            while not finished.acquire(timeout=POLL_S):
-                if stop is not None and stop():
-                    self.kill()
-                    raise Interrupted("stopping: enricher workers killed, to be run again")
-        return [outcome for outcome in outcomes if outcome is not None]
 
     def kill(self) -> None:
         """End the workers now; every job not finished gets `Interrupted`."""

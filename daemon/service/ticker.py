@@ -116,5 +116,7 @@ def _enrich_slice(writer: Writer, library: LibraryConfig, slice_s: float) -> tup
     # written as they come back, between the writer's other jobs.
     written = enrich_libraries(writer.store, writer.config, [library.name], budget_s=slice_s,
                                stop=writer.stop.is_set, heavy=writer.heavy)
-    # Nothing written well within the slice: nothing was pending.
-    return written == 0 and time.monotonic() - started < slice_s, written > 0
+    # Ended well within the slice: it went through everything pending (what is left is in
+    # the workers). Results of earlier slices may have been written on the way; they must
+    # not keep the tick polling until its budget is spent.
+    return time.monotonic() - started < slice_s, written > 0

@@ -12,6 +12,7 @@ import pytest
 from daemon.meta import workers
 from tests.conftest import REPO_ROOT, cli_env
 from tests.media import jpeg_bytes
+from tests.meta.pooled import run_jobs
 
 SLOW_FFPROBE = "#!/bin/sh\nexec sleep 30\n"
 
@@ -29,26 +30,24 @@ def test_heavy_jobs_run_in_worker_processes(pool, tmp_path):
     jobs = [workers.Job(("image",), bytes(path), "a.jpg", 30),
             workers.Job(("phash",), bytes(path), "a.jpg", 30),
             workers.Job(("image", "phash"), bytes(path), "a.jpg", 30)]
-    [image], [phash], both = (list(outcome.values()) for outcome in pool.run(jobs))
+    [image], [phash], both = (list(outcome.values()) for outcome in run_jobs(pool, jobs))
     assert (image["width"], image["height"]) == (64, 48)
     assert len(phash["phash"]) == 16
     assert both == [image, phash]  # one decode, the same values as two
-    gone = pool.run([workers.Job(("image",), bytes(tmp_path / "gone.jpg"), "gone.jpg", 30)])
+    gone = run_jobs(pool, [workers.Job(("image",), bytes(tmp_path / "gone.jpg"), "gone.jpg", 30)])
     assert isinstance(gone[0], FileNotFoundError)  # the file, not its content: retried later
 
 
 HANG_SCRIPT = """
 import json, sys, time
 from daemon.meta import workers
+from tests.meta.pooled import run_jobs
 pool = workers.HeavyPool(workers=2)
 job = workers.Job(("video",), sys.argv[1].encode(), "clip.mp4", float(sys.argv[2]))
 asked = time.monotonic()
 stop = (lambda: time.monotonic() - asked > 0.5) if sys.argv[3] == "stop" else None
-try:
-    [value] = pool.run([job], stop)
-    value = value["video"]
-except workers.Interrupted as exc:
-    value = {"interrupted": str(exc)}
+[value] = run_jobs(pool, [job], stop)
+value = {"interrupted": str(value)} if isinstance(value, workers.Interrupted) else value["video"]
 print(json.dumps({"value": value, "elapsed_s": time.monotonic() - asked}))
 pool.kill()
 """
@@ -81,18 +80,19 @@ def test_a_file_that_hangs_costs_its_timeout_and_is_an_error(tmp_path):
 
 def test_a_stop_request_ends_the_batch_and_records_nothing(tmp_path):
     ran = run_with_hanging_ffprobe(tmp_path, 30, stop=True)
-    assert "stopping" in ran["value"]["interrupted"] and ran["elapsed_s"] < 10
+    assert "stopped" in ran["value"]["interrupted"] and ran["elapsed_s"] < 10
 
 
 DEATH_SCRIPT = """
 import json, sys
 from daemon.meta import workers
 from tests.media import jpeg_bytes
+from tests.meta.pooled import run_jobs
 open(sys.argv[1] + ".jpg", "wb").write(jpeg_bytes())
 pool = workers.HeavyPool(workers=1)
 jobs = [workers.Job(("video",), sys.argv[1].encode(), "clip.mp4", 30),
         workers.Job(("image",), (sys.argv[1] + ".jpg").encode(), "a.jpg", 30)]
-print(json.dumps(pool.run(jobs)))
+print(json.dumps(run_jobs(pool, jobs)))
 pool.kill()
 """
 
