@@ -11,7 +11,7 @@ not n²; `_plan` picks `k` for the count and the distance (at 6 bits and 100,000
 hashes: 8 bands, pairs of bands, 28 radix sorts of 16-bit keys).
 
 The multi-index variant before it (3 bands, every key within 2 flipped bits looked up in a
-table of 2^21 slots: 718 random-access passes over the hashes) took 22.5 s at a million random
+table of 2^21 slots: 718 random-access passes over the hashes) took 28 s at a million random
 hashes where this takes 3.5 s (bench/similar_bench.py, 2 shared cores). Pairs become groups by
 union-find in numpy (hooking and pointer jumping), so a chain a~b~c is one group even when a
 and c are further apart.
