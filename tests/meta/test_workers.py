@@ -103,3 +103,19 @@ def test_a_worker_that_dies_fails_its_job_alone(tmp_path):
                                         ffprobe="#!/bin/sh\nkill -9 $PPID\n")
     assert "worker died on this file (killed by SIGKILL)" in died["video"]["error"]
     assert image["image"]["format"] == "JPEG"  # a new worker took the next job
+
+
+def test_a_job_past_its_timeout_kills_only_its_worker_and_the_next_job_still_runs(tmp_path):
+    # Opening a FIFO nobody writes blocks the worker for good: only a kill ends it.
+    fifo = tmp_path / "stuck.jpg"
+    os.mkfifo(fifo)
+    path = tmp_path / "a.jpg"
+    path.write_bytes(jpeg_bytes(size=(64, 48)))
+    pool = workers.HeavyPool(workers=1)  # the second job waits in the stuck worker's pipe
+    try:
+        stuck, fine = run_jobs(pool, [workers.Job(("image",), bytes(fifo), "stuck.jpg", 1),
+                                      workers.Job(("image",), bytes(path), "a.jpg", 30)])
+    finally:
+        pool.kill()
+    assert stuck == {"image": {"error": "timed out after 1s"}}
+    assert (fine["image"]["width"], fine["image"]["height"]) == (64, 48)
