@@ -13,9 +13,13 @@ No transaction is held while an enricher runs; results are written in batches.
 The media built-ins choose files by content (`meta/content.py`): for a file whose `mime` is
 still pending, `mime` runs first and its fresh value decides whether `image`, `audio` ... run.
 
-The heavy built-ins (`image`, `phash`, `video`) run in worker processes, a few files at a time,
-each with its enricher's timeout (`workers.py`): both cores, and a decoder that hangs on one
-file costs at most that timeout.
+The heavy built-ins (`image`, `phash`, `video`) run in worker processes (`workers.py`), each
+file with its enricher's timeout: both cores, and a decoder that hangs on one file costs at
+most that timeout. They are handed over without waiting (`HeavyRuns`), at most
+`_IN_FLIGHT_PER_WORKER` jobs per worker at a time: in the daemon the writer thread goes on
+applying watcher batches while they run, and writes their results when they come back; a
+one-shot scan waits for all of them before it returns. `image` and `phash` pending on one file
+are one job, one decode.
 
 A failure of the content (`{"error": ...}`) is logged as `enrich.failed` at warning, at most
 `FAILURES_LOGGED` lines per enricher per run (a one-shot scan, a daemon tick), then counted in
@@ -26,9 +30,11 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple
+from functools import partial
+from typing import Any, NamedTuple
 
 from daemon import logs
 from daemon.config import Config, EnricherConfig, LibraryConfig
@@ -51,9 +57,6 @@ from daemon.store.models import STATE_ENRICHING, STATE_NEW
 
 _CHUNK_FILES = 500
 _BATCH_INSIGHTS = 500
-# Heavy (file, enricher) jobs handed to the workers at once, per worker: a 400-JPEG test ran
-# 3.8 ms/file at 2 per worker, 3.3 at 8 (IPC and the wait for the slowest of the batch).
-_HEAVY_BATCH_PER_WORKER = 4
 FAILURES_LOGGED = 3  # per enricher per run; the rest are only counted in enrich.finished
 
 
@@ -197,7 +200,7 @@ def pending_estimate(store: Store, config: Config, library: str) -> tuple[int, i
 def enrich_library(
     store: Store, config: Config, library: LibraryConfig, *, budget_s: float | None = None,
     stop: Callable[[], bool] | None = None, on_file: Callable[[int], None] | None = None,
-    tally: EnrichTally | None = None,
+    heavy: HeavyRuns | None = None,
 ) -> int:
     """Run what is pending in one online library; returns the number of insights written.
 
@@ -205,7 +208,12 @@ def enrich_library(
     its time between libraries); what is left waits for the next call. `stop()` true ends it
     between files and interrupts a running external command (the daemon is stopping).
     `on_file(size)` is called once per file the enrichers read (the scan's progress line).
-    Without a `tally`, it logs its own `enrich.finished` summary.
+
+    The heavy built-ins go to the worker pool through `heavy`. Without one (a one-shot scan)
+    every run ends before this returns, and the library's `enrich.finished` is logged here.
+    With the daemon's, this returns when the budget is spent even though runs are still in
+    the workers: their results are written when they come back (`write_finished`), and the
+    tick logs the summaries.
     """
     row = queries.get_library(library.name)
     if row is None or not probe(library).online:
@@ -218,68 +226,205 @@ def enrich_library(
             " AND content_hash IS NOT NULL",
             [STATE_ENRICHING, STATE_NEW, row.id],
         )
-    root = os.fsencode(library.path)
-    # bound once: a lazy proxy re-binds on every call
-    log = logs.get_logger().bind(library=library.name)
-    own_tally = tally is None
-    tally = tally or EnrichTally(library.name)
-    results = _Results(store, tally)
-    heavy: list[Work] = []
+    one_shot = heavy is None
+    heavy = heavy or HeavyRuns(workers.POOL)
+    results = _Results(store, heavy)
+    submit = partial(heavy.submit, row.id, library, os.fsencode(library.path),
+                     logs.get_logger().bind(library=library.name))
+    file_works: list[Work] = []  # the heavy built-ins pending on one file, run in one job
 
     def drain() -> None:
-        """Run the heavy work waiting and write every result (between chunks, and at the end)."""
-        nonlocal heavy
-        if heavy:
-            results.add_all(heavy, _run_heavy(row.id, root, heavy, library, log, stop))
-            heavy = []
+        """Write every result back so far (between chunks: the next chunk's query sees them)."""
+        results.add_finished()
         results.flush()
         results.fresh_mime.clear()  # the next chunk reads `mime` from the database
 
+    def out_of_time() -> bool:
+        return (deadline is not None and time.monotonic() >= deadline) or (
+            stop is not None and stop())
+
     last_path = None
     for work in pending_work(store, config, row.id, before_next_chunk=drain):
-        now = time.monotonic()
-        if (deadline is not None and now >= deadline) or (stop is not None and stop()):
+        if out_of_time():
             break
-        if on_file is not None and work.rel_path != last_path:
-            on_file(work.size)
+        if work.rel_path != last_path:
+            if on_file is not None:
+                on_file(work.size)
+            submit(file_works)
+            file_works = []
         last_path = work.rel_path
         if work.waits_for_mime and not _content_applies(work, results.fresh_mime):
             continue
+        if (work.content_hash, work.enricher.name) in heavy.in_flight:
+            continue  # a copy's run is in the workers (the daemon's earlier slice)
         if work.enricher.builtin and work.enricher.name in HEAVY_BUILTINS:
-            heavy.append(work)
-            if len(heavy) >= _HEAVY_BATCH_PER_WORKER * workers.POOL.workers:
-                results.add_all(heavy, _run_heavy(row.id, root, heavy, library, log, stop))
-                heavy = []
+            file_works.append(work)
+            while heavy.full() and not out_of_time():
+                heavy.wait(_wait_s(deadline))
+                results.add_finished()
         else:
-            results.add(work, _run(row.id, root, work, library.follow_symlinks, log, stop))
+            results.add(library.name, work,
+                        _run(row.id, library, work, results.log_for(library.name), stop))
+        results.add_finished()
+        results.flush_if_due()
+    submit(file_works)
+    while one_shot and heavy.in_flight:
+        if stop is not None and stop():
+            heavy.pool.kill()  # the unfinished come back Interrupted: run again later
+        heavy.wait(workers.POLL_S)
+        results.add_finished()
         results.flush_if_due()
     drain()
-    if own_tally:
-        tally.log_summary()
+    if one_shot:
+        heavy.log_summaries()
     return results.written
+
+
+def _wait_s(deadline: float | None) -> float:
+    left_s = workers.POLL_S if deadline is None else deadline - time.monotonic()
+    return max(0.0, min(workers.POLL_S, left_s))
+
+
+# Heavy jobs in the workers at once, per worker: enough that a worker finds its next file
+# waiting (a 400-JPEG test ran 3.8 ms/file at 2 per worker, 3.3 at 8), few enough that the
+# daemon's stop or a config change finds little in flight.
+_IN_FLIGHT_PER_WORKER = 4
+
+
+class _Submitted(NamedTuple):
+    library_id: int
+    library: LibraryConfig
+    path: bytes
+    works: list[Work]
+    log: Any
+
+
+class HeavyRuns:
+    """Heavy built-ins handed to the worker pool, and the results that came back.
+
+    `submit`, `in_flight` and `take_finished` belong to one thread (the daemon's writer, or
+    the scan): a (hash, enricher) stays in `in_flight` until its result is taken, so a copy
+    of the content is not run twice meanwhile. The pool's thread only appends to the finished
+    list and calls `on_finished()` (the daemon queues a write of the results to its writer).
+    """
+
+    def __init__(self, pool: workers.HeavyPool, on_finished: Callable[[], None] | None = None):
+        self.pool = pool
+        self.in_flight: set[tuple[str, str]] = set()
+        self.max_in_flight = _IN_FLIGHT_PER_WORKER * pool.workers
+        self._jobs = 0
+        self._finished: list[tuple[_Submitted, workers.Outcome]] = []
+        self._cond = threading.Condition()
+        self._on_finished = on_finished
+        self._tallies: dict[str, EnrichTally] = {}
+
+    def full(self) -> bool:
+        return self._jobs >= self.max_in_flight
+
+    def submit(self, library_id: int, library: LibraryConfig, root: bytes, log,
+               works: list[Work]) -> None:
+        """Run the heavy built-ins pending on one file, in one job (one decode for two)."""
+        if not works:
+            return
+        path = root + b"/" + works[0].rel_path
+        if not _still_hashed_bytes(path, works[0], library.follow_symlinks):
+            return  # changed since it was hashed: the next scan re-hashes it
+        job = workers.Job(tuple(w.enricher.name for w in works), path, works[0].path_text,
+                          max(w.enricher.timeout_s for w in works))
+        self.in_flight.update((w.content_hash, w.enricher.name) for w in works)
+        self._jobs += 1
+        self.pool.submit(job, partial(self._done, _Submitted(library_id, library, path, works,
+                                                             log)))
+
+    def _done(self, submitted: _Submitted, _job: workers.Job, outcome: workers.Outcome):
+        with self._cond:
+            self._finished.append((submitted, outcome))
+            self._cond.notify_all()
+        if self._on_finished is not None:
+            self._on_finished()
+
+    def wait(self, timeout_s: float) -> None:
+        """Until a job has finished, at most `timeout_s`."""
+        with self._cond:
+            if not self._finished:
+                self._cond.wait(timeout_s)
+
+    def take_finished(self) -> list[tuple[str, Work, NewInsight | None]]:
+        """(library name, work, insight or None to retry later) of every job that ended."""
+        with self._cond:
+            finished, self._finished = self._finished, []
+        out = []
+        for submitted, outcome in finished:
+            self._jobs -= 1
+            # the bytes the workers read are still the hashed ones (one stat for the job)
+            unchanged = not isinstance(outcome, OSError) and _still_hashed_bytes(
+                submitted.path, submitted.works[0], submitted.library.follow_symlinks)
+            for work in submitted.works:
+                self.in_flight.discard((work.content_hash, work.enricher.name))
+                out.append((submitted.library.name, work,
+                            _heavy_insight(submitted, work, outcome, unchanged)))
+        return out
+
+    def tally(self, library: str) -> EnrichTally:
+        if library not in self._tallies:
+            self._tallies[library] = EnrichTally(library)
+        return self._tallies[library]
+
+    def log_summaries(self) -> None:
+        """One `enrich.finished` per library since the last call (a scan, a daemon tick)."""
+        for tally in self._tallies.values():
+            tally.log_summary()
+        self._tallies.clear()
+
+
+def write_finished(store: Store, heavy: HeavyRuns) -> int:
+    """Write the results that came back from the workers (the daemon's writer, between jobs)."""
+    results = _Results(store, heavy)
+    results.add_finished()
+    results.flush()
+    return results.written
+
+
+def _heavy_insight(submitted: _Submitted, work: Work, outcome: workers.Outcome,
+                   unchanged: bool) -> NewInsight | None:
+    """The insight to record, or None to run again later."""
+    if isinstance(outcome, OSError):  # the file, not its content
+        submitted.log.debug("enrich.skipped", path=work.path_text, enricher=work.enricher.name,
+                            why=describe_os_error(outcome))
+        return None
+    if not unchanged:
+        return None
+    value = outcome[work.enricher.name]
+    submitted.log.debug("enrich.ran", path=work.path_text, enricher=work.enricher.name,
+                        error=value.get("error") if isinstance(value, dict) else None)
+    return NewInsight(work.content_hash, submitted.library_id, work.rel_path, work.enricher.name,
+                      value, work.enricher.name, work.checksum, time.time())
 
 
 class _Results:
     """Insights waiting to be written, in batches; `mime` values the next enrichers need."""
 
-    def __init__(self, store: Store, tally: EnrichTally):
-        self.store, self.tally = store, tally
+    def __init__(self, store: Store, heavy: HeavyRuns):
+        self.store, self.heavy = store, heavy
         self.batch: list[NewInsight] = []
         self.fresh_mime: dict[str, str] = {}
         self.written = 0
         self.flushed_at = time.monotonic()
 
-    def add(self, work: Work, result: NewInsight | None) -> None:
+    def log_for(self, library: str):
+        return self.heavy.tally(library).log
+
+    def add(self, library: str, work: Work, result: NewInsight | None) -> None:
         if result is None:
             return
         self.batch.append(result)
         if work.enricher.name == MIME_KIND and work.enricher.builtin:
             self.fresh_mime[work.content_hash] = mime_text(result.value)
-        self.tally.add(work, result.value)
+        self.heavy.tally(library).add(work, result.value)
 
-    def add_all(self, works: list[Work], results: list[NewInsight | None]) -> None:
-        for work, result in zip(works, results, strict=True):
-            self.add(work, result)
+    def add_finished(self) -> None:
+        for library, work, result in self.heavy.take_finished():
+            self.add(library, work, result)
 
     def flush_if_due(self) -> None:
         # Results wait at most a second: a slow enricher still shows progress.
@@ -288,7 +433,8 @@ class _Results:
             self.flush()
 
     def flush(self) -> None:
-        record_insights(self.store, self.batch)
+        if self.batch:
+            record_insights(self.store, self.batch)
         self.written += len(self.batch)
         self.batch, self.flushed_at = [], time.monotonic()
 
@@ -303,8 +449,9 @@ class EnrichTally:
     """Per-enricher counts of one run over a library: a few `enrich.failed` lines, then one
     `enrich.finished` summary at info (per file, only `enrich.ran` at debug).
 
-    The daemon's tick enriches in quarter-second slices; it passes one tally to all of a
-    library's slices, so a tick logs one summary per library, not one per slice.
+    The daemon's tick enriches in quarter-second slices, and heavy results come back between
+    them: one tally per library (`HeavyRuns.tally`) counts them all, so a tick logs one
+    summary per library, not one per slice.
     """
 
     def __init__(self, library: str) -> None:
@@ -336,25 +483,24 @@ class EnrichTally:
 def enrich_libraries(
     store: Store, config: Config, names: list[str], budget_s: float | None = None,
     stop: Callable[[], bool] | None = None, on_file: Callable[[int], None] | None = None,
-    tally: EnrichTally | None = None,
+    heavy: HeavyRuns | None = None,
 ) -> int:
     """`scan`'s enrich step: each named library (none when `names` is empty), `budget_s` each."""
     if not names:
         return 0
     return sum(
         enrich_library(store, config, library, budget_s=budget_s, stop=stop, on_file=on_file,
-                       tally=tally)
+                       heavy=heavy)
         for library in select_libraries(config, names)
     )
 
 
 def _run(
-    library_id: int, root: bytes, work: Work, follow_symlinks: bool, log,
-    stop: Callable[[], bool] | None,
+    library_id: int, library: LibraryConfig, work: Work, log, stop: Callable[[], bool] | None,
 ) -> NewInsight | None:
     """Run one enricher on one file; the insight to record, or None to retry later."""
-    path = root + b"/" + work.rel_path
-    if not _still_hashed_bytes(path, work, follow_symlinks):
+    path = os.fsencode(library.path) + b"/" + work.rel_path
+    if not _still_hashed_bytes(path, work, library.follow_symlinks):
         return None
     try:
         value = run_enricher(work.enricher, path, work.path_text, stop)
@@ -362,42 +508,12 @@ def _run(
         log.debug("enrich.skipped", path=work.path_text, enricher=work.enricher.name,
                   why=describe_os_error(exc))
         return None
-    if not _still_hashed_bytes(path, work, follow_symlinks):
+    if not _still_hashed_bytes(path, work, library.follow_symlinks):
         return None
     log.debug("enrich.ran", path=work.path_text, enricher=work.enricher.name,
               error=value.get("error") if isinstance(value, dict) else None)
     return NewInsight(work.content_hash, library_id, work.rel_path, work.enricher.name, value,
                       work.enricher.name, work.checksum, time.time())
-
-
-def _run_heavy(
-    library_id: int, root: bytes, works: list[Work], library: LibraryConfig, log,
-    stop: Callable[[], bool] | None,
-) -> list[NewInsight | None]:
-    """Heavy built-ins in the worker processes, one timeout each; None: retry later."""
-    paths = [root + b"/" + work.rel_path for work in works]
-    ready = [_still_hashed_bytes(path, work, library.follow_symlinks)
-             for path, work in zip(paths, works, strict=True)]
-    jobs = [workers.Job(work.enricher.name, path, work.path_text, work.enricher.timeout_s)
-            for path, work, ok in zip(paths, works, ready, strict=True) if ok]
-    try:
-        values = iter(workers.POOL.run(jobs, stop))
-    except workers.Interrupted as exc:
-        log.debug("enrich.interrupted", why=str(exc))
-        return [None] * len(works)
-    out: list[NewInsight | None] = []
-    for path, work, ok in zip(paths, works, ready, strict=True):
-        value = next(values) if ok else None
-        if isinstance(value, OSError):
-            log.debug("enrich.skipped", path=work.path_text, enricher=work.enricher.name,
-                      why=describe_os_error(value))
-            value = None
-        if value is None or not _still_hashed_bytes(path, work, library.follow_symlinks):
-            out.append(None)
-            continue
-        out.append(NewInsight(work.content_hash, library_id, work.rel_path, work.enricher.name,
-                              value, work.enricher.name, work.checksum, time.time()))
-    return out
 
 
 def _still_hashed_bytes(path: bytes, work: Work, follow_symlinks: bool) -> bool:

@@ -28,6 +28,8 @@ from daemon.meta.external import run_command
 BUILTIN_VERSIONS = {"mime": 2, "image": 2, "phash": 1, "audio": 1, "video": 1}
 # Decoding pixels or starting a process: the daemon runs these after indexing, in its backfill.
 HEAVY_BUILTINS = frozenset({"image", "phash", "video"})
+# Run together on a file when both are pending: one decode serves both.
+IMAGE_AND_PHASH = frozenset({"image", "phash"})
 
 
 def enricher_checksum(enricher: EnricherConfig) -> str:
@@ -107,7 +109,7 @@ def run_builtin(
     name: str, path: bytes, path_text: str, timeout_s: float,
     stop: Callable[[], bool] | None = None,
 ) -> Any:
-    """A built-in's value; module-level and picklable, so a worker process can run it."""
+    """A built-in's value (see `run_enricher`)."""
     # numpy, Pillow and mutagen are imported on first use: every CLI command imports this
     # module (the lifecycle pass needs the checksums), and numpy alone costs ~0.1-0.3 s.
     from daemon.meta import audio, image, phash
@@ -123,3 +125,16 @@ def run_builtin(
     if name == "video":
         return video.describe(path, timeout_s, stop)
     raise ValueError(f"no built-in enricher {name!r}")
+
+
+def run_builtins(names: tuple[str, ...], path: bytes, path_text: str, timeout_s: float
+                 ) -> dict[str, Any]:
+    """Several built-ins on one file, {name: value}; module-level, for a worker process.
+
+    `image` and `phash` together decode the picture once (`phash.describe_with_image`).
+    """
+    if set(names) == IMAGE_AND_PHASH:
+        from daemon.meta import phash
+
+        return phash.describe_with_image(path)
+    return {name: run_builtin(name, path, path_text, timeout_s) for name in names}

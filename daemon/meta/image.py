@@ -39,12 +39,18 @@ def describe(path: bytes) -> dict[str, Any]:
     except OSError as exc:
         if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
             raise  # the file, not its content: the runner retries later
-        return {"error": _message(exc, path)}
+        return {"error": message(exc, path)}
+
+
+def header_fields(image: ImageFile.ImageFile) -> dict[str, Any]:
+    """Format, size and EXIF: what the header says, before any decode."""
+    info: dict[str, Any] = {"format": image.format, "width": image.width, "height": image.height}
+    info.update(exif_fields(image))
+    return info
 
 
 def _describe_open(image: ImageFile.ImageFile) -> dict[str, Any]:
-    info: dict[str, Any] = {"format": image.format, "width": image.width, "height": image.height}
-    info.update(exif_fields(image))
+    info = header_fields(image)
     error = decode_check(image)
     if error is not None:
         info["error"] = error
@@ -71,7 +77,7 @@ def decode_check(image: ImageFile.ImageFile) -> str | None:
     return None
 
 
-def _message(exc: BaseException, path: bytes) -> str:
+def message(exc: BaseException, path: bytes) -> str:
     # The insight belongs to the content, not to the path Pillow happened to be given.
     return f"{type(exc).__name__}: {str(exc).replace(f' {path!r}', '')}"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 from daemon.meta import image as image_enricher
 from daemon.meta import pillow_open
@@ -35,19 +35,47 @@ _DCT = _dct_matrix(_RESIZED)
 
 
 def describe(path: bytes) -> dict[str, Any]:
-    with open(path, "rb") as f:
-        image = pillow_open.identify(f)
-        if image is None:
-            return {"error": "UnidentifiedImageError: cannot identify image file"}
-        with image:
-            image.draft("L", (_DRAFT_SIDE, _DRAFT_SIDE))
-            error = image_enricher.decode_check(image)
-            if error is not None:
-                return {"error": error}
-            try:
-                return {"phash": phash_hex(image)}
-            except Exception as exc:  # an odd mode Pillow cannot convert
-                return {"error": f"{type(exc).__name__}: {exc}"}
+    return describe_with_image(path, with_image=False)["phash"]
+
+
+def describe_with_image(path: bytes, *, with_image: bool = True) -> dict[str, Any]:
+    """{"image": ..., "phash": ...} from one decode of the file (`{"phash": ...}` alone).
+
+    The decode is phash's (grey, reduced to >= 128 px where the format allows): it reads the
+    whole stream as `image`'s own check does, so a truncated file fails it the same way, and
+    it costs one decode where the two enrichers apart cost two (see docs/metadata.md).
+    """
+    try:
+        with open(path, "rb") as f:
+            image = pillow_open.identify(f)
+            if image is None:
+                error = {"error": "UnidentifiedImageError: cannot identify image file"}
+                return {"image": error, "phash": error} if with_image else {"phash": error}
+            with image:
+                return _describe_open(image, with_image)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+            raise  # the file, not its content: the runner retries later
+        error = {"error": image_enricher.message(exc, path)}
+        return {"image": error, "phash": error} if with_image else {"phash": error}
+
+
+def _describe_open(image: ImageFile.ImageFile, with_image: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if with_image:  # the header's size and EXIF, before `draft` reduces the size
+        out["image"] = image_enricher.header_fields(image)
+    image.draft("L", (_DRAFT_SIDE, _DRAFT_SIDE))
+    error = image_enricher.decode_check(image)
+    if error is not None:
+        out["phash"] = {"error": error}
+        if with_image:
+            out["image"]["error"] = error
+        return out
+    try:
+        out["phash"] = {"phash": phash_hex(image)}
+    except Exception as exc:  # an odd mode Pillow cannot convert
+        out["phash"] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
 
 
 def phash_hex(image: Image.Image) -> str:

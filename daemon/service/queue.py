@@ -67,7 +67,12 @@ class VerifyProgress:
     finished: VerifyCursor | None = None  # the pass that ended in this step
 
 
-Job = Rescan | Tick | Reprobe | Announce | VerifyProgress
+@dataclass(frozen=True)
+class HeavyDone:
+    """Heavy enrichers came back from the worker processes: write their results."""
+
+
+Job = Rescan | Tick | Reprobe | Announce | VerifyProgress | HeavyDone
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from daemon import reconcile
 from daemon.config import LibraryConfig
-from daemon.meta.enrich import EnrichTally, enrich_libraries
+from daemon.meta.enrich import enrich_libraries
 from daemon.scan.probe import probe
 from daemon.service.queue import Rescan, ScanQueue, Tick
 from daemon.store import changes as feed
@@ -79,9 +79,8 @@ def run_tick(writer: Writer) -> None:
         if row is None:  # never scanned yet: its startup scan is still queued
             continue
         _in_slices(writer, budget_s, partial(_backfill_slice, writer, library, row.id))
-        tally = EnrichTally(library.name)  # one enrich.finished per library per tick
-        _in_slices(writer, budget_s, partial(_enrich_slice, writer, library, tally))
-        tally.log_summary()
+        _in_slices(writer, budget_s, partial(_enrich_slice, writer, library))
+    writer.heavy.log_summaries()  # one enrich.finished per library per tick
     # logs reconcile.finished itself
     changes = reconcile.run_passes(writer.store, config, writer.reconcile_watermark)
     for name, count in changes.items():
@@ -121,10 +120,13 @@ def _backfill_slice(writer: Writer, library: LibraryConfig, library_id: int,
     return result.exhausted, result.exhausted or result.hashed + result.deferred + result.errors > 0
 
 
-def _enrich_slice(writer: Writer, library: LibraryConfig, tally: EnrichTally,
-                  slice_s: float) -> tuple[bool, bool]:
+def _enrich_slice(writer: Writer, library: LibraryConfig, slice_s: float) -> tuple[bool, bool]:
     started = time.monotonic()
+    # The heavy enrichers are handed to the workers, not waited for: their results are
+    # written as they come back, between the writer's other jobs.
     written = enrich_libraries(writer.store, writer.config, [library.name], budget_s=slice_s,
-                               stop=writer.stop.is_set, tally=tally)
-    # Nothing written well within the slice: nothing was pending.
-    return written == 0 and time.monotonic() - started < slice_s, written > 0
+                               stop=writer.stop.is_set, heavy=writer.heavy)
+    # Ended well within the slice: it went through everything pending (what is left is in
+    # the workers). Results of earlier slices may have been written on the way; they must
+    # not keep the tick polling until its budget is spent.
+    return time.monotonic() - started < slice_s, written > 0

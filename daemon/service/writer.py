@@ -20,6 +20,8 @@ from peewee import InterfaceError, OperationalError
 from daemon import logs
 from daemon.config import Config, LibraryConfig
 from daemon.errors import database_error_text
+from daemon.meta import workers
+from daemon.meta.enrich import HeavyRuns, write_finished
 from daemon.reconcile import Watermark
 from daemon.scan.backfill import Backfill
 from daemon.scan.probe import Probe, probe
@@ -33,6 +35,7 @@ from daemon.service.progress import ScanAborted, StatusProgress, StopFlag
 from daemon.service.queue import (
     Announce,
     EventBatch,
+    HeavyDone,
     Job,
     Reprobe,
     Rescan,
@@ -65,6 +68,9 @@ class Writer:
         self.last_tick_s: float | None = None  # Unix time; read by the metrics scrape
         self.availability = Availability()
         self.backfill = Backfill(store)
+        # The heavy enrichers run in the worker processes while this thread goes on; each
+        # that comes back queues a HeavyDone, and this thread writes the results.
+        self.heavy = HeavyRuns(workers.POOL, on_finished=lambda: queue.put(HeavyDone()))
         self.reconcile_watermark = Watermark()  # each tick's passes look at what is new
         self.pid = os.getpid()
         self._last_full_scan: dict[str, float] = {}
@@ -101,6 +107,8 @@ class Writer:
                     run_tick(self)
                 case Reprobe():
                     self.reprobe()
+                case HeavyDone():
+                    write_finished(self.store, self.heavy)
                 case Announce():
                     # `assetd status` shows the daemon's state from the first moment it is
                     # ready, not only after its first tick.
