@@ -7,7 +7,7 @@ import sys
 import time
 
 from daemon.scan.walk import to_signed64
-from daemon.store import Store, redact_url, sqlite_path
+from daemon.store import Store, changes, redact_url, sqlite_path
 from daemon.store.migrations import SCHEMA_VERSION, current_version
 from daemon.store.models import File, Library, SchemaVersion
 from tests.conftest import REPO_ROOT, cli_env, write_tree
@@ -165,3 +165,19 @@ def test_bulk_insert_and_update_with_nulls_on_both_backends(store):
 def test_question_marks_and_percents_inside_literals_stay_literal(store):
     assert store.query("SELECT 'a?b%c', ?", [5]) == [("a?b%c", 5)]
     assert store.query("SELECT 'it''s ?', ? || '%'", ["x"]) == [("it's ?", "x%")]
+
+
+def test_change_rows_round_trip_through_the_bulk_insert(store):
+    """On PostgreSQL the change feed is written with COPY: every character and NULL survive."""
+    odd = "tab\tnew\nline\\back\rslash \\N é ?%"
+    recorded = [changes.Change(changes.CREATED, "lib", f"f{i}", None if i % 2 else f"h{i}")
+                for i in range(3000)]
+    recorded.append(changes.Change(changes.MOVED, odd, odd, odd, {"old_path": odd}))
+    recorded.append(changes.Change(changes.LIBRARY_OFFLINE, None))
+    with store.write_tx():
+        store.record_changes(recorded)
+    rows = [row for page in changes.iter_all(store) for row in page.rows]
+    assert [(r.kind, r.library, r.path, r.content_hash, r.detail) for r in rows] == [
+        (c.kind, c.library, c.path, c.content_hash, c.detail) for c in recorded]
+    assert [r.id for r in rows] == sorted(r.id for r in rows)
+    assert isinstance(rows[0].at, float) and rows[0].host == store.host
