@@ -105,7 +105,9 @@ def _open(url: str, *, create: bool) -> Database:
     # UPDATE over a fresh library's files always is: 1.2 s of compiling (inlining and
     # optimizing 178 functions) to run a 2.9 s statement at 100k files, on every scan.
     # assetd's statements are short index look-ups or one pass over a table: never worth it.
-    options["options"] = " ".join(filter(None, [options.get("options"), PG_SESSION_OPTIONS]))
+    # libpq reads PGOPTIONS only when the connection gives no `options`: keep it too.
+    given = options.get("options", os.environ.get("PGOPTIONS"))
+    options["options"] = " ".join(filter(None, [given, PG_SESSION_OPTIONS]))
     return PostgresqlDatabase(
         dbname,
         user=unquote(parts.username) if parts.username else None,

@@ -10,7 +10,7 @@ from daemon.scan.walk import to_signed64
 from daemon.store import Store, changes, redact_url, sqlite_path
 from daemon.store.migrations import SCHEMA_VERSION, current_version
 from daemon.store.models import File, Library, SchemaVersion
-from tests.conftest import REPO_ROOT, cli_env, write_tree
+from tests.conftest import REPO_ROOT, cli_env, new_pg_schema_url, write_tree
 
 
 def test_sqlite_url_forms():
@@ -181,3 +181,18 @@ def test_change_rows_round_trip_through_the_bulk_insert(store):
         (c.kind, c.library, c.path, c.content_hash, c.detail) for c in recorded]
     assert [r.id for r in rows] == sorted(r.id for r in rows)
     assert isinstance(rows[0].at, float) and rows[0].host == store.host
+
+
+def test_postgresql_sessions_run_without_jit_and_keep_the_users_options(
+        pg_database, monkeypatch):
+    url = new_pg_schema_url(pg_database)
+    monkeypatch.setenv("PGOPTIONS", "-c work_mem=5MB")
+    with_url_options = Store(url)  # the URL's options win over PGOPTIONS, as in libpq
+    [(jit, work_mem, schema)] = with_url_options.query(
+        "SELECT current_setting('jit'), current_setting('work_mem'), current_schema()")
+    assert (jit, schema) == ("off", url.rsplit("%3D")[1]) and work_mem != "5MB"
+    with_url_options.close()
+    from_environment = Store(url.split("?")[0])
+    assert from_environment.query("SELECT current_setting('jit'),"
+                                  " current_setting('work_mem')") == [("off", "5MB")]
+    from_environment.close()
