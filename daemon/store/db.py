@@ -105,9 +105,10 @@ def _open(url: str, *, create: bool) -> Database:
     # UPDATE over a fresh library's files always is: 1.2 s of compiling (inlining and
     # optimizing 178 functions) to run a 2.9 s statement at 100k files, on every scan.
     # assetd's statements are short index look-ups or one pass over a table: never worth it.
-    # libpq reads PGOPTIONS only when the connection gives no `options`: keep it too.
+    # libpq reads PGOPTIONS only when the connection gives no `options`: keep it too, after
+    # ours, so that a user's own `-c jit=on` still wins.
     given = options.get("options", os.environ.get("PGOPTIONS"))
-    options["options"] = " ".join(filter(None, [given, PG_SESSION_OPTIONS]))
+    options["options"] = " ".join(filter(None, [PG_SESSION_OPTIONS, given]))
     return PostgresqlDatabase(
         dbname,
         user=unquote(parts.username) if parts.username else None,

@@ -196,3 +196,7 @@ def test_postgresql_sessions_run_without_jit_and_keep_the_users_options(
     assert from_environment.query("SELECT current_setting('jit'),"
                                   " current_setting('work_mem')") == [("off", "5MB")]
     from_environment.close()
+    monkeypatch.setenv("PGOPTIONS", "-c jit=on")
+    jit_wanted = Store(url.split("?")[0])
+    assert jit_wanted.query("SELECT current_setting('jit')") == [("on",)]
+    jit_wanted.close()
