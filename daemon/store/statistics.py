@@ -22,6 +22,8 @@ import re
 import threading
 from typing import TYPE_CHECKING
 
+from peewee import DatabaseError
+
 if TYPE_CHECKING:
     from daemon.store.db import Store
 
@@ -48,7 +50,8 @@ class Statistics:
         self._rows_at_analyze: dict[str, float] = {}
 
     def committed(self, written: dict[str, int]) -> list[str]:
-        """Count a committed transaction's rows; ANALYZE the tables that are due. Returns them."""
+        """Count a committed transaction's rows; ANALYZE the tables that are due; the tables
+        analyzed."""
         with self._lock:
             candidates = []
             for table, rows in written.items():
@@ -57,12 +60,19 @@ class Statistics:
                     candidates.append(table)
         due = [table for table in candidates
                if self._written[table] >= max(MIN_ROWS, self._rows_at(table))]
+        analyzed = []
         for table in due:
+            try:
+                self.store.execute(f"ANALYZE {table}")
+                self._rows_at_analyze[table] = self._reltuples(table)
+            except DatabaseError:
+                # The transaction has committed: its caller must not see an error. The
+                # rows stay counted, and the next commit tries again.
+                continue
             with self._lock:
                 self._written[table] = 0
-            self.store.execute(f"ANALYZE {table}")
-            self._rows_at_analyze[table] = self._reltuples(table)
-        return due
+            analyzed.append(table)
+        return analyzed
 
     def _rows_at(self, table: str) -> float:
         if table not in self._rows_at_analyze:

@@ -5,6 +5,7 @@ PostgreSQL only: SQLite plans without statistics, and its store keeps none.
 
 from __future__ import annotations
 
+import psycopg2
 import pytest
 
 from daemon.store import Store, statistics
@@ -76,3 +77,27 @@ def test_writes_outside_a_transaction_are_counted_as_they_commit(pg_store):
         " SELECT ?, ?, 't' || n, 0 FROM generate_series(1, 120) AS n", [library.id, b"a"])
     assert Tag.select().count() == 120
     assert _analyzed_rows(pg_store, "tag") == 120
+
+
+def test_an_analyze_that_fails_leaves_the_commit_alone_and_is_tried_again(
+        pg_database, monkeypatch):
+    monkeypatch.setattr(statistics, "MIN_ROWS", 100)
+    url = new_pg_schema_url(pg_database) + "%20-c%20lock_timeout%3D200"
+    store = Store(url)
+    library = Library.create(name="lib", root="/r", host="h", created_at=0.0)
+    blocker = psycopg2.connect(url)
+    with blocker.cursor() as cursor:  # holds the lock ANALYZE needs, until it rolls back
+        cursor.execute("LOCK TABLE tag IN SHARE UPDATE EXCLUSIVE MODE")
+    try:
+        with store.write_tx():
+            store.execute("INSERT INTO tag (library_id, rel_path, tag, created_at) SELECT ?, ?,"
+                          " 't' || n, 0 FROM generate_series(1, 120) AS n", [library.id, b"a"])
+        assert Tag.select().count() == 120
+        assert _analyzed_rows(store, "tag") == -1
+    finally:
+        blocker.rollback()
+        blocker.close()
+    with store.write_tx():  # one more row: the 120 still count
+        store.execute("UPDATE tag SET created_at = 1 WHERE tag = ?", ["t1"])
+    assert _analyzed_rows(store, "tag") == 120
+    store.close()
