@@ -41,7 +41,7 @@ from daemon.store.statistics import TRACKED, Statistics, written_table
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 PG_PAGE_ROWS = 1000  # rows per round trip of a bulk statement on PostgreSQL
-PG_SESSION_OPTIONS = "-c jit=off"  # see _open
+PG_SESSION_OPTIONS = "-c jit=off -c max_parallel_workers_per_gather=0 -c work_mem=64MB"  # _open
 
 
 class DatabaseUrlError(ValueError):
@@ -105,6 +105,9 @@ def _open(url: str, *, create: bool) -> Database:
     # UPDATE over a fresh library's files always is: 1.2 s of compiling (inlining and
     # optimizing 178 functions) to run a 2.9 s statement at 100k files, on every scan.
     # assetd's statements are short index look-ups or one pass over a table: never worth it.
+    # No parallel workers: each rebuilt the whole GROUP BY of `dupes` (3x the CPU on two
+    # cores); and room for that GROUP BY's hash at 100k files (4 MB spilled it to disk):
+    # dupes' query 244 -> 141 ms.
     # libpq reads PGOPTIONS only when the connection gives no `options`: keep it too, after
     # ours, so that a user's own `-c jit=on` still wins.
     given = options.get("options", os.environ.get("PGOPTIONS"))
