@@ -22,7 +22,7 @@ import re
 import threading
 from typing import TYPE_CHECKING
 
-from peewee import DatabaseError
+from peewee import DatabaseError, InterfaceError
 
 if TYPE_CHECKING:
     from daemon.store.db import Store
@@ -65,8 +65,9 @@ class Statistics:
             try:
                 self.store.execute(f"ANALYZE {table}")
                 self._rows_at_analyze[table] = self._reltuples(table)
-            except DatabaseError:
-                # The transaction has committed: its caller must not see an error. The
+            except (DatabaseError, InterfaceError):
+                # The transaction has committed (a lock timeout, a connection lost since):
+                # its caller must not see an error. The
                 # rows stay counted, and the next commit tries again.
                 continue
             with self._lock:
