@@ -67,8 +67,8 @@ class Statistics:
                 self._rows_at_analyze[table] = self._reltuples(table)
             except (DatabaseError, InterfaceError):
                 # The transaction has committed (a lock timeout, a connection lost since):
-                # its caller must not see an error. The
-                # rows stay counted, and the next commit tries again.
+                # its caller must not see an error. The rows stay counted, and the next
+                # commit tries again.
                 continue
             with self._lock:
                 self._written[table] = 0
