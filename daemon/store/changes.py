@@ -53,7 +53,7 @@ LIBRARY_ONLINE = "library_online"
 KINDS = (CREATED, UPDATED, MOVED, MISSING, RESTORED, PRUNED, TAGGED, UNTAGGED, INSIGHT,
          CORRUPT, LIBRARY_OFFLINE, LIBRARY_ONLINE)
 
-_COLUMNS = "at, host, library, kind, path, hash, detail"
+_COLUMNS = ("at", "host", "library", "kind", "path", "hash", "detail")
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ import sys
 import time
 
 from daemon.scan.walk import to_signed64
-from daemon.store import Store, redact_url, sqlite_path
+from daemon.store import Store, changes, redact_url, sqlite_path
 from daemon.store.migrations import SCHEMA_VERSION, current_version
 from daemon.store.models import File, Library, SchemaVersion
-from tests.conftest import REPO_ROOT, cli_env, write_tree
+from tests.conftest import REPO_ROOT, cli_env, new_pg_schema_url, write_tree
 
 
 def test_sqlite_url_forms():
@@ -165,3 +165,38 @@ def test_bulk_insert_and_update_with_nulls_on_both_backends(store):
 def test_question_marks_and_percents_inside_literals_stay_literal(store):
     assert store.query("SELECT 'a?b%c', ?", [5]) == [("a?b%c", 5)]
     assert store.query("SELECT 'it''s ?', ? || '%'", ["x"]) == [("it's ?", "x%")]
+
+
+def test_change_rows_round_trip_through_the_bulk_insert(store):
+    """On PostgreSQL the change feed is written with COPY: every character and NULL survive."""
+    odd = "tab\tnew\nline\\back\rslash \\N é ?%"
+    recorded = [changes.Change(changes.CREATED, "lib", f"f{i}", None if i % 2 else f"h{i}")
+                for i in range(3000)]
+    recorded.append(changes.Change(changes.MOVED, odd, odd, odd, {"old_path": odd}))
+    recorded.append(changes.Change(changes.LIBRARY_OFFLINE, None))
+    with store.write_tx():
+        store.record_changes(recorded)
+    rows = [row for page in changes.iter_all(store) for row in page.rows]
+    assert [(r.kind, r.library, r.path, r.content_hash, r.detail) for r in rows] == [
+        (c.kind, c.library, c.path, c.content_hash, c.detail) for c in recorded]
+    assert [r.id for r in rows] == sorted(r.id for r in rows)
+    assert isinstance(rows[0].at, float) and rows[0].host == store.host
+
+
+def test_postgresql_sessions_run_without_jit_and_keep_the_users_options(
+        pg_database, monkeypatch):
+    url = new_pg_schema_url(pg_database)
+    monkeypatch.setenv("PGOPTIONS", "-c work_mem=5MB")
+    with_url_options = Store(url)  # the URL's options win over PGOPTIONS, as in libpq
+    [(jit, work_mem, schema)] = with_url_options.query(
+        "SELECT current_setting('jit'), current_setting('work_mem'), current_schema()")
+    assert (jit, schema) == ("off", url.rsplit("%3D")[1]) and work_mem != "5MB"
+    with_url_options.close()
+    from_environment = Store(url.split("?")[0])
+    assert from_environment.query("SELECT current_setting('jit'),"
+                                  " current_setting('work_mem')") == [("off", "5MB")]
+    from_environment.close()
+    monkeypatch.setenv("PGOPTIONS", "-c jit=on")
+    jit_wanted = Store(url.split("?")[0])
+    assert jit_wanted.query("SELECT current_setting('jit')") == [("on",)]
+    jit_wanted.close()
