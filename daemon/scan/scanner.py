@@ -29,7 +29,7 @@ from daemon.scan.plan import (
 )
 from daemon.scan.probe import probe
 from daemon.scan.sniffed import SniffedInsights
-from daemon.scan.walk import DiskEntry, WalkResult, walk_sorted
+from daemon.scan.walk import DiskEntry, WalkResult, walk_runs
 from daemon.store import Store, queries, sqlite_path
 from daemon.units import iso_utc
 
@@ -226,9 +226,9 @@ class _ScanRun:
         pending = None
         for index, scope in enumerate(self.scopes):
             self.scope_index = index
-            disk = walk_sorted(root, scope, self.walked, matcher=matcher,
-                               follow_symlinks=self.library.follow_symlinks, skip_abs=skip)
-            db = queries.iter_files(self.store, self.row.id, scope) if self.row else ()
+            disk = walk_runs(root, scope, self.walked, matcher=matcher,
+                             follow_symlinks=self.library.follow_symlinks, skip_abs=skip)
+            db = queries.key_pages(self.store, self.row.id, scope) if self.row else ()
             for part in stream.consume(disk, db, max_files=PART_FILES, max_bytes=PART_BYTES):
                 submitted = self._submit(part)
                 if pending is not None:
