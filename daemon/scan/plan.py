@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import NamedTuple
 
 from daemon.scan.walk import DiskEntry
@@ -72,6 +73,9 @@ class Plan:
                     if row.content_hash is None or not same_stat(row, e)]
         entries += [_as_entry(row) for row in self.unchanged if row.content_hash is None]
         return entries
+
+
+_as_disk_entry = partial(tuple.__new__, DiskEntry)
 
 
 def _as_entry(row: DbRow) -> DiskEntry:
@@ -291,7 +295,8 @@ class PlanStream:
     ) -> Iterator[Plan]:
         """`add` every pair of the merged streams; yields each part as it fills.
 
-        `runs` are the walk's (`walk.walk_runs`), `pages` the database's keys. A run whose
+        `runs` are the walk's (`walk.walk_runs`; plain tuples in DiskEntry's order will do),
+        `pages` the database's keys. A run whose
         entries equal the next keys (`row_key`) is unchanged as a whole: one list comparison
         in C instead of a merge step per file, which is nearly all of a no-change rescan.
         Anything else is merged file by file. `position` is the last path added.
@@ -304,9 +309,9 @@ class PlanStream:
                 self.discovered += n
                 self.present_rows += n
                 self.unchanged += n
-                self.position = run[-1].rel_path
+                self.position = run[-1][0]
                 continue
-            for entry in run:
+            for entry in map(_as_disk_entry, run):
                 rel_path = entry.rel_path
                 while (next_path := rows.peek()) is not None and next_path < rel_path:
                     self.position = next_path
