@@ -4,7 +4,8 @@ A no-change rescan of a million files is two streams compared: the walk (a `scan
 `lstat` per file, and a Python object per stat: ~3 s) and the database's keys (~1 s). In one
 process they take turns; here a forked child walks (`walk.walk_runs`, unchanged) and sends each
 run down a pipe as `marshal` data (plain tuples: ~0.3 µs a file to load, against ~3 µs to walk),
-while the parent reads the database. The pipe's buffer bounds how far the child runs ahead.
+while the parent reads the database. The pipe (1 MiB where the system allows) bounds how far
+the child runs ahead.
 
 What the walk records in its `WalkResult` (unreadable directories, errors, special files) is
 sent before the next run, in the order the walk found it: the scan relies on an unreadable
@@ -17,6 +18,8 @@ has threads, walks in its own process. The child never touches the database and 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import marshal
 import os
 import signal
@@ -48,6 +51,8 @@ def walk_runs_forked(
     """`walk_runs`, walked by a child process; runs come as plain tuples in DiskEntry's
     field order (compare them as they are; `DiskEntry._make` one to use its names)."""
     read_fd, write_fd = os.pipe()
+    with contextlib.suppress(OSError):  # a bigger pipe where the system allows it
+        fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_BUFFER)
     pid = os.fork()
     if pid == 0:  # the child
         os.close(read_fd)
@@ -109,4 +114,7 @@ def _walk_to(fd: int, runs: Iterator[list[DiskEntry]], result: WalkResult) -> No
         for run in runs:
             send_recorded()
             send(_RUN, list(map(tuple, run)))  # marshal knows tuples, not namedtuples
+            # Each run goes now: a child that filled its buffer first would sit blocked on
+            # the pipe while the parent worked through it, instead of walking meanwhile.
+            pipe.flush()
         send_recorded()
