@@ -100,6 +100,7 @@ def walk_runs(
     matcher: ExcludeMatcher | None = None,
     follow_symlinks: bool = False,
     skip_abs: frozenset[bytes] = frozenset(),
+    half: int | None = None,
 ) -> Iterator[list[DiskEntry]]:
     """Regular files under `root/scope` (b"" = the whole root; it may name a file) in the
     byte order of their rel_path: the order the database index returns rows in, so a scan
@@ -109,6 +110,8 @@ def walk_runs(
 
     Unreadable directories, errors and skipped special files are recorded in `result` (its
     `entries` stay empty) as the walk reaches them, i.e. before any path that sorts after them.
+    `half` (0 or 1) walks only that half of the scope directory's items (its runs of files and
+    its subdirectories, in order): two walkers, one per core (walkproc.py).
     """
     matcher = matcher or ExcludeMatcher(())
     if scope:
@@ -124,12 +127,12 @@ def walk_runs(
             result.errors.append((scope, describe_os_error(exc)))
             return
         if stat.S_ISREG(st.st_mode):
-            if start not in skip_abs:
+            if start not in skip_abs and not half:
                 yield [entry_from_stat(scope, st)]
             return
         if not stat.S_ISDIR(st.st_mode):
             return
-    yield from _walk_tree(root, scope, matcher, follow_symlinks, skip_abs, result)
+    yield from _walk_tree(root, scope, matcher, follow_symlinks, skip_abs, result, half)
 
 
 def _walk_tree(
@@ -139,6 +142,7 @@ def _walk_tree(
     follow_symlinks: bool,
     skip_abs: frozenset[bytes],
     result: WalkResult,
+    half: int | None = None,
 ) -> Iterator[list[DiskEntry]]:
     """Depth first, each directory's items sorted by name, a subdirectory keyed `name/`.
 
@@ -157,7 +161,16 @@ def _walk_tree(
         return _runs(*_list_dir(root, rel_dir, matcher, follow_symlinks, skip_rel,
                                 visited_dirs, result))
 
-    stack = [runs_of(scope)]
+    recorded = len(result.unreadable), len(result.errors), result.skipped_special
+    top = runs_of(scope)
+    if half is not None:
+        items = list(top)
+        middle = (len(items) + 1) // 2
+        top = iter(items[middle:] if half else items[:middle])
+        if half:  # what listing the top found is the first half's to report
+            del result.unreadable[recorded[0]:], result.errors[recorded[1]:]
+            result.skipped_special = recorded[2]
+    stack = [top]
     while stack:
         for item in stack[-1]:
             if item.__class__ is list:

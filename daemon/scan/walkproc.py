@@ -2,10 +2,10 @@
 
 A no-change rescan of a million files is two streams compared: the walk (a `scandir` and an
 `lstat` per file, and a Python object per stat: ~3 s) and the database's keys (~1 s). In one
-process they take turns; here a forked child walks (`walk.walk_runs`, unchanged) and sends each
-run down a pipe as `marshal` data (plain tuples: ~0.3 µs a file to load, against ~3 µs to walk),
-while the parent reads the database. The pipe (1 MiB where the system allows) bounds how far
-the child runs ahead.
+process they take turns; here two forked children walk (`walk.walk_runs`, half of the top
+directory each) and send their runs as `marshal` data (plain tuples: ~0.3 µs a file to load,
+against ~3 µs to walk), while the parent reads the database. The first half comes down a pipe
+(1 MiB where the system allows: how far that child runs ahead).
 
 What the walk records in its `WalkResult` (unreadable directories, errors, special files) is
 sent before the next run, in the order the walk found it: the scan relies on an unreadable
@@ -24,8 +24,11 @@ import marshal
 import os
 import signal
 import struct
+import tempfile
 import threading
 from collections.abc import Iterator
+from functools import partial
+from typing import BinaryIO
 
 from daemon.scan.filters import ExcludeMatcher
 from daemon.scan.walk import DiskEntry, WalkResult, walk_runs
@@ -48,47 +51,95 @@ def walk_runs_forked(
     follow_symlinks: bool = False,
     skip_abs: frozenset[bytes] = frozenset(),
 ) -> Iterator[list[tuple]]:
-    """`walk_runs`, walked by a child process; runs come as plain tuples in DiskEntry's
-    field order (compare them as they are; `DiskEntry._make` one to use its names)."""
-    read_fd, write_fd = os.pipe()
-    with contextlib.suppress(OSError):  # a bigger pipe where the system allows it
-        fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_BUFFER)
+    """`walk_runs`, walked by child processes; runs come as plain tuples in DiskEntry's
+    field order (compare them as they are; `DiskEntry._make` one to use its names).
+
+    Two children walk a half each of the scope's top directory, one per core. The first
+    half comes down a pipe as it is walked; the second is written to an unlinked temporary
+    file (a few tens of bytes a file, page cache, not memory of any process) and read once
+    the first is done. With `follow_symlinks` one child walks all: a directory reached
+    through links from both halves must be entered once.
+    """
+    walk = partial(walk_runs, root, scope, matcher=matcher, follow_symlinks=follow_symlinks,
+                   skip_abs=skip_abs)
+    if follow_symlinks:
+        yield from _read_child(*_fork_walker(walk, None, None), result)
+        return
+    with tempfile.TemporaryFile() as second:
+        first = _fork_walker(walk, 0, None)
+        try:
+            later = _fork_walker(walk, 1, second.fileno())
+        except BaseException:
+            _stop(first[0])
+            raise
+        try:
+            yield from _read_child(*first, result)
+        except BaseException:
+            _stop(later[0])
+            raise
+        _reap(later[0])
+        second.seek(0)
+        yield from _read_stream(second, result)
+
+
+def _fork_walker(walk, half: int | None, out_fd: int | None) -> tuple[int, int | None]:
+    """Fork a child that sends `walk(half=half)` to `out_fd`, or to a new pipe whose read
+    end is returned: (pid, read fd or None)."""
+    read_fd = None
+    if out_fd is None:
+        read_fd, out_fd = os.pipe()
+        with contextlib.suppress(OSError):  # a bigger pipe where the system allows it
+            fcntl.fcntl(out_fd, fcntl.F_SETPIPE_SZ, PIPE_BUFFER)
     pid = os.fork()
     if pid == 0:  # the child
-        os.close(read_fd)
         code = 0
         try:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            _walk_to(write_fd, walk_runs(root, scope, child_result := WalkResult(),
-                                         matcher=matcher, follow_symlinks=follow_symlinks,
-                                         skip_abs=skip_abs), child_result)
-        except BaseException:  # the parent sees the pipe end early, and the exit code
+            if read_fd is not None:
+                os.close(read_fd)
+            _walk_to(out_fd, walk(child_result := WalkResult(), half=half), child_result)
+        except BaseException:  # the parent sees the stream end early, and the exit code
             code = 1
         os._exit(code)
-    os.close(write_fd)
-    finished = False
+    if read_fd is not None:
+        os.close(out_fd)
+    return pid, read_fd
+
+
+def _read_child(pid: int, read_fd: int, result: WalkResult) -> Iterator[list[tuple]]:
     try:
         with os.fdopen(read_fd, "rb", buffering=PIPE_BUFFER) as pipe:
-            while True:
-                header = pipe.read(_HEADER.size)
-                if not header:
-                    break
-                kind, value = marshal.loads(pipe.read(_HEADER.unpack(header)[0]))
-                if kind == _RUN:
-                    yield value
-                elif kind == _UNREADABLE:
-                    result.unreadable.append(value)
-                elif kind == _ERROR:
-                    result.errors.append(value)
-                else:
-                    result.skipped_special += value
-        finished = True
-    finally:
-        if not finished:
-            os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise OSError(f"the walk of {os.fsdecode(root)} failed in its child process")
+            yield from _read_stream(pipe, result)
+    except BaseException:
+        _stop(pid)
+        raise
+    _reap(pid)
+
+
+def _read_stream(stream: BinaryIO, result: WalkResult) -> Iterator[list[tuple]]:
+    while True:
+        header = stream.read(_HEADER.size)
+        if not header:
+            return
+        kind, value = marshal.loads(stream.read(_HEADER.unpack(header)[0]))
+        if kind == _RUN:
+            yield value
+        elif kind == _UNREADABLE:
+            result.unreadable.append(value)
+        elif kind == _ERROR:
+            result.errors.append(value)
+        else:
+            result.skipped_special += value
+
+
+def _stop(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+
+def _reap(pid: int) -> None:
+    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+        raise OSError("a walk of the library failed in its child process")
 
 
 def _walk_to(fd: int, runs: Iterator[list[DiskEntry]], result: WalkResult) -> None:
