@@ -111,9 +111,11 @@ def insight_changes(store: Store, insights: Sequence[NewInsight]) -> list[Change
     if not insights:
         return []
     names = dict(store.query("SELECT id, name FROM library"))
+    details: dict[str, dict[str, str]] = {}  # one per kind: changes.flush encodes it once
     return [Change(feed.INSIGHT, names.get(i.library_id),
                    None if i.rel_path is None else i.rel_path.decode("utf-8", "backslashreplace"),
-                   i.content_hash, {"insight_kind": i.kind}) for i in insights]
+                   i.content_hash, details.setdefault(i.kind, {"insight_kind": i.kind}))
+            for i in insights]
 
 
 def set_user_insight(store: Store, file: IndexedFile, kind: str, value_json: str) -> None:

@@ -29,7 +29,8 @@ from daemon.scan.plan import (
 )
 from daemon.scan.probe import probe
 from daemon.scan.sniffed import SniffedInsights
-from daemon.scan.walk import DiskEntry, WalkResult, walk_sorted
+from daemon.scan.walk import DiskEntry, WalkResult, walk_runs
+from daemon.scan.walkproc import can_fork, walk_runs_forked
 from daemon.store import Store, queries, sqlite_path
 from daemon.units import iso_utc
 
@@ -183,6 +184,10 @@ class _ScanRun:
         self.hashed = 0
         sniffing = options.sniff and options.hash_files and not options.dry_run
         self.sniffed = SniffedInsights(config) if sniffing else None
+        # A walk of the whole root of a library with rows, in a child process where that is
+        # safe (walkproc.py): a rescan, where the walk is half the work. A watcher's few paths
+        # are not worth a fork.
+        self.fork_walk = self.lookups and self.scopes == [b""] and can_fork()
         self.hasher = Hasher(
             os.fsencode(library.path), library.follow_symlinks,
             sniff=self.sniffed.sniffer if self.sniffed else None,
@@ -226,9 +231,10 @@ class _ScanRun:
         pending = None
         for index, scope in enumerate(self.scopes):
             self.scope_index = index
-            disk = walk_sorted(root, scope, self.walked, matcher=matcher,
-                               follow_symlinks=self.library.follow_symlinks, skip_abs=skip)
-            db = queries.iter_files(self.store, self.row.id, scope) if self.row else ()
+            walk = walk_runs_forked if self.fork_walk else walk_runs
+            disk = walk(root, scope, self.walked, matcher=matcher,
+                        follow_symlinks=self.library.follow_symlinks, skip_abs=skip)
+            db = queries.key_pages(self.store, self.row.id, scope) if self.row else ()
             for part in stream.consume(disk, db, max_files=PART_FILES, max_bytes=PART_BYTES):
                 submitted = self._submit(part)
                 if pending is not None:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import os
 import stat
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
+from operator import itemgetter
 from typing import NamedTuple
 
 from daemon.errors import describe_os_error
@@ -25,6 +28,10 @@ class DiskEntry(NamedTuple):
     mtime_ns: int
     inode: int
     device: int
+
+
+# The namedtuple's own constructor is a Python function; this is a C call (a million files).
+_new_entry = partial(tuple.__new__, DiskEntry)
 
 
 @dataclass
@@ -79,12 +86,32 @@ def walk_sorted(
     follow_symlinks: bool = False,
     skip_abs: frozenset[bytes] = frozenset(),
 ) -> Iterator[DiskEntry]:
-    """Regular files under `root/scope` (b"" = the whole root; it may name a file), one at a
-    time, in the byte order of their rel_path: the order the database index returns rows in,
-    so a scan merges the two streams holding one directory listing at a time.
+    """`walk_runs`, one entry at a time."""
+    for run in walk_runs(root, scope, result, matcher=matcher, follow_symlinks=follow_symlinks,
+                         skip_abs=skip_abs):
+        yield from run
+
+
+def walk_runs(
+    root: bytes,
+    scope: bytes,
+    result: WalkResult,
+    *,
+    matcher: ExcludeMatcher | None = None,
+    follow_symlinks: bool = False,
+    skip_abs: frozenset[bytes] = frozenset(),
+    half: int | None = None,
+) -> Iterator[list[DiskEntry]]:
+    """Regular files under `root/scope` (b"" = the whole root; it may name a file) in the
+    byte order of their rel_path: the order the database index returns rows in, so a scan
+    merges the two streams holding one directory listing at a time. They come in runs: the
+    files of one directory between two of its subdirectories (usually all of them), so the
+    scan can compare a whole run with the database's rows in one list comparison.
 
     Unreadable directories, errors and skipped special files are recorded in `result` (its
     `entries` stay empty) as the walk reaches them, i.e. before any path that sorts after them.
+    `half` (0 or 1) walks only that half of the scope directory's items (its runs of files and
+    its subdirectories, in order): two walkers, one per core (walkproc.py).
     """
     matcher = matcher or ExcludeMatcher(())
     if scope:
@@ -100,12 +127,12 @@ def walk_sorted(
             result.errors.append((scope, describe_os_error(exc)))
             return
         if stat.S_ISREG(st.st_mode):
-            if start not in skip_abs:
-                yield entry_from_stat(scope, st)
+            if start not in skip_abs and not half:
+                yield [entry_from_stat(scope, st)]
             return
         if not stat.S_ISDIR(st.st_mode):
             return
-    yield from _walk_tree(root, scope, matcher, follow_symlinks, skip_abs, result)
+    yield from _walk_tree(root, scope, matcher, follow_symlinks, skip_abs, result, half)
 
 
 def _walk_tree(
@@ -115,7 +142,8 @@ def _walk_tree(
     follow_symlinks: bool,
     skip_abs: frozenset[bytes],
     result: WalkResult,
-) -> Iterator[DiskEntry]:
+    half: int | None = None,
+) -> Iterator[list[DiskEntry]]:
     """Depth first, each directory's items sorted by name, a subdirectory keyed `name/`.
 
     Full paths then come out in byte order: `a.txt` < `a/x` < `ab` because `.` < `/` < `b`,
@@ -128,39 +156,68 @@ def _walk_tree(
     if follow_symlinks:
         top = os.stat(root + b"/" + scope if scope else root)
         visited_dirs.add((top.st_dev, top.st_ino))
-    listing = _list_dir(root, scope, matcher, follow_symlinks, skip_rel, visited_dirs, result)
-    stack = [iter(listing)]
+
+    def runs_of(rel_dir: bytes) -> Iterator[list[DiskEntry] | bytes]:
+        return _runs(*_list_dir(root, rel_dir, matcher, follow_symlinks, skip_rel,
+                                visited_dirs, result))
+
+    recorded = len(result.unreadable), len(result.errors), result.skipped_special
+    top = runs_of(scope)
+    if half is not None:
+        items = list(top)
+        middle = (len(items) + 1) // 2
+        top = iter(items[middle:] if half else items[:middle])
+        if half:  # what listing the top found is the first half's to report
+            del result.unreadable[recorded[0]:], result.errors[recorded[1]:]
+            result.skipped_special = recorded[2]
+    stack = [top]
     while stack:
-        for key, entry in stack[-1]:
-            if entry is not None:
-                yield entry
+        for item in stack[-1]:
+            if item.__class__ is list:
+                yield item
                 continue
-            rel_dir = key[:-1]
-            stack.append(iter(_list_dir(root, rel_dir, matcher, follow_symlinks, skip_rel,
-                                        visited_dirs, result)))
+            stack.append(runs_of(item))
             break
         else:
             stack.pop()
 
 
+_rel_path_of = itemgetter(0)
+
+
+def _runs(files: list[DiskEntry], subdirs: list[bytes]) -> Iterator[list[DiskEntry] | bytes]:
+    """A directory's files (sorted) in runs, each subdirectory (its rel path) between them
+    where its key `name/` sorts."""
+    start = 0
+    for subdir in subdirs:
+        end = bisect_left(files, subdir + b"/", lo=start, key=_rel_path_of)
+        if end > start:
+            yield files[start:end]
+        yield subdir
+        start = end
+    if start < len(files):
+        yield files[start:] if start else files
+
+
 def _list_dir(root, rel_dir, matcher, follow_symlinks, skip_rel, visited_dirs,
-              result) -> list[tuple[bytes, DiskEntry | None]]:
-    """One directory's (sort key, file entry) items; a subdirectory has entry None."""
+              result) -> tuple[list[DiskEntry], list[bytes]]:
+    """One directory's regular files and its subdirectories to enter, each sorted."""
     abs_dir = root + b"/" + rel_dir if rel_dir else root
     try:
         with os.scandir(abs_dir) as it:
             dir_entries = list(it)
     except FileNotFoundError:
-        return []  # removed while we walked: its rows are missing, which is the truth
+        return [], []  # removed while we walked: its rows are missing, which is the truth
     except OSError as exc:
         result.unreadable.append(rel_dir)
         result.errors.append((rel_dir, describe_os_error(exc)))
-        return []
-    items: list[tuple[bytes, DiskEntry | None]] = []
+        return [], []
+    files: list[DiskEntry] = []
+    subdirs: list[bytes] = []
     prefix = rel_dir + b"/" if rel_dir else b""
     # Locals, and no exclude call when nothing is excluded: this loop runs once per file.
     excluded = matcher.excluded if matcher.active else None
-    is_regular, make_entry, append = stat.S_ISREG, DiskEntry, items.append
+    is_regular, make_entry, append = stat.S_ISREG, _new_entry, files.append
     for entry in dir_entries:
         rel = prefix + entry.name
         try:
@@ -172,27 +229,30 @@ def _list_dir(root, rel_dir, matcher, follow_symlinks, skip_rel, visited_dirs,
                     if (excluded is None or not excluded(rel, is_dir=False)) and (
                             not skip_rel or rel not in skip_rel):
                         ino, dev = st.st_ino, st.st_dev
-                        append((rel, make_entry(
+                        append(make_entry((
                             rel, st.st_size, st.st_mtime_ns,
                             ino if ino < _2_63 else ino - _2_64,
                             dev if dev < _2_63 else dev - _2_64,
                         )))
                     continue
             item = _visit(entry, rel, matcher, follow_symlinks, skip_rel, visited_dirs, result)
-            if item is not None:
+            if item.__class__ is bytes:
+                subdirs.append(item)
+            elif item is not None:
                 append(item)
         except FileNotFoundError:
             continue
         except OSError as exc:
             result.errors.append((rel, describe_os_error(exc)))
-    items.sort()  # by key alone: keys are unique, entries are never compared
-    return items
+    files.sort(key=_rel_path_of)
+    subdirs.sort()
+    return files, subdirs
 
 
 def _visit(entry, rel, matcher, follow_symlinks, skip_rel, visited_dirs,
-           result) -> tuple[bytes, DiskEntry | None] | None:
-    """The item for anything but a plain regular file: a directory to enter, a followed
-    symlink, or nothing (a special file, an excluded path)."""
+           result) -> DiskEntry | bytes | None:
+    """Anything but a plain regular file: a directory to enter (its rel path), a followed
+    symlink's entry, or nothing (a special file, an excluded path)."""
     if entry.is_symlink():
         if not follow_symlinks:
             return None
@@ -206,7 +266,7 @@ def _visit(entry, rel, matcher, follow_symlinks, skip_rel, visited_dirs,
             if key in visited_dirs:
                 return None
             visited_dirs.add(key)
-        return (rel + b"/", None)
+        return rel
     else:
         st = entry.stat(follow_symlinks=False)
     if stat.S_ISDIR(st.st_mode):  # a followed symlink to a directory
@@ -214,10 +274,10 @@ def _visit(entry, rel, matcher, follow_symlinks, skip_rel, visited_dirs,
         if key in visited_dirs or matcher.excluded(rel, is_dir=True):
             return None
         visited_dirs.add(key)
-        return (rel + b"/", None)
+        return rel
     if not stat.S_ISREG(st.st_mode):
         result.skipped_special += 1
         return None
     if matcher.excluded(rel, is_dir=False) or rel in skip_rel:
         return None
-    return (rel, entry_from_stat(rel, st))
+    return entry_from_stat(rel, st)

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from daemon.units import iso_utc
 
@@ -56,16 +57,22 @@ KINDS = (CREATED, UPDATED, MOVED, MISSING, RESTORED, PRUNED, TAGGED, UNTAGGED, I
 _COLUMNS = ("at", "host", "library", "kind", "path", "hash", "detail")
 
 
-@dataclass(frozen=True)
-class Change:
+_NO_DETAIL: Mapping[str, Any] = MappingProxyType({})
+
+
+class Change(NamedTuple):
     """A change about to be recorded. `detail` holds the kind's own keys (`old_path`, `tag`,
-    `insight_kind`); `path` is the path relative to the library root, as people see it."""
+    `insight_kind`); `path` is the path relative to the library root, as people see it.
+
+    A tuple, not a dataclass: a cold scan makes two per file, and a frozen dataclass costs
+    twice as much to build (2.6 against 1.2 µs).
+    """
 
     kind: str
     library: str | None
     path: str | None = None
     content_hash: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: Mapping[str, Any] = _NO_DETAIL
 
 
 @dataclass(frozen=True)
@@ -118,9 +125,20 @@ def flush(store: Store, changes: Sequence[Change]) -> None:
         return
     store.lock(LOCK_NAME)
     now = time.time()
-    rows = [(now, store.host, change.library, change.kind, change.path, change.content_hash,
-             json.dumps(change.detail, sort_keys=True) if change.detail else None)
-            for change in changes]
+    host = store.host
+    # One JSON text per detail object: a scan's insight changes share one per kind, and
+    # json.dumps per row was a third of this function at a million files. Every detail is
+    # alive until the end, so id() names one object.
+    texts: dict[int, str | None] = {}
+
+    def text(detail: Mapping[str, Any]) -> str | None:
+        key = id(detail)
+        if key not in texts:
+            texts[key] = json.dumps(dict(detail), sort_keys=True) if detail else None
+        return texts[key]
+
+    rows = [(now, host, library, kind, path, content_hash, text(detail))
+            for kind, library, path, content_hash, detail in changes]
     for start in range(0, len(rows), INSERT_PAGE_ROWS):
         store.insert_values(TABLE, _COLUMNS, rows[start:start + INSERT_PAGE_ROWS])
     if not store.is_sqlite:

@@ -32,8 +32,28 @@ def _scale_indexes(store: Store) -> None:
                   " ON file (state, enricher_checksum)")
 
 
+def _smaller_indexes(store: Store) -> None:
+    """Three indexes that cost ~100 B a file (a sixth of the database) and served nothing
+    another index does not, measured at 100k files with the mime insights:
+    - file_library_id (10 B/file): (library_id, rel_path) serves every lookup by library
+      and the cascade from library;
+    - insight (content_hash, kind) and its partial twin WHERE is_current (58 B/file each):
+      one index on (content_hash, kind, is_current) answers both kinds of query, the
+      current-only ones from the index alone;
+    - insight (library_id, rel_path) (28 B/file): only insights of unhashed content are
+      looked up by path, so it is partial (`insight_unhashed_path`), nearly empty.
+    """
+    for name in ("file_library_id", "insight_content_hash_kind", "insight_current_hash_kind",
+                 "insight_library_id_rel_path"):
+        store.execute(f"DROP INDEX IF EXISTS {name}")
+    store.execute("CREATE INDEX IF NOT EXISTS insight_content_hash_kind_is_current"
+                  " ON insight (content_hash, kind, is_current)")
+    store.execute("CREATE INDEX IF NOT EXISTS insight_unhashed_path"
+                  " ON insight (library_id, rel_path) WHERE content_hash IS NULL")
+
+
 MIGRATIONS: list[Callable[[Store], None]] = [_create_tables, _scale_indexes,
-                                             changes.create_table]
+                                             changes.create_table, _smaller_indexes]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -57,7 +57,8 @@ class Library(BaseModel):
 
 
 class File(BaseModel):
-    library = ForeignKeyField(Library, backref="files", on_delete="CASCADE")
+    # No index of its own: (library, rel_path) serves it (migration 3).
+    library = ForeignKeyField(Library, backref="files", on_delete="CASCADE", index=False)
     rel_path = PathField()
     path_text = TextField()
     size = BigIntegerField()
@@ -105,15 +106,16 @@ class Insight(BaseModel):
     enricher_checksum = CharField(null=True)
 
     class Meta:
-        indexes = ((("content_hash", "kind"), False), (("library", "rel_path"), False))
+        # is_current in the index: the collapse pass and "is this enricher done" read it
+        # from the index alone (migration 3 says more).
+        indexes = ((("content_hash", "kind", "is_current"), False),)
 
 
-# The collapse pass and "is this enricher done" look up current insights by (hash, kind).
-# The condition is spelled as the queries spell it (`AND is_current`): SQLite only uses a
-# partial index when the query's WHERE contains the index's condition term for term.
+# By path only while the content is not hashed (an insight set on an unhashed file): the
+# queries spell the condition as the index does, which SQLite needs to use a partial index.
 Insight.add_index(
-    Insight.index(Insight.content_hash, Insight.kind, name="insight_current_hash_kind",
-                  where=SQL("is_current"))
+    Insight.index(Insight.library, Insight.rel_path, name="insight_unhashed_path",
+                  where=SQL("content_hash IS NULL"))
 )
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from functools import partial
 
 from peewee import IntegrityError
 
 from daemon import logs
 from daemon.config import LibraryConfig
-from daemon.scan.plan import DbRow
+from daemon.scan.plan import DbRow, KeyPage
 from daemon.store import changes
 from daemon.store.db import Store
 from daemon.store.models import (
@@ -113,7 +114,7 @@ def scope_condition(scopes: list[bytes]) -> tuple[str, list]:
 
 
 def file_snapshot(store: Store, library_id: int, scopes: list[bytes]) -> dict[bytes, DbRow]:
-    """Every row in scope at once (small scopes and tests; scans stream `iter_files`)."""
+    """Every row in scope at once (small scopes and tests; scans stream `key_pages`)."""
     where, params = scope_condition(scopes)
     rows = store.query(
         f"SELECT {_SNAPSHOT_COLUMNS} FROM file WHERE library_id = ?{where}",
@@ -126,15 +127,25 @@ def _db_row(r: tuple) -> DbRow:
     return DbRow(r[0], bytes(r[1]), r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8])
 
 
-def iter_files(
+# A row's `plan.row_key`, computed by the database: no hash or state text is read for the
+# unchanged files a rescan is mostly made of.
+_KEY_COLUMNS = (
+    "rel_path, size, mtime_ns,"
+    " CASE WHEN content_hash IS NULL OR is_missing THEN NULL ELSE inode END, device"
+)
+
+
+def key_pages(
     store: Store, library_id: int, scope: bytes, *, page_rows: int = SNAPSHOT_PAGE_ROWS
-) -> Iterator[DbRow]:
-    """The rows of one scope (a file or a directory; b"" = all) in rel_path byte order.
+) -> Iterator[KeyPage]:
+    """The rows of one scope (a file or a directory; b"" = all) in rel_path byte order, as
+    pages of `plan.row_key`s, each with a loader of its full rows.
 
     Page by page on the (library_id, rel_path) index, each page its own query starting
     after the last path seen: no cursor stays open across the scan's own writes, and memory
-    holds one page. Rows the scan inserts meanwhile sort before the last path seen (the scan
-    only inserts paths the merge has passed), so no page returns them.
+    holds a page or two. Rows the scan inserts meanwhile sort before the last path seen (the
+    scan only writes paths the merge has passed), so no page returns them, and a page's full
+    rows, read later, are as its keys were for every path the merge has not passed.
     """
     upper = ""
     params: list = [library_id]
@@ -145,19 +156,28 @@ def iter_files(
     subtree = scope + b"/"
     while True:
         rows = store.query(
-            f"SELECT {_SNAPSHOT_COLUMNS} FROM file WHERE library_id = ? AND rel_path {op} ?"
+            f"SELECT {_KEY_COLUMNS} FROM file WHERE library_id = ? AND rel_path {op} ?"
             f"{upper} ORDER BY rel_path LIMIT ?",
             [library_id, last, *params[1:], page_rows],
         )
-        # SQLite returns the columns as DbRow wants them (is_missing as 0/1); psycopg2 bytea
-        # comes as memoryview. Between `scope` and `scope0` sorts `scope.txt`: not in scope.
-        make = DbRow._make if store.is_sqlite else _db_row
-        for row in map(make, rows):
-            if not scope or row.rel_path == scope or row.rel_path.startswith(subtree):
-                yield row
+        # SQLite returns the keys as they are compared; psycopg2 bytea comes as memoryview.
+        keys = rows if store.is_sqlite else [(bytes(r[0]), *r[1:]) for r in rows]
+        if scope:  # between `scope` and `scope0` sorts `scope.txt`: not in scope
+            keys = [k for k in keys if k[0] == scope or k[0].startswith(subtree)]
+        if keys:
+            yield KeyPage(keys, partial(_rows_between, store, library_id, keys[0][0],
+                                        keys[-1][0]))
         if len(rows) < page_rows:
             return
-        last, op = bytes(rows[-1][1]), ">"
+        last, op = bytes(rows[-1][0]), ">"
+
+
+def _rows_between(store: Store, library_id: int, first: bytes, last: bytes) -> list[DbRow]:
+    rows = store.query(
+        f"SELECT {_SNAPSHOT_COLUMNS} FROM file WHERE library_id = ? AND rel_path >= ?"
+        " AND rel_path <= ? ORDER BY rel_path", [library_id, first, last])
+    # SQLite returns the columns as DbRow wants them (is_missing as 0/1).
+    return list(map(DbRow._make if store.is_sqlite else _db_row, rows))
 
 
 def rows_by_identity(

@@ -2,11 +2,13 @@
 
 from daemon.scan.plan import (
     DbRow,
+    KeyPage,
     PlanStream,
     make_plan,
     mass_missing_exceeded,
     match_moves_by_hash,
     merge_sorted,
+    row_key,
 )
 from daemon.scan.walk import DiskEntry
 
@@ -149,9 +151,17 @@ def test_swap_of_two_files_is_two_moves():
     assert sorted(r.id for r, _ in plan.updated) == [1, 2]
 
 
+def runs_and_pages(disk_entries, db_rows, run_files=2, page_rows=2):
+    """The merge's inputs in small runs and pages, so run and page boundaries are crossed."""
+    runs = [disk_entries[i:i + run_files] for i in range(0, len(disk_entries), run_files)]
+    pages = [db_rows[i:i + page_rows] for i in range(0, len(db_rows), page_rows)]
+    return runs, [KeyPage([row_key(r) for r in page], lambda page=page: page) for page in pages]
+
+
 def stream_of(disk_entries, db_rows, unreadable=None) -> PlanStream:
     stream = PlanStream(unreadable or [])
-    assert list(stream.consume(disk_entries, db_rows, max_files=10**6, max_bytes=1 << 60)) == []
+    runs, pages = runs_and_pages(disk_entries, db_rows)
+    assert list(stream.consume(runs, pages, max_files=10**6, max_bytes=1 << 60)) == []
     return stream
 
 
@@ -226,8 +236,42 @@ def test_stream_keeps_rows_under_an_unreadable_directory():
 
 def test_consume_yields_parts_as_they_fill():
     stream = PlanStream([])
-    parts = list(stream.consume([disk(f"f{i}", inode=i) for i in range(7)], [row(1, "f0", inode=0)],
-                                max_files=3, max_bytes=1 << 60))
+    runs, pages = runs_and_pages([disk(f"f{i}", inode=i) for i in range(7)],
+                                 [row(1, "f0", inode=0)])
+    parts = list(stream.consume(runs, pages, max_files=3, max_bytes=1 << 60))
     assert [len(p.created) for p in parts] == [3, 3] and stream.unchanged == 1
     assert [e.rel_path for e in stream.take_part().created] == []
     assert stream.position == b"f6"
+
+
+def test_consume_decides_alike_whatever_the_run_and_page_sizes():
+    """Runs compared in bulk and pairs merged one by one give the same plan: unchanged runs,
+    hash-less and missing rows, edits, a changed device number, new and vanished paths."""
+    import random
+
+    rng = random.Random(7)
+    entries, rows = [], []
+    for i in range(400):
+        path = f"d{i // 50}/f{i:03d}"
+        kind = rng.choice(["same"] * 6 + ["new", "gone", "edit", "unhashed", "missing", "dev"])
+        entry = disk(path, inode=i + 1)
+        if kind != "gone":
+            entries.append(entry if kind != "dev" else entry._replace(device=8))
+        if kind != "new":
+            rows.append(row(i + 1, path, inode=i + 1, size=11 if kind == "edit" else 10,
+                            content_hash=None if kind == "unhashed" else H1,
+                            missing=kind == "missing"))
+
+    def outcome(run_files, page_rows):
+        stream = PlanStream([])
+        runs, pages = runs_and_pages(entries, rows, run_files, page_rows)
+        parts = list(stream.consume(runs, pages, max_files=7, max_bytes=1 << 60))
+        parts.append(stream.take_part())
+        return (stream.unchanged, stream.discovered, stream.present_rows, sorted(stream.vanished),
+                [(len(p.created), len(p.updated), len(p.unchanged), len(p.restored))
+                 for p in parts], stream.position)
+
+    one_by_one = outcome(1, 1)
+    assert one_by_one[0] > 200 and one_by_one[3]
+    for run_files, page_rows in ((50, 5000), (3, 2), (400, 7), (13, 400)):
+        assert outcome(run_files, page_rows) == one_by_one

@@ -83,3 +83,24 @@ def test_walk_sorted_yields_paths_in_byte_order(tmp_path):
     walked = [e.rel_path for e in walk_sorted(os.fsencode(tmp_path), b"", result)]
     assert walked == sorted(os.fsencode(n) for n in names)
     assert result.entries == {}  # streamed, not collected
+
+
+def test_forked_walk_sends_the_same_runs_and_what_the_walk_recorded(tmp_path):
+    """The children's runs (two halves of the top directory) equal the in-process walk's
+    (subdirectories split a directory's files into runs), and the special files they skipped
+    reach the parent's result once."""
+    from daemon.scan.walk import WalkResult, walk_runs
+    from daemon.scan.walkproc import walk_runs_forked
+
+    names = ["a.txt", "a/x", "a/y/z", "ab", "a0", "b", "a/\xe9", "c/d/e"]
+    write_tree(tmp_path, {name: name for name in names})
+    os.mkfifo(tmp_path / "a" / "fifo")
+    os.mkfifo(tmp_path / "fifo")  # in the top directory, which both halves' walkers list
+    root = os.fsencode(tmp_path)
+    here, there = WalkResult(), WalkResult()
+    expected = [list(map(tuple, run)) for run in walk_runs(root, b"", here)]
+    # a.txt | a/x | a/y/z | a/\xe9 | a0 ab b | c/d/e
+    assert [len(run) for run in expected] == [1, 1, 1, 1, 3, 1]
+    assert list(walk_runs_forked(root, b"", there)) == expected
+    assert there.skipped_special == here.skipped_special == 2
+    assert list(walk_runs_forked(root, b"a/y", WalkResult())) == [[expected[2][0]]]

@@ -33,6 +33,58 @@ def test_migrations_run_once_and_are_idempotent(db_url):
     second.close()
 
 
+def _index_names(store: Store, table: str) -> set[str]:
+    return {index.name for index in store.db.get_indexes(table)}
+
+
+def test_migration_3_trades_three_indexes_for_smaller_ones_and_keeps_every_row(db_url):
+    """A database at schema 3 (the indexes it had, rows, a tag, insights by hash and by path,
+    changes) opens at the current schema with every row and the new indexes."""
+    store = Store(db_url)
+    for name in ("insight_content_hash_kind_is_current", "insight_unhashed_path"):
+        store.execute(f"DROP INDEX {name}")
+    store.execute("CREATE INDEX file_library_id ON file (library_id)")
+    store.execute("CREATE INDEX insight_content_hash_kind ON insight (content_hash, kind)")
+    store.execute("CREATE INDEX insight_library_id_rel_path ON insight (library_id, rel_path)")
+    store.execute("CREATE INDEX insight_current_hash_kind ON insight (content_hash, kind)"
+                  " WHERE is_current")
+    SchemaVersion.update(version=3).execute()
+    library = Library.create(name="lib", root="/r", host="h", created_at=0.0)
+    columns = ("library_id", "rel_path", "path_text", "size", "mtime_ns", "inode", "device",
+               "content_hash", "is_missing", "state", "first_seen", "last_seen")
+    hashed = "xxh128:" + "1" * 32
+    with store.write_tx():
+        store.insert_rows(File, columns, [
+            (library.id, b"a", "a", 1, 1, 1, 1, hashed, False, "ready", 0.0, 0.0),
+            (library.id, b"b\xff", "b\\xff", 2, 2, 2, 1, None, False, "new", 0.0, 0.0)])
+        store.execute("INSERT INTO tag (library_id, rel_path, content_hash, tag, created_at)"
+                      " VALUES (?, ?, ?, ?, ?)", [library.id, b"a", hashed, "keep", 0.0])
+        for content_hash, rel_path, current in ((hashed, b"a", True), (hashed, b"a", False),
+                                                (None, b"b\xff", True)):
+            store.execute(
+                "INSERT INTO insight (content_hash, library_id, rel_path, kind, value,"
+                " generated_at, is_current, source, enricher_checksum)"
+                " VALUES (?, ?, ?, 'mime', '{}', 0, ?, 'mime', 'c')",
+                [content_hash, library.id, rel_path, current])
+        store.record_changes([changes.Change(changes.CREATED, "lib", "a", hashed)])
+    store.close()
+
+    store = Store(db_url)
+    assert current_version(store) == SCHEMA_VERSION == 4
+    files = store.query("SELECT rel_path, content_hash FROM file ORDER BY rel_path")
+    assert [(bytes(path), h) for path, h in files] == [(b"a", hashed), (b"b\xff", None)]
+    assert store.query("SELECT tag, content_hash FROM tag") == [("keep", hashed)]
+    assert store.query("SELECT count(*) FROM insight WHERE is_current")[0][0] == 2
+    assert store.query("SELECT count(*) FROM insight WHERE content_hash IS NULL")[0][0] == 1
+    assert [row.path for row in changes.read(store).rows] == ["a"]
+    assert "file_library_id" not in _index_names(store, "file")
+    assert _index_names(store, "insight") >= {"insight_content_hash_kind_is_current",
+                                              "insight_unhashed_path", "insight_library_id"}
+    assert not _index_names(store, "insight") & {
+        "insight_content_hash_kind", "insight_current_hash_kind", "insight_library_id_rel_path"}
+    store.close()
+
+
 def test_sqlite_pragmas(sqlite_url):
     store = Store(sqlite_url)
     assert store.query("PRAGMA journal_mode")[0][0] == "wal"
