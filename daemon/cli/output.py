@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from daemon.jsonlines import json_line
-from daemon.scan.scanner import Progress
+from daemon.scan.progress import Progress
 from daemon.units import human_bytes, human_rate, plural
 
 

@@ -28,6 +28,7 @@ from daemon.scan.plan import (
     match_moves_by_hash,
 )
 from daemon.scan.probe import probe
+from daemon.scan.progress import Progress
 from daemon.scan.sniffed import SniffedInsights
 from daemon.scan.walk import DiskEntry, WalkResult, walk_runs
 from daemon.scan.walkproc import can_fork, walk_runs_forked
@@ -55,19 +56,6 @@ class ScanOptions:
     # Enrichment follows: record the built-in `mime` insight from the bytes the hash reads,
     # so no new file is read twice (scan/sniffed.py).
     sniff: bool = False
-
-
-class Progress:
-    """What a scan reports while it runs; the CLI draws a bar, the daemon a STATUS= line."""
-
-    def discovered(self, library: str, files: int) -> None:
-        pass
-
-    def hashing(self, library: str, files: int, total_bytes: int) -> None:
-        pass
-
-    def hashed_bytes(self, n: int) -> None:
-        pass
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 
-from daemon.scan.scanner import Progress
+from daemon.scan.progress import Progress
 from daemon.service.notify import SystemdNotifier
 from daemon.units import human_rate
 

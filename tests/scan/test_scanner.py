@@ -11,7 +11,8 @@ import pytest
 
 from daemon.config import load_config
 from daemon.scan import scanner
-from daemon.scan.scanner import Progress, ScanOptions, scan_library
+from daemon.scan.progress import Progress
+from daemon.scan.scanner import ScanOptions, scan_library
 from tests.conftest import REPO_ROOT, cli_env
 
 
