@@ -15,7 +15,7 @@ from daemon.scan.walk import DiskEntry
 from daemon.store import Store
 from daemon.store import changes as feed
 from daemon.store.changes import Change
-from daemon.store.models import STATE_NEW, File, Library
+from daemon.store.models import STATE_ENRICHING, STATE_NEW, File, Library
 
 BATCH_ROWS = 5000
 
@@ -195,11 +195,14 @@ def _entry_of(row: DbRow) -> DiskEntry:
 
 
 def _insert_row(library_id: int, entry: DiskEntry, hashed: Hashed | None, now: float) -> tuple:
+    """A new file is `new` until hashed; one hashed on the way in starts `enriching`, the
+    state the lifecycle pass would give it at once (on PostgreSQL that UPDATE rewrote every
+    row of a cold scan and all its index entries: 1.5 s of 3.7 s at 100k files)."""
     stat = hashed or entry
     return (
         library_id, entry.rel_path, path_text(entry.rel_path), stat.size, stat.mtime_ns,
-        stat.inode, stat.device, hashed.content_hash if hashed else None, False, STATE_NEW,
-        now, now,
+        stat.inode, stat.device, hashed.content_hash if hashed else None, False,
+        STATE_ENRICHING if hashed else STATE_NEW, now, now,
     )
 
 
