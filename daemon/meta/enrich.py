@@ -138,8 +138,11 @@ def _unsettled_chunk_query(store: Store, library_id: int, set_checksum: str):
         sql = (f"SELECT {columns} FROM file WHERE {unsettled} AND +library_id = ? AND id > ?"
                " AND NOT is_missing AND content_hash IS NOT NULL ORDER BY id LIMIT ?")
     else:
-        sql = (f"SELECT {columns} FROM file WHERE library_id = ? AND id > ? AND NOT is_missing"
-               f" AND content_hash IS NOT NULL AND {unsettled} ORDER BY id LIMIT ?")
+        # In id order from the primary key: any index the planner may prefer (the library's
+        # (library_id, rel_path), the state index) needs every matching row sorted per chunk.
+        sql = (f"SELECT {columns} FROM {queries.in_id_order(store)} WHERE library_id = ?"
+               f" AND id > ? AND NOT is_missing AND content_hash IS NOT NULL AND {unsettled}"
+               " ORDER BY id LIMIT ?")
 
     def chunk(after_id: int) -> list[tuple]:
         if count <= _BY_STATE_INDEX_MAX:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
-from daemon.store import Store, changes
+from daemon.store import Store, changes, queries
 
 SETTING_PREFIX = "verify.cursor."
 
@@ -88,8 +88,9 @@ def rows_after(store: Store, library_id: int, after_id: int,
                limit: int) -> list[tuple[int, bytes, int, int, str]]:
     """(id, rel_path, size, mtime_ns, content_hash) of the next hashed files, in id order."""
     rows = store.query(
-        "SELECT id, rel_path, size, mtime_ns, content_hash FROM file WHERE library_id = ?"
-        " AND id > ? AND NOT is_missing AND content_hash IS NOT NULL ORDER BY id LIMIT ?",
+        "SELECT id, rel_path, size, mtime_ns, content_hash FROM"
+        f" {queries.in_id_order(store)} WHERE library_id = ? AND id > ? AND NOT is_missing"
+        " AND content_hash IS NOT NULL ORDER BY id LIMIT ?",
         [library_id, after_id, limit])
     return [(file_id, bytes(rel_path), size, mtime_ns, content_hash)
             for file_id, rel_path, size, mtime_ns, content_hash in rows]
