@@ -1,0 +1,58 @@
+"""SQLite query plans of the walks that go through a whole library chunk by chunk.
+
+A walk `id > ? ORDER BY id LIMIT n` must read the primary key in order. When SQLite chose
+the (library_id, rel_path) index instead, every chunk sorted the whole library: at a million
+files the daemon's first tick and its scheduled verify never ended (idle CPU 100 %). The plan,
+not a timing, is what a test can hold steady.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from daemon.meta import enrich
+from daemon.meta.verify_pass import rows_after
+from daemon.store import Store
+from tests.meta.rows import HASH_A, file, library, make_config
+
+
+def plans_of(store: Store, run) -> list[str]:
+    """The query plan of every SELECT on `file` that `run()` executes."""
+    statements: list[str] = []
+    connection = store.db.connection()
+    connection.set_trace_callback(statements.append)
+    try:
+        run()
+    finally:
+        connection.set_trace_callback(None)
+    plans = []
+    for sql in statements:
+        if sql.lstrip().upper().startswith("SELECT") and " file" in sql:
+            rows = connection.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
+            plans.append(" | ".join(row[-1] for row in rows))
+    return plans
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url):
+    opened = Store(sqlite_url)
+    yield opened
+    opened.close()
+
+
+def test_walks_in_id_order_use_the_primary_key(sqlite_store, tmp_path, monkeypatch):
+    lib = library("lib")
+    for i in range(50):
+        file(lib, f"d/{i:03d}", HASH_A)
+    config = make_config(sqlite_store.url, tmp_path)
+    # The path past this many unsettled files walks the library by id (a million-file index).
+    monkeypatch.setattr(enrich, "_BY_STATE_INDEX_MAX", 0)
+
+    chunk = enrich._unsettled_chunk_query(
+        sqlite_store, lib.id, enrich.enricher_set_checksum(
+            enrich.active_enrichers(config.enrichers)))
+    walks = plans_of(sqlite_store, lambda: (chunk(0), rows_after(sqlite_store, lib.id, 0, 10)))
+    walks = [plan for plan in walks if "COUNT" not in plan.upper()]
+    assert len(walks) == 2, walks
+    for plan in walks:
+        assert "INTEGER PRIMARY KEY" in plan and "TEMP B-TREE" not in plan, plan
