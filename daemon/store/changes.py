@@ -193,7 +193,10 @@ def drop_older_than(store: Store, cutoff: float, *, max_ids: int = DROP_MAX_IDS)
     ids go per call (the daemon calls it every tick): deleting a million rows at once would
     hold the write lock for seconds.
     """
-    bounds = store.query(f"SELECT min(id), max(id) FROM {TABLE}")[0]
+    # Two sub-selects: SQLite answers a lone min() or max() from the key, but reads the whole
+    # table for `SELECT min(id), max(id)` (2M rows: 70 ms every tick).
+    bounds = store.query(
+        f"SELECT (SELECT min(id) FROM {TABLE}), (SELECT max(id) FROM {TABLE})")[0]
     if bounds[0] is None or _at(store, bounds[0]) >= cutoff:
         return 0
     low, high = bounds  # at(low) < cutoff; find the last id whose at < cutoff
