@@ -313,22 +313,23 @@ class PlanStream:
                 continue
             for entry in map(_as_disk_entry, run):
                 rel_path = entry.rel_path
-                while (next_path := rows.peek()) is not None and next_path < rel_path:
-                    self.position = next_path
-                    row = rows.pop()
-                    if row is not None:
-                        add(None, row)
-                    if self.part_full(max_files, max_bytes):
-                        yield self.take_part()
+                if (next_path := rows.peek()) is not None and next_path < rel_path:
+                    yield from self._rows_before(rows, rel_path, max_files, max_bytes)
+                    next_path = rows.peek()
                 self.position = rel_path
                 add(entry, rows.pop() if next_path == rel_path else None)
                 if self.part_full(max_files, max_bytes):
                     yield self.take_part()
-        while (next_path := rows.peek()) is not None:
+        yield from self._rows_before(rows, None, max_files, max_bytes)
+
+    def _rows_before(self, rows: _RowStream, end: bytes | None, max_files: int,
+                     max_bytes: int) -> Iterator[Plan]:
+        """`add` the rows with no file on disk, up to `end` (None: all that are left)."""
+        while (next_path := rows.peek()) is not None and (end is None or next_path < end):
             self.position = next_path
             row = rows.pop()
             if row is not None:
-                add(None, row)
+                self.add(None, row)
             if self.part_full(max_files, max_bytes):
                 yield self.take_part()
 
