@@ -8,7 +8,7 @@ import sys
 
 from daemon.cli.output import display_text, json_line
 from daemon.errors import EXIT_OK, UsageError
-from daemon.store import Store
+from daemon.store import Store, queries
 from daemon.store import changes as feed
 from daemon.store.follow import ChangeWaiter
 
@@ -60,7 +60,7 @@ class _Stopped(Exception):
 
 def cmd_changes(ctx) -> int:
     args, store = ctx.args, ctx.store
-    _check_library(store, ctx.config, args.library)
+    _check_library(ctx.config, args.library)
     printer = _Printer(as_json=args.json)
     if not args.follow:
         _print_after(store, args.since, args.library, printer)
@@ -83,11 +83,11 @@ def _raise_stopped(_signum, _frame) -> None:
     raise _Stopped
 
 
-def _check_library(store: Store, config, name: str | None) -> None:
+def _check_library(config, name: str | None) -> None:
     """A name neither configured nor in the index is a typo, not an empty feed."""
     if name is None or config.library(name) is not None:
         return
-    if not store.query("SELECT 1 FROM library WHERE name = ?", [name]):
+    if queries.get_library(name) is None:
         raise UsageError(f"no library named {name!r} in the config or the index")
 
 
