@@ -94,9 +94,8 @@ def record_insights(store: Store, insights: Sequence[NewInsight]) -> None:
     by_hash = [(False, i.content_hash, i.kind) for i in insights if i.content_hash]
     by_path = [(False, i.library_id, i.rel_path, i.kind) for i in insights if not i.content_hash]
     rows = [
-        (i.content_hash, i.library_id, i.rel_path, i.kind,
-         json.dumps(i.value, ensure_ascii=False), i.generated_at, True, i.source,
-         i.enricher_checksum)
+        (i.content_hash, *located(i), i.kind, json.dumps(i.value, ensure_ascii=False),
+         i.generated_at, True, i.source, i.enricher_checksum)
         for i in insights
     ]
     with store.write_tx():
@@ -104,6 +103,15 @@ def record_insights(store: Store, insights: Sequence[NewInsight]) -> None:
         store.executemany(_DEMOTE_BY_HASH, by_hash)
         store.executemany(_INSERT, rows)
         store.record_changes(insight_changes(store, insights))
+
+
+def located(insight: NewInsight) -> tuple[int | None, bytes | None]:
+    """The (library_id, rel_path) an insight row stores: only while its content is not
+    hashed (the NULL-hash fill and `insight show` look such rows up by path). A hashed row
+    is found by its hash; its path would cost ~25 B a file and answer no query."""
+    if insight.content_hash:
+        return None, None
+    return insight.library_id, insight.rel_path
 
 
 def insight_changes(store: Store, insights: Sequence[NewInsight]) -> list[Change]:

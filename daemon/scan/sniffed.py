@@ -19,7 +19,7 @@ from typing import Any
 from daemon.config import Config, EnricherConfig
 from daemon.meta import mime
 from daemon.meta.enrichers import enricher_checksum
-from daemon.meta.insights import NewInsight, insight_changes, record_insights
+from daemon.meta.insights import NewInsight, insight_changes, located, record_insights
 from daemon.meta.match import GlobSet
 from daemon.scan.hash import Hashed, Sniffer
 from daemon.store import Store
@@ -80,8 +80,8 @@ class SniffedInsights:
         # nearly all of a cold scan, is a plain bulk insert.
         stale = [by_hash.pop(h) for h in current if h in by_hash]
         record_insights(store, [i._replace(value=json.loads(i.value)) for i in stale])
-        rows = [(i.content_hash, i.library_id, i.rel_path, i.kind, i.value, i.generated_at,
-                 True, i.source, i.enricher_checksum) for i in by_hash.values()]
+        rows = [(i.content_hash, *located(i), i.kind, i.value, i.generated_at, True, i.source,
+                 i.enricher_checksum) for i in by_hash.values()]
         with store.write_tx():
             store.insert_rows(Insight, _INSIGHT_COLUMNS, rows)
             store.record_changes(insight_changes(store, list(by_hash.values())))
