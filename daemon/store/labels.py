@@ -23,6 +23,13 @@ def create_table(store: Store) -> None:
     store.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({id_column}, text TEXT NOT NULL UNIQUE)")
 
 
+def insight_value(alias: str) -> str:
+    """SQL for an insight row's value JSON: kinds whose values repeat (`insights.
+    LABELLED_KINDS`, the mime type of most files) store it as a label, '' in `value`."""
+    return (f"CASE WHEN {alias}.value_label IS NULL THEN {alias}.value"
+            f" ELSE (SELECT text FROM {TABLE} WHERE id = {alias}.value_label) END")
+
+
 def ids(store: Store, texts: Iterable[str | None]) -> dict[str, int]:
     """The id of each text, labels created as needed (call inside `write_tx`)."""
     wanted = sorted({text for text in texts if text is not None})

@@ -59,6 +59,7 @@ def _leaner_rows(store: Store) -> None:
     - a hashed insight keeps no (library_id, rel_path) (`insights.located`), and the
       insight_library_id index (the foreign key's) goes: libraries are never deleted, and
       the partial insight_unhashed_path serves the look-ups by path;
+    - the `mime` insight's value JSON is a label (`insights.LABELLED_KINDS`);
     - the change feed's lean rows (`changes`, `labels`), copied into a new table.
     """
     digits = ENRICHER_CHECKSUM_DIGITS
@@ -69,7 +70,22 @@ def _leaner_rows(store: Store) -> None:
                   " WHERE content_hash IS NOT NULL")
     store.execute("DROP INDEX IF EXISTS insight_library_id")
     labels.create_table(store)
+    _label_mime_values(store)
     _lean_change_log(store)
+
+
+def _label_mime_values(store: Store) -> None:
+    """The `mime` insights' values become labels (`insights.LABELLED_KINDS`)."""
+    if "value_label" not in {column.name for column in store.db.get_columns("insight")}:
+        store.execute("ALTER TABLE insight ADD COLUMN value_label INTEGER")
+    insert = ("INSERT OR IGNORE INTO {labels} (text) SELECT DISTINCT value FROM insight"
+              " WHERE kind = 'mime' AND value_label IS NULL" if store.is_sqlite else
+              "INSERT INTO {labels} (text) SELECT DISTINCT value FROM insight"
+              " WHERE kind = 'mime' AND value_label IS NULL ON CONFLICT (text) DO NOTHING")
+    store.execute(insert.format(labels=labels.TABLE))
+    store.execute(f"UPDATE insight SET value_label = (SELECT id FROM {labels.TABLE}"
+                  " WHERE text = insight.value), value = '' WHERE kind = 'mime'"
+                  " AND value_label IS NULL")
 
 
 def _lean_change_log(store: Store) -> None:

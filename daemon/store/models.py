@@ -103,7 +103,9 @@ class Insight(BaseModel):
     library = ForeignKeyField(Library, null=True, on_delete="CASCADE", index=False)
     rel_path = PathField(null=True)
     kind = CharField()
+    # The value's JSON; '' when it is the label `value_label` (`labels.insight_value`).
     value = TextField()
+    value_label = IntegerField(null=True)
     generated_at = DoubleField()
     is_current = BooleanField(default=True)
     source = CharField()

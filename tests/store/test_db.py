@@ -12,7 +12,7 @@ from daemon.config import empty_config
 from daemon.meta import enrichers
 from daemon.meta.enrichers import enricher_checksum, enricher_set_checksum
 from daemon.scan.walk import to_signed64
-from daemon.store import Store, changes, migrations, redact_url, sqlite_path
+from daemon.store import Store, changes, labels, migrations, redact_url, sqlite_path
 from daemon.store.migrations import SCHEMA_VERSION, current_version
 from daemon.store.models import File, Library, SchemaVersion
 from daemon.units import iso_utc
@@ -172,8 +172,9 @@ def test_migration_4_keeps_every_row_and_what_every_output_shows(db_url, monkeyp
     assert [(t, lib, bytes(p), h) for t, lib, p, h in tags] == [
         ("keep", library.id, b"a", hashed), ("old", library.id, b"gone", copied),
         ("unhashed", other.id, b"b\xff", None)]
-    insights = store.query("SELECT content_hash, library_id, rel_path, kind, value,"
-                           " is_current, source, enricher_checksum FROM insight ORDER BY id")
+    insights = store.query(f"SELECT content_hash, library_id, rel_path, kind,"
+                           f" {labels.insight_value('insight')}, is_current, source,"
+                           " enricher_checksum FROM insight ORDER BY id")
     assert [(*r[:2], r[2] and bytes(r[2]), *r[3:]) for r in insights] == [
         (hashed, None, None, "mime", '{"mime": "text/plain"}', True, "mime",
          enricher_checksum(mime)),
@@ -182,6 +183,8 @@ def test_migration_4_keeps_every_row_and_what_every_output_shows(db_url, monkeyp
          enricher_checksum(mime)),
         (None, other.id, b"b\xff", "note", '{"note": 1}', True, "user", None)]
     assert "insight_library_id" not in _index_names(store, "insight")
+    assert store.query("SELECT count(*) FROM insight WHERE value = ''"
+                       " AND value_label IS NOT NULL")[0][0] == 3  # the mime ones
     after = [row.as_json() for row in changes.read(store).rows]
     assert after == before and [row["id"] for row in after] == [1, 2, 3, 4, 5, 6]
     assert after[2]["old_path"] == "g\\xff" and after[3]["tag"] == "keep"
