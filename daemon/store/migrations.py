@@ -130,6 +130,7 @@ def _lean_change_log(store: Store) -> None:
                               [table, sequence[0][0]])
     else:
         store.execute(f"ALTER SEQUENCE {table}_id_seq OWNED BY {table}.id")
+        store.execute(f"ALTER INDEX {table}_lean_pkey RENAME TO {table}_pkey")
 
 
 def _lean_columns(store: Store) -> str:
