@@ -16,7 +16,7 @@ that retention dropped (a plain rowid table would, once the newest rows were dro
 
 A row is lean (schema version 5): the host, the library and a tag or insight kind are
 `labels` ids, the kind a small code (`KIND_CODES`), the hash its 16 bytes (`hashes`), and
-`detail` JSON only for what no label says (`old_path`): 209 -> ~100 B a file at 100k files
+`detail` JSON only for what no label says (`old_path`): 223 -> 114 B a file at 100k files
 after a cold scan (two changes a file).
 
 Retention drops the oldest rows; `dropped_through` remembers the highest id dropped, so a
