@@ -31,10 +31,12 @@ def null_hash_fill(store: Store, config: Config) -> int:
         same_file = (
             f"f.library_id = {table}.library_id AND f.rel_path = {table}.rel_path"
         )
+        # A hashed insight keeps no path (`insights.located`); a tag keeps where it was set.
+        unlocate = ", library_id = NULL, rel_path = NULL" if table == "insight" else ""
         cursor = store.execute(
             f"UPDATE {table} SET content_hash = (SELECT f.content_hash FROM file f"
-            f" WHERE {same_file}) WHERE content_hash IS NULL AND EXISTS (SELECT 1 FROM file f"
-            f" WHERE {same_file} AND f.content_hash IS NOT NULL)"
+            f" WHERE {same_file}){unlocate} WHERE content_hash IS NULL AND EXISTS"
+            f" (SELECT 1 FROM file f WHERE {same_file} AND f.content_hash IS NOT NULL)"
         )
         changed += cursor.rowcount
     return changed

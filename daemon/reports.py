@@ -16,7 +16,7 @@ from daemon.scan.apply import path_text
 from daemon.scan.hash import HASH_PREFIX
 from daemon.scan.probe import probe
 from daemon.service.heartbeat import decode_status
-from daemon.store import Store, redact_url
+from daemon.store import Store, labels, redact_url
 from daemon.store.models import DaemonProcess, Library
 from daemon.units import iso_utc
 
@@ -233,7 +233,7 @@ def list_files(store: Store, file_filter: FileFilter) -> Iterator[FileRow]:
     if file_filter.errors:
         # A cheap superset in SQL; the exact test (a JSON value with an "error" key) below.
         where.append("EXISTS (SELECT 1 FROM insight i WHERE i.content_hash = f.content_hash"
-                     " AND i.is_current AND i.value LIKE ?)")
+                     f" AND i.is_current AND {labels.insight_value('i')} LIKE ?)")
         params.append('%"error"%')
     tags = TagIndex.load(store)
     cursor = store.execute(
@@ -260,7 +260,8 @@ def enricher_errors(store: Store, content_hash: str) -> list[tuple[str, str]]:
     """(enricher, message) of the current insights of this content that record a failure."""
     found = []
     for kind, value in store.query(
-        "SELECT kind, value FROM insight WHERE content_hash = ? AND is_current ORDER BY kind",
+        f"SELECT kind, {labels.insight_value('insight')} FROM insight"
+        " WHERE content_hash = ? AND is_current ORDER BY kind",
         [content_hash],
     ):
         parsed = json.loads(value)

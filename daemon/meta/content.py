@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemon.meta.match import GlobSet, sql_match
+from daemon.store import labels
 
 MIME_KIND = "mime"
 
@@ -43,7 +44,8 @@ class ContentRule:
 
     def sql(self, *, is_sqlite: bool) -> tuple[str, list[Any]]:
         """SQL true when this rule selects `file` (by its `mime` insight, else its path)."""
-        find = "instr(m.value, ?) > 0" if is_sqlite else "strpos(m.value, ?) > 0"
+        value = labels.insight_value("m")
+        find = f"instr({value}, ?) > 0" if is_sqlite else f"strpos({value}, ?) > 0"
         current_mime = (
             "SELECT 1 FROM insight m WHERE m.content_hash = file.content_hash"
             f" AND m.kind = '{MIME_KIND}' AND m.is_current"

@@ -9,7 +9,7 @@ from typing import Any
 
 from daemon.errors import UsageError
 from daemon.scan.apply import path_text
-from daemon.store import Store, queries
+from daemon.store import Store, labels, queries
 
 
 @dataclass
@@ -68,7 +68,7 @@ def similar_groups(
         raise UsageError(f"--distance must be between 0 and {HASH_BITS}, got {distance}")
     library_id = _library_id(library)
     rows = store.query(
-        "SELECT i.value, f.content_hash, l.name, f.rel_path FROM insight i"
+        f"SELECT {labels.insight_value('i')}, f.content_hash, l.name, f.rel_path FROM insight i"
         " JOIN file f ON f.content_hash = i.content_hash JOIN library l ON l.id = f.library_id"
         " WHERE i.kind = ? AND i.is_current AND NOT f.is_missing"
         " AND (? IS NULL OR f.library_id = ?)",

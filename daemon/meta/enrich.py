@@ -52,7 +52,7 @@ from daemon.meta.enrichers import (
 from daemon.meta.insights import NewInsight, record_insights, satisfied_condition
 from daemon.meta.match import GlobSet
 from daemon.scan.probe import probe
-from daemon.store import Store, queries
+from daemon.store import Store, labels, queries
 from daemon.store.models import STATE_ENRICHING, STATE_NEW
 
 _CHUNK_FILES = 500
@@ -155,7 +155,8 @@ def _unsettled_chunk_query(store: Store, library_id: int, set_checksum: str):
 def _current_mime_texts(store: Store, hashes: Iterable[str]) -> dict[str, str]:
     hashes = sorted(hashes)
     rows = store.query(
-        "SELECT content_hash, value FROM insight WHERE content_hash IN ("
+        f"SELECT content_hash, {labels.insight_value('insight')} FROM insight"
+        " WHERE content_hash IN ("
         + ", ".join("?" for _ in hashes) + ") AND kind = ? AND is_current",
         [*hashes, MIME_KIND],
     )

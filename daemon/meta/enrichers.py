@@ -23,6 +23,7 @@ from typing import Any
 from daemon.config import EnricherConfig
 from daemon.meta import mime, video
 from daemon.meta.external import run_command
+from daemon.store.models import ENRICHER_CHECKSUM_DIGITS
 
 # Bump when a built-in's output changes, so existing insights are regenerated.
 BUILTIN_VERSIONS = {"mime": 2, "image": 2, "phash": 1, "audio": 1, "video": 1}
@@ -32,7 +33,16 @@ HEAVY_BUILTINS = frozenset({"image", "phash", "video"})
 IMAGE_AND_PHASH = frozenset({"image", "phash"})
 
 
+# Stored checksums are the first 10 hex digits (40 bits) of the SHA-256: they are on every
+# file row, its (state, enricher_checksum) index and every insight row, where 32 digits cost
+# ~66 B a file (100k files); a changed config keeps its checksum with a chance of 1 in 10^12.
+# Migration 4 cut the stored 32 digits to these 10, so the set checksum is computed from the
+# full per-enricher digests as before: a stored set checksum still matches after the upgrade.
 def enricher_checksum(enricher: EnricherConfig) -> str:
+    return _full_checksum(enricher)[:ENRICHER_CHECKSUM_DIGITS]
+
+
+def _full_checksum(enricher: EnricherConfig) -> str:
     identity = [
         enricher.name, list(enricher.match), list(enricher.command), enricher.timeout_s,
         _builtin_version(enricher.name) if enricher.builtin else None,
@@ -47,7 +57,8 @@ def _builtin_version(name: str) -> int | str | None:
 
 
 def enricher_set_checksum(enrichers: Iterable[EnricherConfig]) -> str:
-    return _digest(json.dumps(sorted(enricher_checksum(e) for e in enrichers)))
+    full = _digest(json.dumps(sorted(_full_checksum(e) for e in enrichers)))
+    return full[:ENRICHER_CHECKSUM_DIGITS]
 
 
 def _digest(text: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from daemon.config import EnricherConfig
 from daemon.errors import UsageError
 from daemon.meta.indexed import IndexedFile
-from daemon.store import Store
+from daemon.store import Store, labels
 from daemon.store import changes as feed
 from daemon.store.changes import Change
 from daemon.units import iso_utc
@@ -24,9 +24,13 @@ from daemon.units import iso_utc
 USER_SOURCE = "user"
 KIND_RE = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 
+# Kinds whose values repeat from file to file, stored once as labels: a 100k-file library
+# has a few dozen media types, and the mime value's ~60 B of JSON was a third of its row.
+LABELLED_KINDS = frozenset({"mime"})
 _INSERT = (
-    "INSERT INTO insight (content_hash, library_id, rel_path, kind, value, generated_at,"
-    " is_current, source, enricher_checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO insight (content_hash, library_id, rel_path, kind, value, value_label,"
+    " generated_at, is_current, source, enricher_checksum)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _DEMOTE_BY_HASH = (
     "UPDATE insight SET is_current = ? WHERE content_hash = ? AND kind = ? AND is_current"
@@ -93,17 +97,34 @@ def record_insights(store: Store, insights: Sequence[NewInsight]) -> None:
     """
     by_hash = [(False, i.content_hash, i.kind) for i in insights if i.content_hash]
     by_path = [(False, i.library_id, i.rel_path, i.kind) for i in insights if not i.content_hash]
-    rows = [
-        (i.content_hash, i.library_id, i.rel_path, i.kind,
-         json.dumps(i.value, ensure_ascii=False), i.generated_at, True, i.source,
-         i.enricher_checksum)
-        for i in insights
-    ]
     with store.write_tx():
+        values = stored_values(store, insights, [json.dumps(i.value, ensure_ascii=False)
+                                                 for i in insights])
+        rows = [(i.content_hash, *located(i), i.kind, *value, i.generated_at, True, i.source,
+                 i.enricher_checksum) for i, value in zip(insights, values, strict=True)]
         store.executemany(_DEMOTE_BY_PATH, by_path)
         store.executemany(_DEMOTE_BY_HASH, by_hash)
         store.executemany(_INSERT, rows)
         store.record_changes(insight_changes(store, insights))
+
+
+def stored_values(store: Store, insights: Sequence[NewInsight], texts: Sequence[str]
+                  ) -> list[tuple[str, int | None]]:
+    """(value, value_label) as each row stores its value JSON `texts[n]` (call inside the
+    writing transaction: a label's id is only good in it)."""
+    ids = labels.ids(store, [text for i, text in zip(insights, texts, strict=True)
+                             if i.kind in LABELLED_KINDS])
+    return [("", ids[text]) if i.kind in LABELLED_KINDS else (text, None)
+            for i, text in zip(insights, texts, strict=True)]
+
+
+def located(insight: NewInsight) -> tuple[int | None, bytes | None]:
+    """The (library_id, rel_path) an insight row stores: only while its content is not
+    hashed (the NULL-hash fill and `insight show` look such rows up by path). A hashed row
+    is found by its hash; its path would cost ~25 B a file and answer no query."""
+    if insight.content_hash:
+        return None, None
+    return insight.library_id, insight.rel_path
 
 
 def insight_changes(store: Store, insights: Sequence[NewInsight]) -> list[Change]:
@@ -142,7 +163,8 @@ def file_insights(store: Store, file: IndexedFile, *, history: bool) -> list[dic
     if not history:
         where += " AND is_current"
     rows = store.query(
-        "SELECT kind, value, generated_at, is_current, source FROM insight"
+        f"SELECT kind, {labels.insight_value('insight')}, generated_at, is_current, source"
+        " FROM insight"
         f" WHERE {where} ORDER BY kind, is_current DESC, generated_at DESC, id DESC",
         params,
     )

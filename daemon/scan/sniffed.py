@@ -19,15 +19,21 @@ from typing import Any
 from daemon.config import Config, EnricherConfig
 from daemon.meta import mime
 from daemon.meta.enrichers import enricher_checksum
-from daemon.meta.insights import NewInsight, insight_changes, record_insights
+from daemon.meta.insights import (
+    NewInsight,
+    insight_changes,
+    located,
+    record_insights,
+    stored_values,
+)
 from daemon.meta.match import GlobSet
 from daemon.scan.hash import Hashed, Sniffer
 from daemon.store import Store
 from daemon.store.models import Insight
 
 LOOKUP_CHUNK = 500
-_INSIGHT_COLUMNS = ("content_hash", "library_id", "rel_path", "kind", "value", "generated_at",
-                    "is_current", "source", "enricher_checksum")
+_INSIGHT_COLUMNS = ("content_hash", "library_id", "rel_path", "kind", "value", "value_label",
+                    "generated_at", "is_current", "source", "enricher_checksum")
 
 
 def sniff_mime_json(head: bytes, path_text: str) -> str:
@@ -80,11 +86,13 @@ class SniffedInsights:
         # nearly all of a cold scan, is a plain bulk insert.
         stale = [by_hash.pop(h) for h in current if h in by_hash]
         record_insights(store, [i._replace(value=json.loads(i.value)) for i in stale])
-        rows = [(i.content_hash, i.library_id, i.rel_path, i.kind, i.value, i.generated_at,
-                 True, i.source, i.enricher_checksum) for i in by_hash.values()]
+        new = list(by_hash.values())
         with store.write_tx():
+            values = stored_values(store, new, [i.value for i in new])
+            rows = [(i.content_hash, *located(i), i.kind, *value, i.generated_at, True,
+                     i.source, i.enricher_checksum) for i, value in zip(new, values, strict=True)]
             store.insert_rows(Insight, _INSIGHT_COLUMNS, rows)
-            store.record_changes(insight_changes(store, list(by_hash.values())))
+            store.record_changes(insight_changes(store, new))
         return len(rows)
 
     def _known(self, store: Store, hashes: list[str]) -> tuple[set[str], set[str]]:

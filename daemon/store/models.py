@@ -27,6 +27,8 @@ database_proxy = DatabaseProxy()
 STATE_NEW = "new"
 STATE_ENRICHING = "enriching"
 STATE_READY = "ready"
+# Enricher checksums are stored as this many hex digits (`meta/enrichers.py` says why).
+ENRICHER_CHECKSUM_DIGITS = 10
 
 
 class PathField(BlobField):
@@ -96,10 +98,14 @@ class Insight(BaseModel):
     """Derived data keyed by content; at most one current row per (content_hash, kind)."""
 
     content_hash = CharField(null=True)
-    library = ForeignKeyField(Library, null=True, on_delete="CASCADE")
+    # Only while content_hash is NULL (`insights.located`); no index of its own: the
+    # partial insight_unhashed_path serves the look-ups by path (migration 4).
+    library = ForeignKeyField(Library, null=True, on_delete="CASCADE", index=False)
     rel_path = PathField(null=True)
     kind = CharField()
+    # The value's JSON; '' when it is the label `value_label` (`labels.insight_value`).
     value = TextField()
+    value_label = IntegerField(null=True)
     generated_at = DoubleField()
     is_current = BooleanField(default=True)
     source = CharField()

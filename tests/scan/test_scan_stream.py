@@ -11,7 +11,7 @@ import pytest
 from daemon.config import load_config
 from daemon.scan import scanner
 from daemon.scan.scanner import ScanOptions, normalize_scopes, scan_library
-from daemon.store import queries
+from daemon.store import labels, queries
 
 
 def scan(env, store, **kwargs):
@@ -179,9 +179,12 @@ def test_new_files_are_read_once_for_hash_and_mime(env, store, monkeypatch, pool
     result = scan(env, store, options=ScanOptions(sniff=True))
     assert result.stats["hashed"] == 3
     expected = {rel: mime.detect(bytes(root / rel), rel) for rel in ("a/pic.png", "a/notes.txt")}
-    rows_ = store.query("SELECT rel_path, value, source FROM insight WHERE kind = 'mime'")
-    assert sorted((bytes(r[0]).decode(), json.loads(r[1]), r[2]) for r in rows_) == sorted(
-        (rel, value, "mime") for rel, value in expected.items())  # one per content
+    rows_ = store.query(f"SELECT rel_path, {labels.insight_value('insight')}, source"
+                        " FROM insight WHERE kind = 'mime'")
+    # One per content, found by its hash: a hashed insight keeps no path.
+    stored = sorted((r[0], json.dumps(json.loads(r[1]), sort_keys=True), r[2]) for r in rows_)
+    assert stored == sorted(
+        (None, json.dumps(value, sort_keys=True), "mime") for value in expected.values())
 
     def read_again(path, path_text):
         raise AssertionError(f"{path_text} read a second time")
@@ -214,7 +217,8 @@ def test_sniffed_insight_respects_existing_ones(env, store):
                    value={"mime": "x/user"}, source="user")
     scan(env, store, options=ScanOptions(sniff=True))
     current = dict(store.query(
-        "SELECT content_hash, value FROM insight WHERE kind = 'mime' AND is_current"))
+        f"SELECT content_hash, {labels.insight_value('insight')} FROM insight"
+        " WHERE kind = 'mime' AND is_current"))
     assert json.loads(current[old])["mime"] == "text/plain"  # the stale one was demoted
     assert json.loads(current[user])["mime"] == "x/user"  # a user's is never overwritten
     assert len(store.query("SELECT 1 FROM insight")) == 3

@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 
+from daemon.store import changes as feed
 from tests.media import jpeg_bytes
 from tests.service.conftest import query_db, write
 
@@ -35,8 +36,15 @@ def runs(tmp_path: Path) -> int:
 
 
 def changes(db_url: str) -> list[tuple[int, str, str, dict]]:
-    rows = query_db(db_url, "SELECT id, kind, path, detail FROM change_log ORDER BY id")
-    return [(i, kind, path, json.loads(detail or "{}")) for i, kind, path, detail in rows]
+    """(id, kind, path, detail) of every change, read from the lean rows as the feed reads them
+    (kind codes, the tag or insight kind as a label)."""
+    rows = query_db(db_url, "SELECT c.id, c.kind, c.path, d.text, c.detail FROM change_log c"
+                            " LEFT JOIN label d ON d.id = c.detail_label ORDER BY c.id")
+    kinds = {code: kind for kind, code in feed.KIND_CODES.items()}
+    return [(i, kinds[code], path,
+             {feed.LABELLED_DETAIL[kinds[code]]: label} if label is not None
+             else json.loads(detail or "{}"))
+            for i, code, path, label, detail in rows]
 
 
 def insight_kinds(db_url: str) -> set[str]:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 import sys
 import time
 
+from daemon.config import empty_config
+from daemon.meta import enrichers
+from daemon.meta.enrichers import enricher_checksum, enricher_set_checksum
 from daemon.scan.walk import to_signed64
-from daemon.store import Store, changes, redact_url, sqlite_path
+from daemon.store import Store, changes, labels, migrations, redact_url, sqlite_path
 from daemon.store.migrations import SCHEMA_VERSION, current_version
 from daemon.store.models import File, Library, SchemaVersion
+from daemon.units import iso_utc
 from tests.conftest import REPO_ROOT, cli_env, new_pg_schema_url, write_tree
 
 
@@ -37,18 +43,24 @@ def _index_names(store: Store, table: str) -> set[str]:
     return {index.name for index in store.db.get_indexes(table)}
 
 
-def test_migration_3_trades_three_indexes_for_smaller_ones_and_keeps_every_row(db_url):
-    """A database at schema 3 (the indexes it had, rows, a tag, insights by hash and by path,
-    changes) opens at the current schema with every row and the new indexes."""
-    store = Store(db_url)
-    for name in ("insight_content_hash_kind_is_current", "insight_unhashed_path"):
-        store.execute(f"DROP INDEX {name}")
+def _store_at_version(db_url: str, version: int, monkeypatch) -> Store:
+    """A database as a release at schema `version` left it: only the migrations before it."""
+    with monkeypatch.context() as patch:
+        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:version])
+        patch.setattr(migrations, "SCHEMA_VERSION", version)
+        return Store(db_url)
+
+
+def test_migration_3_trades_three_indexes_for_smaller_ones_and_keeps_every_row(
+        db_url, monkeypatch):
+    """A database at schema 3 (the indexes it had, rows, a tag, insights by hash and by path)
+    opens at the current schema with every row and the new indexes."""
+    store = _store_at_version(db_url, 3, monkeypatch)
     store.execute("CREATE INDEX file_library_id ON file (library_id)")
     store.execute("CREATE INDEX insight_content_hash_kind ON insight (content_hash, kind)")
     store.execute("CREATE INDEX insight_library_id_rel_path ON insight (library_id, rel_path)")
     store.execute("CREATE INDEX insight_current_hash_kind ON insight (content_hash, kind)"
                   " WHERE is_current")
-    SchemaVersion.update(version=3).execute()
     library = Library.create(name="lib", root="/r", host="h", created_at=0.0)
     columns = ("library_id", "rel_path", "path_text", "size", "mtime_ns", "inode", "device",
                "content_hash", "is_missing", "state", "first_seen", "last_seen")
@@ -66,22 +78,126 @@ def test_migration_3_trades_three_indexes_for_smaller_ones_and_keeps_every_row(d
                 " generated_at, is_current, source, enricher_checksum)"
                 " VALUES (?, ?, ?, 'mime', '{}', 0, ?, 'mime', 'c')",
                 [content_hash, library.id, rel_path, current])
-        store.record_changes([changes.Change(changes.CREATED, "lib", "a", hashed)])
     store.close()
 
     store = Store(db_url)
-    assert current_version(store) == SCHEMA_VERSION == 4
+    assert current_version(store) == SCHEMA_VERSION
     files = store.query("SELECT rel_path, content_hash FROM file ORDER BY rel_path")
     assert [(bytes(path), h) for path, h in files] == [(b"a", hashed), (b"b\xff", None)]
     assert store.query("SELECT tag, content_hash FROM tag") == [("keep", hashed)]
     assert store.query("SELECT count(*) FROM insight WHERE is_current")[0][0] == 2
     assert store.query("SELECT count(*) FROM insight WHERE content_hash IS NULL")[0][0] == 1
-    assert [row.path for row in changes.read(store).rows] == ["a"]
     assert "file_library_id" not in _index_names(store, "file")
     assert _index_names(store, "insight") >= {"insight_content_hash_kind_is_current",
-                                              "insight_unhashed_path", "insight_library_id"}
+                                              "insight_unhashed_path"}
     assert not _index_names(store, "insight") & {
         "insight_content_hash_kind", "insight_current_hash_kind", "insight_library_id_rel_path"}
+    store.close()
+
+
+def _old_checksum(text: str) -> str:
+    """An enricher checksum as schema 4 stored it: 32 hex digits."""
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def test_migration_4_keeps_every_row_and_what_every_output_shows(db_url, monkeypatch):
+    """A database at schema 4 with real rows (present, missing and unhashed files, tags by
+    hash and by path, current and demoted insights, an insight by path, changes of every
+    shape, ids already dropped by retention) opens at schema 5 with nothing lost: the same
+    files, tags, insights and change feed (ids, times, hosts, libraries, hashes, details), the
+    files still settled under the same enrichers, and new changes after the old ids."""
+    store = _store_at_version(db_url, 4, monkeypatch)
+    store.execute("CREATE INDEX insight_library_id ON insight (library_id)")
+    library = Library.create(name="lib", root="/r", host="h", created_at=0.0)
+    other = Library.create(name="other", root="/o", host="h", created_at=0.0)
+    mime = next(e for e in empty_config().enrichers if e.name == "mime")
+    old_mime = _old_checksum(json.dumps([mime.name, list(mime.match), list(mime.command),
+                                         mime.timeout_s, enrichers._builtin_version("mime")]))
+    old_set = _old_checksum(json.dumps(sorted([old_mime])))
+    hashed, copied = "xxh128:" + "1" * 32, "xxh128:" + "ab" * 16
+    columns = ("library_id", "rel_path", "path_text", "size", "mtime_ns", "inode", "device",
+               "content_hash", "is_missing", "missing_since", "state", "enricher_checksum",
+               "first_seen", "last_seen")
+    with store.write_tx():
+        store.insert_rows(File, columns, [
+            (library.id, b"a", "a", 1, 1, 1, 1, hashed, False, None, "ready", old_set, 1.5, 2.5),
+            (library.id, b"gone", "gone", 3, 3, 3, 1, copied, True, 7.25, "ready", old_set,
+             0.0, 0.0),
+            (other.id, b"b\xff", "b\\xff", 2, 2, 2, 1, None, False, None, "new", None, 0.0,
+             0.0)])
+        for tag, rel_path, content_hash in (("keep", b"a", hashed), ("old", b"gone", copied),
+                                            ("unhashed", b"b\xff", None)):
+            store.execute("INSERT INTO tag (library_id, rel_path, content_hash, tag, created_at)"
+                          " VALUES (?, ?, ?, ?, ?)", [library.id if content_hash else other.id,
+                                                      rel_path, content_hash, tag, 0.0])
+        for content_hash, library_id, rel_path, value, current, source in (
+                (hashed, library.id, b"a", '{"mime": "text/plain"}', True, "mime"),
+                (hashed, library.id, b"a", '{"mime": "old"}', False, "mime"),
+                (copied, library.id, b"gone", '{"mime": "image/png"}', True, "mime"),
+                (None, other.id, b"b\xff", '{"note": 1}', True, "user")):
+            store.execute(
+                "INSERT INTO insight (content_hash, library_id, rel_path, kind, value,"
+                " generated_at, is_current, source, enricher_checksum)"
+                " VALUES (?, ?, ?, ?, ?, 5.5, ?, ?, ?)",
+                [content_hash, library_id, rel_path, "note" if source == "user" else "mime",
+                 value, current, source, old_mime if source == "mime" else None])
+        old_changes = [
+            (1000.125, "nas1", "lib", "created", "a", hashed, None),
+            (1000.125, "nas1", "lib", "insight", "a", hashed, '{"insight_kind": "mime"}'),
+            (1001.0, "nas2", "lib", "moved", "gone", copied, '{"old_path": "g\\\\xff"}'),
+            (1002.0, "nas2", "lib", "tagged", "a", hashed, '{"tag": "keep"}'),
+            (1003.0, "nas1", "other", "missing", "gone", None, None),
+            (1004.0, "nas1", None, "library_offline", None, None, None),
+            (1005.0, "nas1", "lib", "created", "dropped", hashed, None)]
+        store.insert_values(changes.TABLE, ("at", "host", "library", "kind", "path", "hash",
+                                            "detail"), old_changes)
+    store.execute(f"DELETE FROM {changes.TABLE} WHERE id = 7")  # retention dropped the newest
+    store.close()
+    # What `assetd changes --json` printed of them at schema 4.
+    before = [{"id": i, "at": iso_utc(at, timespec="milliseconds"), "host": host,
+               "library": lib, "path": path, "kind": kind, "hash": h,
+               **(json.loads(detail) if detail else {})}
+              for i, (at, host, lib, kind, path, h, detail) in enumerate(old_changes[:6], 1)]
+
+    store = Store(db_url)
+    assert current_version(store) == SCHEMA_VERSION == 5
+    files = store.query("SELECT rel_path, content_hash, is_missing, missing_since, state,"
+                        " enricher_checksum FROM file ORDER BY id")
+    assert [(bytes(r[0]), *r[1:5]) for r in files] == [
+        (b"a", hashed, False, None, "ready"), (b"gone", copied, True, 7.25, "ready"),
+        (b"b\xff", None, False, None, "new")]
+    # Still settled: the stored set checksum is what this code computes for the same set.
+    assert [r[5] for r in files] == [enricher_set_checksum([mime])] * 2 + [None]
+    tags = store.query("SELECT tag, library_id, rel_path, content_hash FROM tag ORDER BY tag")
+    assert [(t, lib, bytes(p), h) for t, lib, p, h in tags] == [
+        ("keep", library.id, b"a", hashed), ("old", library.id, b"gone", copied),
+        ("unhashed", other.id, b"b\xff", None)]
+    insights = store.query(f"SELECT content_hash, library_id, rel_path, kind,"
+                           f" {labels.insight_value('insight')}, is_current, source,"
+                           " enricher_checksum FROM insight ORDER BY id")
+    assert [(*r[:2], r[2] and bytes(r[2]), *r[3:]) for r in insights] == [
+        (hashed, None, None, "mime", '{"mime": "text/plain"}', True, "mime",
+         enricher_checksum(mime)),
+        (hashed, None, None, "mime", '{"mime": "old"}', False, "mime", enricher_checksum(mime)),
+        (copied, None, None, "mime", '{"mime": "image/png"}', True, "mime",
+         enricher_checksum(mime)),
+        (None, other.id, b"b\xff", "note", '{"note": 1}', True, "user", None)]
+    assert "insight_library_id" not in _index_names(store, "insight")
+    if not store.is_sqlite:  # the copied table's key keeps the name a fresh one has
+        assert store.query("SELECT count(*) FROM pg_indexes WHERE indexname = ?"
+                           " AND schemaname = current_schema()",
+                           [f"{changes.TABLE}_pkey"])[0][0] == 1
+    assert store.query("SELECT count(*) FROM insight WHERE value = ''"
+                       " AND value_label IS NOT NULL")[0][0] == 3  # the mime ones
+    after = [row.as_json() for row in changes.read(store).rows]
+    assert after == before and [row["id"] for row in after] == [1, 2, 3, 4, 5, 6]
+    assert after[2]["old_path"] == "g\\xff" and after[3]["tag"] == "keep"
+    assert [r.id for r in changes.read(store, library="other").rows] == [5]
+    with store.write_tx():
+        store.record_changes([changes.Change(changes.TAGGED, "lib", "a", hashed, {"tag": "x"})])
+    [new] = changes.read(store, since=6).rows
+    assert (new.id, new.kind, new.library, new.content_hash, new.detail) == (
+        8, "tagged", "lib", hashed, {"tag": "x"})
     store.close()
 
 
@@ -222,9 +338,11 @@ def test_question_marks_and_percents_inside_literals_stay_literal(store):
 def test_change_rows_round_trip_through_the_bulk_insert(store):
     """On PostgreSQL the change feed is written with COPY: every character and NULL survive."""
     odd = "tab\tnew\nline\\back\rslash \\N é ?%"
-    recorded = [changes.Change(changes.CREATED, "lib", f"f{i}", None if i % 2 else f"h{i}")
-                for i in range(3000)]
-    recorded.append(changes.Change(changes.MOVED, odd, odd, odd, {"old_path": odd}))
+    recorded = [changes.Change(changes.CREATED, "lib", f"f{i}",
+                               None if i % 2 else f"xxh128:{i:032x}") for i in range(3000)]
+    recorded.append(changes.Change(changes.MOVED, odd, odd, "xxh128:" + "f" * 32,
+                                   {"old_path": odd}))
+    recorded.append(changes.Change(changes.TAGGED, odd, odd, None, {"tag": odd}))
     recorded.append(changes.Change(changes.LIBRARY_OFFLINE, None))
     with store.write_tx():
         store.record_changes(recorded)

@@ -78,3 +78,23 @@ def test_an_idle_retention_check_reads_no_table(sqlite_store):
         "EXPLAIN QUERY PLAN " + sql).fetchall()) for sql in statements
         if sql.lstrip().upper().startswith("SELECT")]
     assert plans and all("SCAN change_log" not in plan for plan in plans), plans
+
+
+def test_a_page_of_the_change_feed_walks_the_log_by_id_and_labels_by_key(sqlite_store):
+    """The feed's rows name their host, library and tag by label id: a page is read in id
+    order with each label looked up by its key, never a scan or sort of either table."""
+    with sqlite_store.write_tx():
+        sqlite_store.record_changes(
+            [Change(feed.TAGGED, "lib", f"f{i}", None, {"tag": f"t{i % 3}"}) for i in range(20)])
+    statements: list[str] = []
+    connection = sqlite_store.db.connection()
+    connection.set_trace_callback(statements.append)
+    try:
+        page = feed.read(sqlite_store, 5, limit=10)
+    finally:
+        connection.set_trace_callback(None)
+    assert [row.detail for row in page.rows][:2] == [{"tag": "t2"}, {"tag": "t0"}]
+    [plan] = [" | ".join(row[-1] for row in connection.execute(
+        "EXPLAIN QUERY PLAN " + sql).fetchall()) for sql in statements if "FROM change_log" in sql]
+    assert "SEARCH c USING INTEGER PRIMARY KEY" in plan, plan
+    assert plan.count("SEARCH") == 4 and "SCAN" not in plan and "TEMP B-TREE" not in plan, plan

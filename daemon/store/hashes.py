@@ -1,0 +1,22 @@
+"""Content hashes as the database stores them: the 16 bytes of the XXH3-128 digest.
+
+Everything above the store speaks `xxh128:` + 32 hex digits (the contract's form); the text
+form cost 39 bytes a value where the digest is 16, on every row and index entry that holds one.
+"""
+
+from __future__ import annotations
+
+PREFIX = "xxh128:"
+_TEXT_LENGTH = len(PREFIX) + 32
+
+
+def to_db(content_hash: str | None) -> bytes | None:
+    if content_hash is None:
+        return None
+    if len(content_hash) != _TEXT_LENGTH or not content_hash.startswith(PREFIX):
+        raise ValueError(f"not a content hash: {content_hash!r}")
+    return bytes.fromhex(content_hash[len(PREFIX):])
+
+
+def from_db(digest: bytes | memoryview | None) -> str | None:
+    return None if digest is None else PREFIX + bytes(digest).hex()
