@@ -22,7 +22,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon.scan.hash import Hashed, Sniffer, hash_batch, hash_outcome
+from daemon.scan.hash import HASHED, Hashed, Sniffer, as_hashed, hash_batch, hash_outcome
 from daemon.scan.walk import DiskEntry
 
 POOL_MIN_FILES = 256  # fewer files to hash than this: no pool
@@ -92,8 +92,8 @@ class Hasher:
                     on_bytes=on_bytes, sniff=self.sniff, head_bytes=self.head_bytes,
                     path_text=entry.rel_path.decode("utf-8", "backslashreplace"))
                 continue
-            for entry, result in zip(batch, future.result(), strict=True):
-                yield entry, *result
+            for entry, (outcome, value, sniffed) in zip(batch, future.result(), strict=True):
+                yield entry, outcome, as_hashed(value) if outcome == HASHED else value, sniffed
             on_bytes(sum(entry.size for entry in batch))
 
     def close(self) -> None:
