@@ -75,6 +75,29 @@ class Change(NamedTuple):
     detail: Mapping[str, Any] = _NO_DETAIL
 
 
+class CreatedRows(NamedTuple):
+    """`created` changes of the file rows this transaction inserted into one library with
+    ids in (`after_id`, `through_id`], in id order: made by one INSERT ... SELECT from those
+    rows at flush, not one Python row per file (SQLite: 0.7 against 6.5 µs a change; a cold
+    scan makes 100k of them). The recorder must be the only writer of that library's new
+    rows in that id range (a scan holds the library's scan lock; on PostgreSQL the sequence
+    hands out ids above every id it gave before, and other libraries' rows are filtered
+    out) and must not change those rows' path or hash before the commit: the change says
+    what the row holds at flush."""
+
+    library: str
+    library_id: int
+    after_id: int
+    through_id: int
+
+
+_CREATED_FROM_ROWS = (
+    f"INSERT INTO {TABLE} (at, host, library, kind, path, hash, detail)"
+    f" SELECT ?, ?, ?, '{CREATED}', path_text, content_hash, NULL FROM file"
+    " WHERE id > ? AND id <= ? AND library_id = ? ORDER BY id"
+)
+
+
 @dataclass(frozen=True)
 class ChangeRow:
     """A recorded change, as `assetd changes` and `/changes` print it."""
@@ -119,7 +142,7 @@ def create_table(store: Store) -> None:
                   " value TEXT NOT NULL)")
 
 
-def flush(store: Store, changes: Sequence[Change]) -> None:
+def flush(store: Store, changes: Sequence[Change | CreatedRows]) -> None:
     """Insert a committing transaction's changes (called by `Store.write_tx`, last)."""
     if not changes:
         return
@@ -137,12 +160,24 @@ def flush(store: Store, changes: Sequence[Change]) -> None:
             texts[key] = json.dumps(dict(detail), sort_keys=True) if detail else None
         return texts[key]
 
-    rows = [(now, host, library, kind, path, content_hash, text(detail))
-            for kind, library, path, content_hash, detail in changes]
-    for start in range(0, len(rows), INSERT_PAGE_ROWS):
-        store.insert_values(TABLE, _COLUMNS, rows[start:start + INSERT_PAGE_ROWS])
+    rows: list[tuple] = []
+    for change in changes:
+        if change.__class__ is CreatedRows:
+            _insert_pages(store, rows)
+            rows = []
+            store.execute(_CREATED_FROM_ROWS, (now, host, change.library, change.after_id,
+                                               change.through_id, change.library_id))
+            continue
+        kind, library, path, content_hash, detail = change
+        rows.append((now, host, library, kind, path, content_hash, text(detail)))
+    _insert_pages(store, rows)
     if not store.is_sqlite:
         store.execute(f"NOTIFY {NOTIFY_CHANNEL}")  # delivered at commit, to `--follow`
+
+
+def _insert_pages(store: Store, rows: Sequence[tuple]) -> None:
+    for start in range(0, len(rows), INSERT_PAGE_ROWS):
+        store.insert_values(TABLE, _COLUMNS, rows[start:start + INSERT_PAGE_ROWS])
 
 
 def read(store: Store, since: int = 0, *, library: str | None = None,
