@@ -7,9 +7,10 @@ read. Batches are `BATCH_FILES` files or `BATCH_BYTES` bytes: a part of a scan (
 is ten batches or more, so both workers stay busy and a stop waits for ~15 ms of work; a
 batch costs this process ~0.1-0.2 ms (a future, two threads of the executor, the pickles), so
 128-file batches cost it ~0.1 s per 100k files. In a cold scan this process (walk, inserts)
-is the slower side: the workers wait for it, not it for them. Small jobs (a watcher event, a few edits) never start the pool
-(starting one costs more than hashing them), and big files are hashed here, in the scanning
-process, where progress is reported per MiB and a stop request is seen between chunks.
+is the slower side: the workers wait for it, not it for them. Small jobs (a watcher event, a
+few edits) never start the pool (starting one costs more than hashing them), and big files are
+hashed here, in the scanning process, where progress is reported per MiB and a stop request is
+seen between chunks.
 
 The pool uses `fork` where the process has a single thread (the CLI: instant start) and
 `spawn` otherwise (the daemon: forking a process with threads can copy a held lock).
