@@ -16,6 +16,7 @@ import os
 import stat
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import xxhash
@@ -54,7 +55,10 @@ def _buffer() -> bytearray:
 
 
 def _open(path: bytes, follow_symlinks: bool) -> int:
-    flags = _OPEN_FLAGS | (0 if follow_symlinks else os.O_NOFOLLOW)
+    return _open_with(path, _OPEN_FLAGS | (0 if follow_symlinks else os.O_NOFOLLOW))
+
+
+def _open_with(path: bytes, flags: int) -> int:
     if _O_NOATIME:
         try:
             # Reading 10 TB should not rewrite 10 TB of atimes; only the owner may ask.
@@ -159,9 +163,61 @@ def hash_outcome(
 def hash_batch(
     root: bytes, rel_paths: list[bytes], follow_symlinks: bool,
     sniff: Sniffer | None = None, head_bytes: int = 0,
-) -> list[tuple[str, Hashed | str | None, Any]]:
-    """`hash_outcome` of several files of one root: a worker process's unit of work."""
-    return [hash_outcome(root + b"/" + rel_path, follow_symlinks=follow_symlinks, sniff=sniff,
-                         head_bytes=head_bytes,
-                         path_text=rel_path.decode("utf-8", "backslashreplace"))
-            for rel_path in rel_paths]
+) -> list[tuple[str, tuple | str | None, Any]]:
+    """`hash_outcome` of several files of one root: a worker process's unit of work.
+
+    A hashed file's value is a plain tuple in `Hashed`'s order (`as_hashed` makes it one
+    again): pickling a namedtuple calls Python per object, 2.3 µs a file against 0.4 for a
+    plain tuple. The common case, a regular file that fits in the buffer and reads whole in
+    one call, is `hash_file_head` inlined (same open flags, the same fstat before and after,
+    the same comparison): ~13 µs a file instead of ~20 (100k files of 64-2,000 B). Anything
+    else (a big file, a short read, a file that changed, an error) goes through
+    `hash_outcome`, which reads it again and says what happened.
+    """
+    flags = _OPEN_FLAGS | (0 if follow_symlinks else os.O_NOFOLLOW)
+    buf = _buffer()
+    buffers, view = [buf], memoryview(buf)
+    results: list[tuple[str, tuple | str | None, Any]] = []
+    for rel_path in rel_paths:
+        path = root + b"/" + rel_path
+        value = _hash_small(path, flags, buffers, view)
+        if value is not None:
+            sniffed = sniff(bytes(view[:min(value[1], head_bytes)]),
+                            rel_path.decode("utf-8", "backslashreplace")) if sniff else None
+            results.append((HASHED, value, sniffed))
+            continue
+        outcome, value, sniffed = hash_outcome(
+            path, follow_symlinks=follow_symlinks, sniff=sniff, head_bytes=head_bytes,
+            path_text=rel_path.decode("utf-8", "backslashreplace"))
+        results.append((outcome, tuple(value) if outcome == HASHED else value, sniffed))
+    return results
+
+
+def _hash_small(path: bytes, flags: int, buffers: list[bytearray],
+                view: memoryview) -> tuple | None:
+    """`hash_file_head`'s answer for a regular file that fits in the buffer and reads whole
+    at once, as a plain tuple; None for anything else (the caller's general path says what).
+    S_ISREG is checked before the first read, so a device or a FIFO is never read (the open
+    is O_NONBLOCK | O_NOCTTY: it neither hangs nor takes a terminal)."""
+    try:
+        fd = _open_with(path, flags)
+    except OSError:
+        return None
+    try:
+        before = os.fstat(fd)
+        size = before.st_size
+        if not stat.S_ISREG(before.st_mode) or size > CHUNK_BYTES:
+            return None
+        read = os.readv(fd, buffers) if size else 0
+        after = os.fstat(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if read != size or after.st_size != size or after.st_mtime_ns != before.st_mtime_ns:
+        return None  # torn, or short: the general path reads it again and decides
+    return (HASH_PREFIX + xxhash.xxh3_128_hexdigest(view[:size]), size, before.st_mtime_ns,
+            to_signed64(before.st_ino), to_signed64(before.st_dev))
+
+
+as_hashed = partial(tuple.__new__, Hashed)  # a C call, not the namedtuple's Python __new__

@@ -172,10 +172,11 @@ class _ScanRun:
         self.hashed = 0
         sniffing = options.sniff and options.hash_files and not options.dry_run
         self.sniffed = SniffedInsights(config) if sniffing else None
-        # A walk of the whole root of a library with rows, in a child process where that is
-        # safe (walkproc.py): a rescan, where the walk is half the work. A watcher's few paths
-        # are not worth a fork.
-        self.fork_walk = self.lookups and self.scopes == [b""] and can_fork()
+        # A walk of the whole root, in a child process where that is safe (walkproc.py): in
+        # a rescan the walk is half the work, in a cold scan a fifth of this process's (the
+        # rest is the inserts, which the hash workers wait for). A watcher's few paths are
+        # not worth a fork.
+        self.fork_walk = self.scopes == [b""] and can_fork()
         self.hasher = Hasher(
             os.fsencode(library.path), library.follow_symlinks,
             sniff=self.sniffed.sniffer if self.sniffed else None,

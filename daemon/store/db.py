@@ -35,7 +35,7 @@ from peewee import (
     SqliteDatabase,
 )
 
-from daemon.store import changes, migrations
+from daemon.store import changes, hashes, migrations
 from daemon.store.models import database_proxy
 from daemon.store.statistics import TRACKED, Statistics, written_table
 
@@ -82,7 +82,7 @@ def _open(url: str, *, create: bool) -> Database:
             raise NoIndexError(path)  # before connecting: sqlite3 would create the file
         if create:
             make_state_dir(os.path.dirname(path))
-        return SqliteDatabase(
+        database = SqliteDatabase(
             path,
             pragmas={
                 "journal_mode": "wal",
@@ -94,6 +94,9 @@ def _open(url: str, *, create: bool) -> Database:
             timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
             check_same_thread=False,
         )
+        database.register_function(hashes.to_db, hashes.SQLITE_DIGEST_FUNCTION, 1,
+                                   deterministic=True)
+        return database
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres"):
         raise DatabaseUrlError(f"unsupported database URL {redact_url(url)!r}")

@@ -7,6 +7,9 @@ form cost 39 bytes a value where the digest is 16, on every row and index entry 
 from __future__ import annotations
 
 PREFIX = "xxh128:"
+# `to_db` as an SQL function of every SQLite connection (`db._open`): SQL that copies a text
+# hash into a digest column (the change feed's created rows) calls it; PostgreSQL has decode().
+SQLITE_DIGEST_FUNCTION = "assetd_digest"
 _TEXT_LENGTH = len(PREFIX) + 32
 
 

@@ -9,6 +9,7 @@ import pytest
 from daemon.store import Store
 from daemon.store import changes as feed
 from daemon.store.changes import Change
+from daemon.store.models import File
 from tests.conftest import new_pg_schema_url
 
 
@@ -84,3 +85,35 @@ def test_postgres_ids_become_visible_in_commit_order(pg_database):
     assert [(row.path, row.host) for row in rows] == [("slow", "slow"), ("fast", "fast")]
     assert rows[0].id < rows[1].id
     reader.close()
+
+
+def test_created_rows_are_recorded_from_the_rows_themselves(store):
+    """`CreatedRows` names a library's new rows by id range: another library's rows in
+    that range are not its changes, and they come in id order with path and hash."""
+    def add_library(name: str) -> int:
+        store.execute("INSERT INTO library (name, root, host, created_at) VALUES (?, ?, ?, ?)",
+                      [name, "/" + name, "h", 0.0])
+        return store.query("SELECT id FROM library WHERE name = ?", [name])[0][0]
+
+    def add_file(library_id: int, path: str, content_hash: str | None) -> int:
+        store.insert_rows(File, _COLUMNS, [(library_id, path.encode(), path, 1, 2, 3, 4,
+                                            content_hash, False, "new", 0.0, 0.0)])
+        return store.query("SELECT max(id) FROM file")[0][0]
+
+    photos, music = add_library("photos"), add_library("music")
+    before = add_file(photos, "old", None)
+    with store.write_tx():
+        first = add_file(photos, "b", "xxh128:" + "1" * 32)
+        add_file(music, "m", None)
+        last = add_file(photos, "a", None)
+        store.record_changes([Change(feed.MISSING, "photos", "x"),
+                              feed.CreatedRows("photos", photos, before, last),
+                              Change(feed.MISSING, "photos", "y")])
+    assert first > before
+    assert [(r.kind, r.library, r.path, r.content_hash) for r in feed.read(store).rows] == [
+        ("missing", "photos", "x", None), ("created", "photos", "b", "xxh128:" + "1" * 32),
+        ("created", "photos", "a", None), ("missing", "photos", "y", None)]
+
+
+_COLUMNS = ("library_id", "rel_path", "path_text", "size", "mtime_ns", "inode", "device",
+            "content_hash", "is_missing", "state", "first_seen", "last_seen")
