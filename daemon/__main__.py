@@ -4,7 +4,8 @@ import sys
 
 from daemon.cli import main
 
-# Guarded: a worker process the scanner spawns (daemon/scan/hashpool.py) imports this module
-# as `__mp_main__`, and must not run the CLI again.
+# Guarded, as multiprocessing asks of a main module: a spawned worker must not run the CLI
+# again. (Python's spawn skips a `-m pkg.__main__` module; the `assetd` console script's own
+# entry, daemon/entry.py, imports the CLI only when called: see there why.)
 if __name__ == "__main__":
     sys.exit(main())

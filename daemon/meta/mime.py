@@ -25,6 +25,7 @@ content rules of the other built-ins look for it in the stored JSON text (`conte
 from __future__ import annotations
 
 import io
+import json
 import threading
 from typing import Any
 
@@ -54,6 +55,13 @@ def detect(path: bytes, path_text: str) -> dict[str, Any]:
     with open(path, "rb") as f:
         head = f.read(SNIFF_BYTES)
     return detect_buffer(head, path_text)
+
+
+def detect_buffer_json(head: bytes, path_text: str) -> str:
+    """`detect_buffer` as the insight's stored JSON: what the scanner's hash workers send back
+    (scan/sniffed.py). They get it by reference, so it lives here: a worker imports this module
+    (and libmagic), not the scanner with the store behind it."""
+    return json.dumps(detect_buffer(head, path_text), ensure_ascii=False)
 
 
 def detect_buffer(head: bytes, path_text: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 A cold `scan` used to hash every file and then, in the enrich step, open and read each one
 again for its first 4 KiB: 16x `xxhsum` at 1M files instead of ~4x. When the scan will be
 followed by enrichment (`ScanOptions.sniff`), the hash keeps the first `mime.SNIFF_BYTES`
-bytes and `mime.detect_buffer` runs on them where they were read (a worker process); the
+bytes and `mime.detect_buffer_json` runs on them where they were read (a worker process); the
 scan records the insight exactly as the enrich runner would (same source and enricher
 checksum), so the runner finds that content satisfied and reads nothing. Content that
 already has a satisfying insight (a copy, or another library's) gets none twice; `_known`
@@ -36,11 +36,6 @@ _INSIGHT_COLUMNS = ("content_hash", "library_id", "rel_path", "kind", "value", "
                     "generated_at", "is_current", "source", "enricher_checksum")
 
 
-def sniff_mime_json(head: bytes, path_text: str) -> str:
-    """The mime insight's stored JSON, made in the worker process that read the bytes."""
-    return json.dumps(mime.detect_buffer(head, path_text), ensure_ascii=False)
-
-
 class SniffedInsights:
     """Collects sniffed values (their JSON text) per rel_path and records them once their
     part is applied."""
@@ -54,7 +49,7 @@ class SniffedInsights:
 
     @property
     def sniffer(self) -> Sniffer | None:
-        return sniff_mime_json if self.enricher else None
+        return mime.detect_buffer_json if self.enricher else None
 
     head_bytes = mime.SNIFF_BYTES
 

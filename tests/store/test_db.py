@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import threading
 import time
 
 from daemon.config import empty_config
@@ -13,6 +14,7 @@ from daemon.meta import enrichers
 from daemon.meta.enrichers import enricher_checksum, enricher_set_checksum
 from daemon.scan.walk import to_signed64
 from daemon.store import Store, changes, labels, migrations, redact_url, sqlite_path
+from daemon.store.db import SQLITE_CACHE_KIB
 from daemon.store.migrations import SCHEMA_VERSION, current_version
 from daemon.store.models import File, Library, SchemaVersion
 from daemon.units import iso_utc
@@ -207,6 +209,25 @@ def test_sqlite_pragmas(sqlite_url):
     assert store.query("PRAGMA busy_timeout")[0][0] >= 30_000
     assert store.query("PRAGMA synchronous")[0][0] == 1  # NORMAL
     store.close()
+
+
+def test_every_sqlite_connection_gets_a_bounded_page_cache(sqlite_url):
+    """peewee opens a connection per thread (the daemon's writer, the verify job, the HTTP
+    thread): each one's page cache is the daemon's memory, so each must be bounded."""
+    store = Store(sqlite_url)
+    sizes = [store.query("PRAGMA cache_size")[0][0]]
+
+    def in_another_thread() -> None:
+        sizes.append(store.query("PRAGMA cache_size")[0][0])
+        store.close()  # this thread's connection
+
+    thread = threading.Thread(target=in_another_thread)
+    thread.start()
+    thread.join()
+    store.close()
+    # Negative: KiB; at most 16 MiB each (64 MB made a million-file daemon idle at 200 MB).
+    assert sizes == [-SQLITE_CACHE_KIB, -SQLITE_CACHE_KIB]
+    assert SQLITE_CACHE_KIB <= 16 * 1024
 
 
 def test_raw_path_bytes_and_big_inodes_round_trip(store):
