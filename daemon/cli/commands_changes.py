@@ -47,13 +47,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def _change_id(text: str) -> int:
+    from daemon.store.changes import parse_change_id
+
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a change id: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("a change id is 0 or more")
-    return value
+        return parse_change_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class _Stopped(Exception):
