@@ -61,11 +61,10 @@ def join_rel(rel_dir: bytes, name: bytes) -> bytes:
     return rel_dir + b"/" + name if rel_dir else name
 
 
-@dataclass(frozen=True)
-class WalkOptions:
+class WalkOptions(NamedTuple):
     """What a library's walks leave out, whichever part of it they walk and how."""
 
-    matcher: ExcludeMatcher = field(default_factory=lambda: ExcludeMatcher(()))
+    matcher: ExcludeMatcher = ExcludeMatcher(())
     follow_symlinks: bool = False
     # Absolute paths never indexed: the database's own files, where they lie in a library.
     skip_abs: frozenset[bytes] = frozenset()
