@@ -6,8 +6,8 @@ PostgreSQL or an enricher's stderr, is joined into one line), so `grep` and `jq`
 per line in either format. The log file, when configured, is reopened on SIGHUP so logrotate
 can move it away; lines at `warning` and above also go to stderr (the journal) then.
 
-structlog is imported on the first event, not at start-up: it imports asyncio, ~20 ms of the
-~60 ms a one-shot command like `assetd status` spends importing, and most of them log nothing.
+structlog is imported on the first event, not at start-up: with the asyncio it imports it was
+~20 ms of the ~180 ms `assetd status` took to start, and most one-shot commands log nothing.
 `configure` records the settings; the first `get_logger` applies them.
 """
 
