@@ -44,3 +44,34 @@ def test_with_a_log_file_warnings_also_go_to_stderr(tmp_path):
     on_stderr = [json.loads(line)["event"] for line in proc.stderr.splitlines()]
     assert in_file == ["scan.finished", "hash.deferred", "enrich.failed", "writer.failed"]
     assert on_stderr == ["enrich.failed", "writer.failed"]
+
+
+STDLIB_FIRST = """
+import logging, sys
+from daemon import logs
+logs.configure(level="info", fmt="json")
+print("structlog" in sys.modules)  # not yet: it is imported for the first event
+logging.getLogger("watchdog").warning("queue overflow")
+"""
+
+
+def test_structlog_is_configured_on_the_first_event_even_a_stdlib_one():
+    proc = subprocess.run([sys.executable, "-c", STDLIB_FIRST], capture_output=True, text=True,
+                          cwd=REPO_ROOT, env=cli_env(), check=True, timeout=60)
+    assert proc.stdout.split() == ["False"]
+    [event] = [json.loads(line) for line in proc.stderr.splitlines()]
+    assert list(event)[:3] == ["timestamp", "level", "event"]
+    assert event["event"] == "stdlib.watchdog" and event["message"] == "queue overflow"
+
+
+def test_a_new_configuration_reaches_loggers_handed_out_before_it(capsys):
+    """SIGHUP: the runner's logger was made at startup; the reloaded log level applies to it."""
+    from daemon import logs
+
+    logs.configure(level="warning", fmt="json")
+    log = logs.get_logger()
+    log.info("dropped")
+    logs.configure(level="info", fmt="json")
+    log.info("config.reloaded")
+    events = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
+    assert events == ["config.reloaded"]

@@ -2,6 +2,11 @@
 
 Each command lives in a module of this package that registers its subparsers and calls one
 service; nothing below the CLI prints.
+
+Start-up time is part of the interface (scripts call `assetd` in loops): building the parser
+imports no service, and each handler imports what its command needs, so `assetd --help` never
+loads the database driver and `assetd status` never loads the scanner or the enrichers.
+tests/cli/test_startup_imports.py holds the list of what each command must not import.
 """
 
 from __future__ import annotations
@@ -9,14 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
-
-from peewee import OperationalError
+from typing import TYPE_CHECKING
 
 from daemon import __version__, logs
-from daemon.config import Config, ConfigError, empty_config, find_config_path, load_config
 from daemon.errors import (
     EXIT_FAILURES,
     EXIT_OFFLINE,
@@ -24,23 +25,26 @@ from daemon.errors import (
     UsageError,
     database_error_text,
 )
-from daemon.store import NoIndexError, Store
-from daemon.store.db import DatabaseUrlError
-from daemon.store.migrations import SchemaTooNewError
+
+if TYPE_CHECKING:
+    from daemon.config import Config
+    from daemon.store import Store
 
 
-@dataclass
 class Context:
     """What a command handler gets: its arguments, the config, and the store on demand."""
 
-    args: argparse.Namespace
-    config: Config
-    _store: Store | None = field(default=None, repr=False)
+    def __init__(self, args: argparse.Namespace, config: Config):
+        self.args = args
+        self.config = config
+        self._store: Store | None = None
 
     @property
     def store(self) -> Store:
         """The index; only `scan` and `run` may create it."""
         if self._store is None:
+            from daemon.store import Store
+
             self._store = Store(self.config.daemon.database, host=self.config.daemon.host,
                                 create=self.args.command in CREATING_COMMANDS)
         return self._store
@@ -160,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_cli_config(args: argparse.Namespace) -> Config:
+    from daemon.config import empty_config, find_config_path, load_config
+
     path = find_config_path(args.config)
     if path is None:
         if args.db:
@@ -181,7 +187,18 @@ def _with_database(config: Config, url: str) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run_command(build_parser().parse_args(argv))
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed command; its errors become one line on stderr and an exit code."""
+    from peewee import OperationalError
+
+    from daemon.config import ConfigError
+    from daemon.store import NoIndexError
+    from daemon.store.db import DatabaseUrlError
+    from daemon.store.migrations import SchemaTooNewError
+
     debug = args.log_level == "debug"
     context = None
     try:
@@ -220,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _fail(message: str, code: int, *, debug: bool = False) -> int:
     if debug:
+        import traceback
+
         traceback.print_exc()
     one_line = " ".join(part.strip() for part in message.splitlines() if part.strip())
     print(f"assetd: {one_line}", file=sys.stderr)

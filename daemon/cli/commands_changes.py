@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from daemon.cli.output import display_text, json_line
 from daemon.errors import EXIT_OK, UsageError
-from daemon.store import Store, queries
-from daemon.store import changes as feed
-from daemon.store.follow import ChangeWaiter
+
+if TYPE_CHECKING:
+    from daemon.store import Store
+    from daemon.store.changes import ChangeRow
 
 # A wake-up is only a hint (see store/follow.py): re-read at least this often anyway.
 FOLLOW_RECHECK_S = 5.0
@@ -45,13 +47,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def _change_id(text: str) -> int:
+    from daemon.store.changes import parse_change_id
+
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a change id: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("a change id is 0 or more")
-    return value
+        return parse_change_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class _Stopped(Exception):
@@ -59,6 +60,8 @@ class _Stopped(Exception):
 
 
 def cmd_changes(ctx) -> int:
+    from daemon.store.follow import ChangeWaiter
+
     args, store = ctx.args, ctx.store
     _check_library(ctx.config, args.library)
     printer = _Printer(as_json=args.json)
@@ -85,6 +88,8 @@ def _raise_stopped(_signum, _frame) -> None:
 
 def _check_library(config, name: str | None) -> None:
     """A name neither configured nor in the index is a typo, not an empty feed."""
+    from daemon.store import queries
+
     if name is None or config.library(name) is not None:
         return
     if queries.get_library(name) is None:
@@ -93,6 +98,8 @@ def _check_library(config, name: str | None) -> None:
 
 def _print_after(store: Store, since: int, library: str | None, printer: _Printer) -> int:
     """Print everything after `since`; the last id printed (or `since`)."""
+    from daemon.store import changes as feed
+
     for page in feed.iter_all(store, since, library=library):
         if page.reset_oldest_id is not None:
             printer.reset(page.reset_oldest_id)
@@ -114,7 +121,7 @@ class _Printer:
             print(f"reset: older changes were dropped (change_retention); the oldest kept "
                   f"is {oldest_id}")
 
-    def change(self, row: feed.ChangeRow) -> None:
+    def change(self, row: ChangeRow) -> None:
         if self.as_json:
             print(json_line(row.as_json()))
             return

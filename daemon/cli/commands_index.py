@@ -14,15 +14,10 @@ from daemon.cli.output import (
     print_json,
 )
 from daemon.errors import EXIT_FAILURES, EXIT_OFFLINE, EXIT_OK, EXIT_USAGE
-from daemon.libraries import check_owned, resolve_path, select_libraries
-from daemon.meta.external import missing_executable
-from daemon.mounts import Mount, choose_watch_mode, max_user_watches, read_mounts
-from daemon.reports import FileFilter, list_files, status_report
-from daemon.scan.probe import probe
-from daemon.store.db import describe_index
 from daemon.units import human_bytes, iso_utc, plural
 
 if TYPE_CHECKING:
+    from daemon.mounts import Mount
     from daemon.scan.scanner import ScanReport
 
 
@@ -106,8 +101,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def cmd_scan(ctx) -> int:
-    # Imported here: the scanner brings the hash pool and libmagic, which no other command
-    # needs (`assetd status` starts ~40 ms sooner without them).
+    from daemon.libraries import check_owned
     from daemon.scan.scanner import ScanOptions, scan
 
     args = ctx.args
@@ -137,6 +131,8 @@ def cmd_scan(ctx) -> int:
 
 def _libraries_in_scope(config, args) -> list[str]:
     """The libraries the scan will go through, in its order (for the progress line)."""
+    from daemon.libraries import resolve_path, select_libraries
+
     names = [lib.name for lib in select_libraries(config, args.libraries)]
     if args.path:
         scoped = {resolve_path(config, path)[0].name for path in args.path}
@@ -162,6 +158,7 @@ def _enrich_after_scan(ctx, report: ScanReport, progress: TtyProgress | None) ->
 def _settle_scanned(ctx, report: ScanReport) -> None:
     """The scanned files whose enrichers are all satisfied are `ready` when scan returns."""
     from daemon import reconcile
+    from daemon.libraries import resolve_path
 
     scopes: dict[str, list[bytes]] = {}
     for path in ctx.args.path or []:
@@ -195,6 +192,8 @@ def _print_scan(report: ScanReport) -> None:
 
 
 def cmd_status(ctx) -> int:
+    from daemon.reports import status_report
+
     report = status_report(ctx.store, ctx.config)
     if ctx.args.json:
         print_json(report.as_json())
@@ -218,6 +217,9 @@ def cmd_status(ctx) -> int:
 
 
 def cmd_files(ctx) -> int:
+    from daemon.libraries import resolve_path
+    from daemon.reports import FileFilter, list_files
+
     args = ctx.args
     scopes = tuple((library.name, rel_path) for library, rel_path in
                    (resolve_path(ctx.config, path) for path in args.paths))
@@ -245,6 +247,8 @@ def cmd_files(ctx) -> int:
 
 def _mounts_or_none() -> list[Mount] | None:
     """The mount table read once for every library (None: each library says why not)."""
+    from daemon.mounts import read_mounts
+
     try:
         return read_mounts()
     except OSError:
@@ -253,6 +257,10 @@ def _mounts_or_none() -> list[Mount] | None:
 
 def cmd_config_check(ctx) -> int:
     from daemon.meta.enrichers import enricher_notes
+    from daemon.meta.external import missing_executable
+    from daemon.mounts import choose_watch_mode, max_user_watches
+    from daemon.scan.probe import probe
+    from daemon.store.db import describe_index
 
     config = ctx.config
     d = config.daemon

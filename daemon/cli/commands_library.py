@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 
 from daemon.errors import EXIT_OK, UsageError
-from daemon.libraries import select_libraries
-from daemon.store import queries
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -32,6 +30,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def cmd_library_adopt(ctx) -> int:
+    from daemon.libraries import select_libraries
+    from daemon.store import queries
+
     [library] = select_libraries(ctx.config, [ctx.args.name])
     host = ctx.config.daemon.host
     previous = queries.adopt_library(ctx.store, library, host)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from daemon.cli.output import display_path, display_text, json_line, print_json, print_json_lines
-from daemon.config import parse_duration
 from daemon.errors import EXIT_FAILURES, EXIT_OFFLINE, EXIT_OK, UsageError
-from daemon.meta import dupes, insights, prune, tags, verify
-from daemon.meta.indexed import find_file
-from daemon.reconcile import run_passes
 from daemon.units import human_bytes, plural
 
+if TYPE_CHECKING:
+    from daemon.meta.verify import VerifyReport
+
 DEFAULT_PRUNE_AGE = "30d"
+DEFAULT_SIMILAR_DISTANCE = 6  # bits of the 64-bit perceptual hash
 
 
 PATH_HELP = "a file inside a library (a filesystem path; the file must have been indexed)"
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--library", metavar="L", help="only compare this library's files")
     p.add_argument("--similar", action="store_true",
                    help="group images that look alike (perceptual hash), not identical bytes")
-    p.add_argument("--distance", metavar="N", type=int, default=dupes.DEFAULT_SIMILAR_DISTANCE,
+    p.add_argument("--distance", metavar="N", type=int, default=DEFAULT_SIMILAR_DISTANCE,
                    help="with --similar: at most N of the 64 hash bits differ "
                    "(default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON Lines, one group a line")
@@ -138,6 +139,9 @@ def _register_insight(sub: argparse._SubParsersAction, common: argparse.Argument
 
 
 def cmd_tag_add(ctx) -> int:
+    from daemon.meta import tags
+    from daemon.meta.indexed import find_file
+
     file = find_file(ctx.store, ctx.config, ctx.args.path)
     added = tags.add_tags(ctx.store, file, ctx.args.tags)
     what = ", ".join(added) or "nothing (already tagged)"
@@ -146,6 +150,9 @@ def cmd_tag_add(ctx) -> int:
 
 
 def cmd_tag_rm(ctx) -> int:
+    from daemon.meta import tags
+    from daemon.meta.indexed import find_file
+
     file = find_file(ctx.store, ctx.config, ctx.args.path)
     removed = tags.remove_tags(ctx.store, file, ctx.args.tags)
     print(f"{_file_name(file)}: removed {', '.join(removed) or 'nothing'}; "
@@ -162,6 +169,8 @@ def _file_name(file) -> str:
 
 def _carriers(ctx, file) -> str:
     """How many indexed files a tag change on `file` applies to (copies included)."""
+    from daemon.meta import tags
+
     present, missing = tags.content_carriers(ctx.store, file)
     total = present + missing
     if file.content_hash is None:
@@ -172,6 +181,9 @@ def _carriers(ctx, file) -> str:
 
 
 def cmd_tag_ls(ctx) -> int:
+    from daemon.meta import tags
+    from daemon.meta.indexed import find_file
+
     if ctx.args.path is None:
         counts = tags.tag_counts(ctx.store)
         if ctx.args.json:
@@ -191,12 +203,18 @@ def cmd_tag_ls(ctx) -> int:
 
 
 def cmd_insight_set(ctx) -> int:
+    from daemon.meta import insights
+    from daemon.meta.indexed import find_file
+
     file = find_file(ctx.store, ctx.config, ctx.args.path)
     insights.set_user_insight(ctx.store, file, ctx.args.kind, ctx.args.value)
     return EXIT_OK
 
 
 def cmd_insight_show(ctx) -> int:
+    from daemon.meta import insights
+    from daemon.meta.indexed import find_file
+
     file = find_file(ctx.store, ctx.config, ctx.args.path)
     rows = insights.file_insights(ctx.store, file, history=ctx.args.history)
     if ctx.args.json:
@@ -212,6 +230,8 @@ def cmd_insight_show(ctx) -> int:
 
 
 def cmd_dupes(ctx) -> int:
+    from daemon.meta import dupes
+
     if ctx.args.similar:
         return _similar_dupes(ctx)
     groups = dupes.duplicate_groups(ctx.store, ctx.args.library)
@@ -226,6 +246,8 @@ def cmd_dupes(ctx) -> int:
 
 
 def _similar_dupes(ctx) -> int:
+    from daemon.meta import dupes
+
     groups = dupes.similar_groups(ctx.store, ctx.args.library, ctx.args.distance)
     if ctx.args.json:
         print_json_lines(groups)
@@ -238,6 +260,8 @@ def _similar_dupes(ctx) -> int:
 
 
 def cmd_reconcile(ctx) -> int:
+    from daemon.reconcile import run_passes
+
     passes = run_passes(ctx.store, ctx.config)
     if ctx.args.json:
         print_json({"passes": passes, "changes": sum(passes.values())})
@@ -248,6 +272,8 @@ def cmd_reconcile(ctx) -> int:
 
 
 def cmd_verify(ctx) -> int:
+    from daemon.meta import verify
+
     report = verify.verify(ctx.store, ctx.config, ctx.args.libraries)
     if ctx.args.json:
         print_json(report.as_json())
@@ -260,7 +286,7 @@ def cmd_verify(ctx) -> int:
     return EXIT_FAILURES if report.errors else EXIT_OK
 
 
-def _print_verify(report: verify.VerifyReport) -> None:
+def _print_verify(report: VerifyReport) -> None:
     for m in report.mismatches:
         print(f"MISMATCH {m.library}/{display_path(m.rel_path)}: expected {m.expected}, "
               f"read {m.actual}")
@@ -280,6 +306,9 @@ def _print_verify(report: verify.VerifyReport) -> None:
 
 
 def cmd_prune(ctx) -> int:
+    from daemon.config import parse_duration
+    from daemon.meta import prune
+
     try:
         older_than_s = parse_duration(ctx.args.older_than)
     except ValueError as exc:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from daemon import logs
-from daemon.config import Config
+
+if TYPE_CHECKING:
+    from daemon.config import Config
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -49,12 +49,7 @@ def duplicate_groups(store: Store, library: str | None = None) -> Iterator[DupeG
         yield group
 
 
-DEFAULT_SIMILAR_DISTANCE = 6
-
-
-def similar_groups(
-    store: Store, library: str | None = None, distance: int = DEFAULT_SIMILAR_DISTANCE
-) -> list[dict[str, Any]]:
+def similar_groups(store: Store, library: str | None, distance: int) -> list[dict[str, Any]]:
     """Present images whose perceptual hashes differ in at most `distance` bits, grouped.
 
     Across libraries unless `library` is given. Copies with the same content hash are in the

@@ -29,6 +29,10 @@ _REWRITE_COLUMNS = (
     "is_missing", "missing_since", "state", "last_seen",
 )
 _MOVE_FILE = "UPDATE file SET " + ", ".join(f"{c} = ?" for c in _REWRITE_COLUMNS) + " WHERE id = ?"
+# Where the change feed reads a written row's path and hash, found by the columns' names: a
+# column added to either list cannot make it read another value.
+_REWRITTEN_PATH = 1 + _REWRITE_COLUMNS.index("path_text")  # after the id
+_REWRITTEN_HASH = 1 + _REWRITE_COLUMNS.index("content_hash")
 _MARK_MISSING = "UPDATE file SET is_missing = ?, missing_since = ? WHERE is_missing = ? AND id IN"
 MARK_MISSING_CHUNK = 500
 # Tags set by path while the hash was unknown follow a moved file to its new path.
@@ -118,23 +122,26 @@ def apply_plan(
 def _plan_changes(library: str, plan: Plan, created: feed.CreatedRows | None,
                   rewrites: list[tuple], moves: list[tuple],
                   hash_fills: list[tuple]) -> list[Change | feed.CreatedRows]:
-    """The change feed's view of a plan part, from the rows as they were written (the
-    inserted rows themselves, and `_rewrite_row` tuples: path_text at 2, content_hash at 7).
+    """The change feed's view of a plan part, from the rows as they were written: the
+    inserted rows as one `CreatedRows` (read back in SQL at commit), and `_rewrite_row`
+    tuples, read by their columns' names.
 
     A hash that becomes known for unchanged bytes is an `updated` too: a consumer that saw
     `created` with a null hash learns it there.
     """
     found: list[Change | feed.CreatedRows] = [created] if created else []
-    written = {row[0]: row for row in rewrites + moves}  # by id: (id, rel_path, path_text, ...)
-    # A touch (new mtime, same bytes) is no content change: not in the feed.
-    found += [Change(feed.UPDATED, library, written[row.id][2], written[row.id][7])
-              for row, _ in plan.updated
-              if written[row.id][7] is None or written[row.id][7] != row.content_hash]
-    found += [Change(feed.RESTORED, library, written[row.id][2], written[row.id][7])
-              for row, _ in plan.restored]
-    found += [Change(feed.UPDATED, library, row[2], row[7]) for row in hash_fills]
-    found += [Change(feed.MOVED, library, written[row.id][2], written[row.id][7],
-                     {"old_path": path_text(row.rel_path)}) for row, _ in plan.moved]
+    at_path, at_hash = _REWRITTEN_PATH, _REWRITTEN_HASH
+    # (path_text, content_hash) as written, by file id (the first value of a rewrite row).
+    written = {row[0]: (row[at_path], row[at_hash]) for row in rewrites + moves}
+    for row, _ in plan.updated:
+        path, new_hash = written[row.id]
+        # A touch (new mtime, same bytes) is no content change: not in the feed.
+        if new_hash is None or new_hash != row.content_hash:
+            found.append(Change(feed.UPDATED, library, path, new_hash))
+    found += [Change(feed.RESTORED, library, *written[row.id]) for row, _ in plan.restored]
+    found += [Change(feed.UPDATED, library, row[at_path], row[at_hash]) for row in hash_fills]
+    found += [Change(feed.MOVED, library, *written[row.id], {"old_path": path_text(row.rel_path)})
+              for row, _ in plan.moved]
     return found
 
 

@@ -30,7 +30,7 @@ from daemon.scan.plan import (
 from daemon.scan.probe import probe
 from daemon.scan.progress import Progress
 from daemon.scan.sniffed import SniffedInsights
-from daemon.scan.walk import DiskEntry, WalkResult, walk_runs
+from daemon.scan.walk import DiskEntry, WalkOptions, WalkResult, walk_runs
 from daemon.scan.walkproc import can_fork, walk_runs_forked
 from daemon.store import Store, queries, sqlite_path
 from daemon.units import iso_utc
@@ -185,10 +185,11 @@ class _ScanRun:
     def execute(self) -> LibraryScan:
         started_at = time.time()
         options, stream = self.options, self.stream
-        matcher = ExcludeMatcher(self.library.exclude)
-        root, skip = os.fsencode(self.library.path), skip_paths(self.config)
+        root = os.fsencode(self.library.path)
+        walk_options = WalkOptions(ExcludeMatcher(self.library.exclude),
+                                   self.library.follow_symlinks, skip_paths(self.config))
         try:
-            final, last, last_hashes = self._merge_and_apply(root, skip, matcher)
+            final, last, last_hashes = self._merge_and_apply(root, walk_options)
         finally:
             self.hasher.close()
 
@@ -213,7 +214,7 @@ class _ScanRun:
         _finish(self.store, self.result, self.row, self.scopes, options, started_at, self.log)
         return self.result
 
-    def _merge_and_apply(self, root, skip, matcher):
+    def _merge_and_apply(self, root: bytes, walk_options: WalkOptions):
         """The merge, each part hashed while the next is walked and applied after it; the
         last part and the held work come back unapplied, for the guard to decide."""
         stream = self.stream
@@ -221,8 +222,7 @@ class _ScanRun:
         for index, scope in enumerate(self.scopes):
             self.scope_index = index
             walk = walk_runs_forked if self.fork_walk else walk_runs
-            disk = walk(root, scope, self.walked, matcher=matcher,
-                        follow_symlinks=self.library.follow_symlinks, skip_abs=skip)
+            disk = walk(root, scope, self.walked, walk_options)
             db = queries.key_pages(self.store, self.row.id, scope) if self.row else ()
             for part in stream.consume(disk, db, max_files=PART_FILES, max_bytes=PART_BYTES):
                 submitted = self._submit(part)

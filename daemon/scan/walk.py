@@ -61,34 +61,30 @@ def join_rel(rel_dir: bytes, name: bytes) -> bytes:
     return rel_dir + b"/" + name if rel_dir else name
 
 
-def walk(
-    root: bytes,
-    scope: bytes = b"",
-    *,
-    matcher: ExcludeMatcher | None = None,
-    follow_symlinks: bool = False,
-    skip_abs: frozenset[bytes] = frozenset(),
-) -> WalkResult:
+class WalkOptions(NamedTuple):
+    """What a library's walks leave out, whichever part of it they walk and how."""
+
+    matcher: ExcludeMatcher = ExcludeMatcher(())
+    follow_symlinks: bool = False
+    # Absolute paths never indexed: the database's own files, where they lie in a library.
+    skip_abs: frozenset[bytes] = frozenset()
+
+
+EVERY_FILE = WalkOptions()  # nothing excluded, symlinks not followed
+
+
+def walk(root: bytes, scope: bytes = b"", options: WalkOptions = EVERY_FILE) -> WalkResult:
     """Regular files under `root/scope`, collected (tests and small callers)."""
     result = WalkResult()
-    for entry in walk_sorted(root, scope, result, matcher=matcher,
-                             follow_symlinks=follow_symlinks, skip_abs=skip_abs):
+    for entry in walk_sorted(root, scope, result, options):
         result.entries[entry.rel_path] = entry
     return result
 
 
-def walk_sorted(
-    root: bytes,
-    scope: bytes,
-    result: WalkResult,
-    *,
-    matcher: ExcludeMatcher | None = None,
-    follow_symlinks: bool = False,
-    skip_abs: frozenset[bytes] = frozenset(),
-) -> Iterator[DiskEntry]:
+def walk_sorted(root: bytes, scope: bytes, result: WalkResult,
+                options: WalkOptions = EVERY_FILE) -> Iterator[DiskEntry]:
     """`walk_runs`, one entry at a time."""
-    for run in walk_runs(root, scope, result, matcher=matcher, follow_symlinks=follow_symlinks,
-                         skip_abs=skip_abs):
+    for run in walk_runs(root, scope, result, options):
         yield from run
 
 
@@ -96,10 +92,8 @@ def walk_runs(
     root: bytes,
     scope: bytes,
     result: WalkResult,
+    options: WalkOptions = EVERY_FILE,
     *,
-    matcher: ExcludeMatcher | None = None,
-    follow_symlinks: bool = False,
-    skip_abs: frozenset[bytes] = frozenset(),
     half: int | None = None,
 ) -> Iterator[list[DiskEntry]]:
     """Regular files under `root/scope` (b"" = the whole root; it may name a file) in the
@@ -113,13 +107,12 @@ def walk_runs(
     `half` (0 or 1) walks only that half of the scope directory's items (its runs of files and
     its subdirectories, in order): two walkers, one per core (walkproc.py).
     """
-    matcher = matcher or ExcludeMatcher(())
     if scope:
-        if matcher.excluded(scope, is_dir=False):
+        if options.matcher.excluded(scope, is_dir=False):
             return
         start = root + b"/" + scope
         try:
-            st = os.stat(start) if follow_symlinks else os.lstat(start)
+            st = os.stat(start) if options.follow_symlinks else os.lstat(start)
         except FileNotFoundError:
             return
         except OSError as exc:
@@ -127,20 +120,18 @@ def walk_runs(
             result.errors.append((scope, describe_os_error(exc)))
             return
         if stat.S_ISREG(st.st_mode):
-            if start not in skip_abs and not half:
+            if start not in options.skip_abs and not half:
                 yield [entry_from_stat(scope, st)]
             return
         if not stat.S_ISDIR(st.st_mode):
             return
-    yield from _walk_tree(root, scope, matcher, follow_symlinks, skip_abs, result, half)
+    yield from _walk_tree(root, scope, options, result, half)
 
 
 def _walk_tree(
     root: bytes,
     scope: bytes,
-    matcher: ExcludeMatcher,
-    follow_symlinks: bool,
-    skip_abs: frozenset[bytes],
+    options: WalkOptions,
     result: WalkResult,
     half: int | None = None,
 ) -> Iterator[list[DiskEntry]]:
@@ -152,7 +143,8 @@ def _walk_tree(
     """
     visited_dirs: set[tuple[int, int]] = set()
     prefix = root + b"/"
-    skip_rel = frozenset(p[len(prefix):] for p in skip_abs if p.startswith(prefix))
+    skip_rel = frozenset(p[len(prefix):] for p in options.skip_abs if p.startswith(prefix))
+    matcher, follow_symlinks = options.matcher, options.follow_symlinks
     if follow_symlinks:
         top = os.stat(root + b"/" + scope if scope else root)
         visited_dirs.add((top.st_dev, top.st_ino))

@@ -30,8 +30,7 @@ from collections.abc import Iterator
 from functools import partial
 from typing import BinaryIO
 
-from daemon.scan.filters import ExcludeMatcher
-from daemon.scan.walk import DiskEntry, WalkResult, walk_runs
+from daemon.scan.walk import EVERY_FILE, DiskEntry, WalkOptions, WalkResult, walk_runs
 
 _HEADER = struct.Struct("<I")
 _RUN, _UNREADABLE, _ERROR, _SPECIAL = 0, 1, 2, 3
@@ -46,10 +45,7 @@ def walk_runs_forked(
     root: bytes,
     scope: bytes,
     result: WalkResult,
-    *,
-    matcher: ExcludeMatcher | None = None,
-    follow_symlinks: bool = False,
-    skip_abs: frozenset[bytes] = frozenset(),
+    options: WalkOptions = EVERY_FILE,
 ) -> Iterator[list[tuple]]:
     """`walk_runs`, walked by child processes; runs come as plain tuples in DiskEntry's
     field order (compare them as they are; `DiskEntry._make` one to use its names).
@@ -60,9 +56,8 @@ def walk_runs_forked(
     the first is done. With `follow_symlinks` one child walks all: a directory reached
     through links from both halves must be entered once.
     """
-    walk = partial(walk_runs, root, scope, matcher=matcher, follow_symlinks=follow_symlinks,
-                   skip_abs=skip_abs)
-    if follow_symlinks:
+    walk = partial(walk_runs, root, scope, options=options)
+    if options.follow_symlinks:
         yield from _read_child(*_fork_walker(walk, None, None), result)
         return
     with tempfile.TemporaryFile() as second:

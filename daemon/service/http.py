@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from daemon import logs
 from daemon.config import UNIX_LISTEN_PREFIX
 from daemon.jsonlines import json_line
-from daemon.store.changes import Page
+from daemon.store.changes import Page, parse_change_id
 
 # A client that stops sending mid-request cannot hold the only serving thread for long.
 REQUEST_TIMEOUT_S = 10.0
@@ -113,9 +113,8 @@ class _Handler(BaseHTTPRequestHandler):
         """`/changes?since=ID&limit=N&library=L`: JSON Lines, as `assetd changes --json`."""
         try:
             params = {key: values[-1] for key, values in parse_qs(query).items()}
-            since = _bounded_int(params.get("since", "0"), "since", 0, None)
-            limit = _bounded_int(params.get("limit", str(CHANGES_MAX_LIMIT)), "limit", 1,
-                                 CHANGES_MAX_LIMIT)
+            since = _since(params.get("since", "0"))
+            limit = _limit(params.get("limit", str(CHANGES_MAX_LIMIT)))
         except ValueError as exc:
             self._send(400, "text/plain; charset=utf-8", f"{exc}\n".encode())
             return
@@ -152,12 +151,18 @@ class _Handler(BaseHTTPRequestHandler):
                                 message=format % args)
 
 
-def _bounded_int(text: str, name: str, low: int, high: int | None) -> int:
+def _since(text: str) -> int:
+    try:
+        return parse_change_id(text)
+    except ValueError as exc:
+        raise ValueError(f"since: {exc}") from None
+
+
+def _limit(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"{name}: not an integer: {text!r}") from None
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"{name}: must be at least {low}"
-                         + (f" and at most {high}" if high is not None else ""))
+        raise ValueError(f"limit: not an integer: {text!r}") from None
+    if not 1 <= value <= CHANGES_MAX_LIMIT:
+        raise ValueError(f"limit: must be at least 1 and at most {CHANGES_MAX_LIMIT}")
     return value

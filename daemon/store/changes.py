@@ -210,6 +210,19 @@ def _insert_pages(store: Store, rows: Sequence[tuple]) -> None:
         store.insert_values(TABLE, _COLUMNS, rows[start:start + INSERT_PAGE_ROWS])
 
 
+def parse_change_id(text: str) -> int:
+    """A change id as a consumer passes it back (`changes --since`, `/changes?since=`): an
+    integer, 0 or more (0: from the first change kept). ValueError says what is wrong; the
+    caller says where (an argparse error, an HTTP 400)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"not a change id: {text!r}") from None
+    if value < 0:
+        raise ValueError("a change id is 0 or more")
+    return value
+
+
 def read(store: Store, since: int = 0, *, library: str | None = None,
          limit: int | None = None) -> Page:
     """The changes after `since`, in id order (at most `limit`)."""

@@ -118,6 +118,7 @@ def test_library_filter_and_since(env: Env):
     line = env.cli("changes", "--library", "nope", check=2).stderr.strip()
     assert line == "assetd: no library named 'nope' in the config or the index"
     assert "a change id is 0 or more" in env.cli("changes", "--since", "-1", check=2).stderr
+    assert "not a change id: 'x'" in env.cli("changes", "--since", "x", check=2).stderr
 
 
 def test_human_lines(sqlite_env: Env):

@@ -1,7 +1,7 @@
 import os
 
 from daemon.scan.filters import ExcludeMatcher
-from daemon.scan.walk import walk
+from daemon.scan.walk import WalkOptions, walk
 from tests.conftest import write_tree
 
 
@@ -37,7 +37,7 @@ def test_follow_symlinks_detects_loops(tmp_path):
     write_tree(tmp_path, {"a/file": "x"})
     os.symlink(tmp_path, tmp_path / "a/loop")  # a/loop -> root -> a -> loop ...
     os.symlink(tmp_path / "a/file", tmp_path / "filelink")
-    result = walk(os.fsencode(tmp_path), follow_symlinks=True)
+    result = walk(os.fsencode(tmp_path), options=WalkOptions(follow_symlinks=True))
     assert rels(result) == {b"a/file", b"filelink"}
 
 
@@ -53,7 +53,7 @@ def test_excludes_prune_directories_and_names(tmp_path):
                           "sub/.cache/w": "kept: anchored pattern", "raw/a.cr2": "r",
                           "raw/deep/b.cr2": "r"})
     matcher = ExcludeMatcher(["*.tmp", ".cache/**", "raw/*.cr2"])
-    assert rels(walk(os.fsencode(tmp_path), matcher=matcher)) == {
+    assert rels(walk(os.fsencode(tmp_path), options=WalkOptions(matcher))) == {
         b"keep.jpg", b"sub/.cache/w", b"raw/deep/b.cr2",
     }
 
@@ -69,7 +69,7 @@ def test_scope_limits_the_walk_to_a_directory_or_file(tmp_path):
 def test_skip_paths_are_not_indexed(tmp_path):
     write_tree(tmp_path, {"index.db": "db", "index.db-wal": "w", "photo": "p"})
     skip = frozenset({os.fsencode(tmp_path / "index.db"), os.fsencode(tmp_path / "index.db-wal")})
-    assert rels(walk(os.fsencode(tmp_path), skip_abs=skip)) == {b"photo"}
+    assert rels(walk(os.fsencode(tmp_path), options=WalkOptions(skip_abs=skip))) == {b"photo"}
 
 
 def test_walk_sorted_yields_paths_in_byte_order(tmp_path):
@@ -104,3 +104,16 @@ def test_forked_walk_sends_the_same_runs_and_what_the_walk_recorded(tmp_path):
     assert list(walk_runs_forked(root, b"", there)) == expected
     assert there.skipped_special == here.skipped_special == 2
     assert list(walk_runs_forked(root, b"a/y", WalkResult())) == [[expected[2][0]]]
+
+
+def test_forked_walk_applies_the_walk_options(tmp_path):
+    """Excludes and skipped paths reach the children: they walk with the caller's options."""
+    from daemon.scan.walk import WalkResult, walk_runs
+    from daemon.scan.walkproc import walk_runs_forked
+
+    write_tree(tmp_path, {"a/x": "x", "a/x.tmp": "t", "b/y": "y", "index.db": "db", "z": "z"})
+    root = os.fsencode(tmp_path)
+    options = WalkOptions(ExcludeMatcher(["*.tmp"]), skip_abs=frozenset({root + b"/index.db"}))
+    walked = [list(map(tuple, run)) for run in walk_runs(root, b"", WalkResult(), options)]
+    assert [entry[0] for run in walked for entry in run] == [b"a/x", b"b/y", b"z"]
+    assert list(walk_runs_forked(root, b"", WalkResult(), options)) == walked

@@ -128,3 +128,23 @@ def test_contract_warnings_are_counted(store):
 
 def test_config_defaults_keep_http_off():
     assert DaemonConfig(database="sqlite:////x.db", host="h").listen == ""
+
+
+def test_changes_parameters_are_checked_with_the_cli_rules(sqlite_url, tmp_path, serve):
+    """`since` is a change id as `changes --since` reads it (one parser); a bad parameter is a
+    400 whose one line names it, and the feed is not read."""
+    asked = []
+    runner = make_runner(sqlite_url, tmp_path)
+    try:
+        server = serve(runner.metrics, runner._health,
+                       lambda since, library, limit: asked.append((since, limit)) or Page([]))
+        assert get(server, "/changes?since=-1") == (400, "since: a change id is 0 or more\n")
+        assert get(server, "/changes?since=x") == (400, "since: not a change id: 'x'\n")
+        assert get(server, "/changes?limit=0") == (
+            400, "limit: must be at least 1 and at most 10000\n")
+        assert asked == []
+        assert get(server, "/changes?since=7&limit=3") == (200, "")
+        assert asked == [(7, 3)]
+    finally:
+        runner.inbox.close()
+        runner.store.close()

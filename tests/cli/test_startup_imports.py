@@ -1,0 +1,85 @@
+"""Each command imports only what it needs: `--help` no service, `status` no scanner.
+
+Start-up time is measured in bench/ (bench/README.md, "CLI start-up"), never asserted here;
+these tests guard what makes it: the modules a command leaves unimported. Each runs the CLI in a
+fresh interpreter and reads its `sys.modules` when the command is done.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT, cli_env
+
+# What `scan` and `run` need, and no read-only command should pay for.
+SCANNING = (
+    "daemon.scan.scanner", "daemon.scan.hashpool", "daemon.meta.enrich",
+    "daemon.meta.enrichers", "daemon.reconcile", "daemon.service.runner",
+    "daemon.service.watcher", "daemon.service.ticker", "daemon.service.http", "http.server",
+    "multiprocessing", "magic", "PIL", "numpy", "apscheduler", "watchdog",
+)
+# structlog imports asyncio; daemon/logs.py imports it on the first event, and these commands
+# log nothing.
+LOGGING = ("structlog", "asyncio")
+# Parsing the command line needs neither the config nor the database.
+DATABASE = ("daemon.config", "tomllib", "daemon.store", "peewee", "psycopg2", "sqlite3")
+
+_PROBE = """
+import json, sys
+from daemon.cli import main
+report, argv = sys.argv[1], sys.argv[2:]
+try:
+    code = main(argv)
+except SystemExit as exc:
+    code = exc.code
+with open(report, "w") as out:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, out)
+"""
+
+
+def imported_by(tmp_path, *argv: str) -> set[str]:
+    """The modules loaded by `assetd ARGV` in a fresh interpreter; the command must succeed."""
+    report = tmp_path / "modules.json"
+    proc = subprocess.run([sys.executable, "-c", _PROBE, str(report), *argv],
+                          capture_output=True, text=True, cwd=REPO_ROOT, env=cli_env(),
+                          timeout=60)
+    result = json.loads(report.read_text())
+    assert result["code"] in (0, None), proc.stderr
+    return set(result["modules"])
+
+
+def test_the_lists_name_real_modules():
+    """A misspelt name would never be imported, and its test would pass for nothing."""
+    for name in SCANNING + LOGGING + DATABASE:
+        assert importlib.util.find_spec(name) is not None, name
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["scan", "--help"],
+                                  ["config", "check", "--help"]], ids=" ".join)
+def test_help_and_version_import_no_service(tmp_path, argv):
+    loaded = imported_by(tmp_path, *argv)
+    assert loaded & {*SCANNING, *LOGGING, *DATABASE} == set()
+
+
+@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["files"],
+                                     ["files", "--json", "--all"], ["tag", "ls"], ["changes"]],
+                         ids=" ".join)
+def test_read_commands_import_neither_scanner_nor_logging(sqlite_env, tmp_path, command):
+    sqlite_env.library("photos", {"a.txt": "a", "sub/b.txt": "b"})
+    sqlite_env.cli("scan", "--no-enrich")
+    loaded = imported_by(tmp_path, "--config", str(sqlite_env.config_path), *command)
+    assert loaded & {*SCANNING, *LOGGING} == set()
+    assert "peewee" in loaded  # it did read the index
+
+
+def test_scan_does_import_the_scanner(sqlite_env, tmp_path):
+    """The probe sees lazy imports: the guard above is not blind."""
+    sqlite_env.library("photos", {"a.txt": "a"})
+    loaded = imported_by(tmp_path, "--config", str(sqlite_env.config_path), "scan",
+                         "--no-enrich")
+    assert {"daemon.scan.scanner", "peewee"} <= loaded
