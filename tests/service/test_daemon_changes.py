@@ -109,10 +109,19 @@ def test_changes_over_http(daemon_env, make_daemon):
     daemon_env.write_config()
     daemon = make_daemon().start()
     address = daemon.wait_log("http.listening")["address"]
-    expected = daemon_env.json_lines("changes")
-    status, body = http_request(address, "GET", "/changes")
-    assert status == 200
-    assert [json.loads(line) for line in body.splitlines()] == expected
+    reads: list[list[dict]] = []
+
+    def http_matches_the_cli() -> bool:
+        # The first tick may still be recording insights: compare only between two equal
+        # reads of `changes`, so no change lands between the CLI's read and HTTP's.
+        before = daemon_env.json_lines("changes")
+        status, body = http_request(address, "GET", "/changes")
+        assert status == 200
+        reads.append([json.loads(line) for line in body.splitlines()])
+        return daemon_env.json_lines("changes") == before and reads[-1] == before
+
+    daemon.wait_for(http_matches_the_cli)
+    expected = reads[-1]
     status, body = http_request(address, "GET", f"/changes?since={expected[0]['id']}&limit=1")
     assert [json.loads(line) for line in body.splitlines()] == expected[1:2]
     status, body = http_request(address, "GET", "/changes?library=nope")
