@@ -64,14 +64,20 @@ def test_structlog_is_configured_on_the_first_event_even_a_stdlib_one():
     assert event["event"] == "stdlib.watchdog" and event["message"] == "queue overflow"
 
 
-def test_a_new_configuration_reaches_loggers_handed_out_before_it(capsys):
-    """SIGHUP: the runner's logger was made at startup; the reloaded log level applies to it."""
-    from daemon import logs
+RELOAD = """
+from daemon import logs
+logs.configure(level="warning", fmt="json")
+log = logs.get_logger()
+log.info("dropped")
+logs.configure(level="info", fmt="json")
+log.info("config.reloaded")
+"""
 
-    logs.configure(level="warning", fmt="json")
-    log = logs.get_logger()
-    log.info("dropped")
-    logs.configure(level="info", fmt="json")
-    log.info("config.reloaded")
-    events = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
+
+def test_a_new_configuration_reaches_loggers_handed_out_before_it():
+    """SIGHUP: the runner's logger was made at startup; the reloaded log level applies to it.
+    In its own process: the logging set up here would outlive the test."""
+    proc = subprocess.run([sys.executable, "-c", RELOAD], capture_output=True, text=True,
+                          cwd=REPO_ROOT, env=cli_env(), check=True, timeout=60)
+    events = [json.loads(line)["event"] for line in proc.stderr.splitlines()]
     assert events == ["config.reloaded"]

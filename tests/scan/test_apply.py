@@ -14,10 +14,15 @@ HASH_OLD, HASH_NEW, HASH_EDIT = ("xxh128:" + digit * 32 for digit in "0ab")
 def test_written_rows_hold_what_their_column_lists_name():
     entry = DiskEntry(b"d/\xff.jpg", 3, 5, 7, 9)
     hashed = Hashed(HASH_NEW, 3, 5, 7, 9)
-    inserted = dict(zip(apply._INSERT_COLUMNS, apply._insert_row(1, entry, hashed, 10.0),
-                        strict=True))
-    assert (inserted["rel_path"], inserted["path_text"], inserted["content_hash"]) == (
-        b"d/\xff.jpg", "d/\\xff.jpg", HASH_NEW)
+    unhashed = DiskEntry(b"new.jpg", 1, 2, 3, 9)
+    inserted, pending = (dict(zip(apply._INSERT_COLUMNS, row, strict=True)) for row in
+                         apply._insert_rows(1, [entry, unhashed], {entry.rel_path: hashed}, 10.0))
+    assert (inserted["rel_path"], inserted["path_text"], inserted["content_hash"],
+            inserted["inode"], inserted["state"]) == (
+        b"d/\xff.jpg", "d/\\xff.jpg", HASH_NEW, 7, "enriching")
+    assert (pending["rel_path"], pending["content_hash"], pending["size"],
+            pending["mtime_ns"], pending["inode"], pending["state"]) == (
+        b"new.jpg", None, 1, 2, 3, "new")
     row = DbRow(42, b"old.jpg", 1, 2, 7, 9, HASH_OLD, False, "ready")
     rewrite, _ = apply._rewrite_row(row, entry, hashed, 10.0)
     rewritten = dict(zip(("id", *apply._REWRITE_COLUMNS), rewrite, strict=True))
