@@ -198,8 +198,9 @@ class Store:
             if depth == 0:
                 state.pending, state.written = [], {}
 
-    def record_changes(self, recorded: Iterable[changes.Change]) -> None:
-        """Put changes in the change feed, in this thread's open `write_tx`."""
+    def record_changes(self, recorded: Iterable[changes.Change | changes.CreatedRows]) -> None:
+        """Put changes in the change feed, in this thread's open `write_tx` (a `CreatedRows`
+        stands for the `created` changes of a range of rows this transaction inserted)."""
         if not getattr(self._tx, "depth", 0):
             raise RuntimeError("record_changes outside a write transaction")
         self._tx.pending.extend(recorded)
