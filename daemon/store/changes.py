@@ -105,12 +105,10 @@ class CreatedRows(NamedTuple):
 
 
 def _created_from_rows(store: Store) -> str:
-    """The INSERT ... SELECT of a `CreatedRows`: the file's text hash as the log's 16 bytes
-    (SQLite 3.40 has no unhex(): `hashes.SQLITE_DIGEST_FUNCTION`, registered per connection)."""
+    """The INSERT ... SELECT of a `CreatedRows`: the file's text hash as the log's 16 bytes."""
     from daemon.store import queries  # queries imports this module
 
-    digest = (f"{hashes.SQLITE_DIGEST_FUNCTION}(content_hash)" if store.is_sqlite
-              else f"decode(substr(content_hash, {len(hashes.PREFIX) + 1}), 'hex')")
+    digest = hashes.to_db_sql("content_hash", is_sqlite=store.is_sqlite)
     # By the id range: without statistics SQLite took `library_id = ?` to the (library_id,
     # rel_path) index and sorted the whole library, ~0.2 s a watcher batch at 1M files.
     return (f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)})"

@@ -7,8 +7,7 @@ form cost 39 bytes a value where the digest is 16, on every row and index entry 
 from __future__ import annotations
 
 PREFIX = "xxh128:"
-# `to_db` as an SQL function of every SQLite connection (`db._open`): SQL that copies a text
-# hash into a digest column (the change feed's created rows) calls it; PostgreSQL has decode().
+# `to_db` as an SQL function of every SQLite connection (`db._open`), for `to_db_sql`.
 SQLITE_DIGEST_FUNCTION = "assetd_digest"
 _TEXT_LENGTH = len(PREFIX) + 32
 
@@ -23,3 +22,11 @@ def to_db(content_hash: str | None) -> bytes | None:
 
 def from_db(digest: bytes | memoryview | None) -> str | None:
     return None if digest is None else PREFIX + bytes(digest).hex()
+
+
+def to_db_sql(column: str, *, is_sqlite: bool) -> str:
+    """SQL for `to_db(column)`, where a statement copies text hashes into a digest column
+    (the change feed's created rows, migration 4): SQLite 3.40 has no unhex()."""
+    if is_sqlite:
+        return f"{SQLITE_DIGEST_FUNCTION}({column})"
+    return f"decode(substr({column}, {len(PREFIX) + 1}), 'hex')"

@@ -105,13 +105,10 @@ def _lean_change_log(store: Store) -> None:
                   f" UNION SELECT library FROM {table} WHERE library IS NOT NULL")
     kind_code = "CASE kind " + " ".join(
         f"WHEN '{kind}' THEN {code}" for kind, code in changes.KIND_CODES.items()) + " END"
+    digest = hashes.to_db_sql("hash", is_sqlite=store.is_sqlite)
     if store.is_sqlite:
-        store.db.connection().create_function("assetd_hash_digest", 1, hashes.to_db,
-                                              deterministic=True)
-        digest = "assetd_hash_digest(hash)"
         sequence = store.query("SELECT seq FROM sqlite_sequence WHERE name = ?", [table])
     else:
-        digest = "decode(substr(hash, 8), 'hex')"
         store.execute(f"ALTER SEQUENCE {table}_id_seq OWNED BY NONE")
     store.execute(f"CREATE TABLE {table}_lean ({_lean_columns(store)})")
     store.execute(
