@@ -27,11 +27,11 @@ KIND_RE = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 # Kinds whose values repeat from file to file, stored once as labels: a 100k-file library
 # has a few dozen media types, and the mime value's ~60 B of JSON was a third of its row.
 LABELLED_KINDS = frozenset({"mime"})
-_INSERT = (
-    "INSERT INTO insight (content_hash, library_id, rel_path, kind, value, value_label,"
-    " generated_at, is_current, source, enricher_checksum)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+# The columns of a new insight row, as `stored_rows` builds it.
+INSIGHT_COLUMNS = ("content_hash", "library_id", "rel_path", "kind", "value", "value_label",
+                   "generated_at", "is_current", "source", "enricher_checksum")
+_INSERT = (f"INSERT INTO insight ({', '.join(INSIGHT_COLUMNS)})"
+           f" VALUES ({', '.join('?' for _ in INSIGHT_COLUMNS)})")
 _DEMOTE_BY_HASH = (
     "UPDATE insight SET is_current = ? WHERE content_hash = ? AND kind = ? AND is_current"
 )
@@ -98,23 +98,23 @@ def record_insights(store: Store, insights: Sequence[NewInsight]) -> None:
     by_hash = [(False, i.content_hash, i.kind) for i in insights if i.content_hash]
     by_path = [(False, i.library_id, i.rel_path, i.kind) for i in insights if not i.content_hash]
     with store.write_tx():
-        values = stored_values(store, insights, [json.dumps(i.value, ensure_ascii=False)
-                                                 for i in insights])
-        rows = [(i.content_hash, *located(i), i.kind, *value, i.generated_at, True, i.source,
-                 i.enricher_checksum) for i, value in zip(insights, values, strict=True)]
+        rows = stored_rows(store, insights, [json.dumps(i.value, ensure_ascii=False)
+                                             for i in insights])
         store.executemany(_DEMOTE_BY_PATH, by_path)
         store.executemany(_DEMOTE_BY_HASH, by_hash)
         store.executemany(_INSERT, rows)
         store.record_changes(insight_changes(store, insights))
 
 
-def stored_values(store: Store, insights: Sequence[NewInsight], texts: Sequence[str]
-                  ) -> list[tuple[str, int | None]]:
-    """(value, value_label) as each row stores its value JSON `texts[n]` (call inside the
-    writing transaction: a label's id is only good in it)."""
+def stored_rows(store: Store, insights: Sequence[NewInsight], texts: Sequence[str]
+                ) -> list[tuple]:
+    """The `INSIGHT_COLUMNS` rows of new current insights whose value JSON is `texts[n]`
+    (call inside the writing transaction: a label's id is only good in it)."""
     ids = labels.ids(store, [text for i, text in zip(insights, texts, strict=True)
                              if i.kind in LABELLED_KINDS])
-    return [("", ids[text]) if i.kind in LABELLED_KINDS else (text, None)
+    return [(i.content_hash, *located(i), i.kind,
+             *(("", ids[text]) if i.kind in LABELLED_KINDS else (text, None)),
+             i.generated_at, True, i.source, i.enricher_checksum)
             for i, text in zip(insights, texts, strict=True)]
 
 

@@ -20,11 +20,11 @@ from daemon.config import Config, EnricherConfig
 from daemon.meta import mime
 from daemon.meta.enrichers import enricher_checksum
 from daemon.meta.insights import (
+    INSIGHT_COLUMNS,
     NewInsight,
     insight_changes,
-    located,
     record_insights,
-    stored_values,
+    stored_rows,
 )
 from daemon.meta.match import GlobSet
 from daemon.scan.hash import Hashed, Sniffer
@@ -32,8 +32,6 @@ from daemon.store import Store
 from daemon.store.models import Insight
 
 LOOKUP_CHUNK = 500
-_INSIGHT_COLUMNS = ("content_hash", "library_id", "rel_path", "kind", "value", "value_label",
-                    "generated_at", "is_current", "source", "enricher_checksum")
 
 
 class SniffedInsights:
@@ -83,10 +81,8 @@ class SniffedInsights:
         record_insights(store, [i._replace(value=json.loads(i.value)) for i in stale])
         new = list(by_hash.values())
         with store.write_tx():
-            values = stored_values(store, new, [i.value for i in new])
-            rows = [(i.content_hash, *located(i), i.kind, *value, i.generated_at, True,
-                     i.source, i.enricher_checksum) for i, value in zip(new, values, strict=True)]
-            store.insert_rows(Insight, _INSIGHT_COLUMNS, rows)
+            rows = stored_rows(store, new, [i.value for i in new])
+            store.insert_rows(Insight, INSIGHT_COLUMNS, rows)
             store.record_changes(insight_changes(store, new))
         return len(rows)
 
