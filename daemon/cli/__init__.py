@@ -145,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
         "while files are added, changed, moved, deleted, and while disks go offline.",
         epilog="File states: " + STATES_HELP + "\n\n"
         "Exit codes: 0 ok; 1 some files failed (or verify found mismatches); "
-        "2 usage or config error; 3 a library in scope was offline.\n\n"
+        "2 usage or config error; 3 a library in scope was offline, or the database "
+        "could not be reached.\n\n"
         "`assetd COMMAND --help` explains a command. The full reference: "
         "docs/reference.md.",
         formatter_class=_Formatter,
