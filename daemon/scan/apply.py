@@ -15,6 +15,7 @@ from daemon.scan.walk import DiskEntry
 from daemon.store import Store
 from daemon.store import changes as feed
 from daemon.store.changes import Change
+from daemon.store.hashes import to_db
 from daemon.store.models import STATE_ENRICHING, STATE_NEW, File, Library
 
 BATCH_ROWS = 5000
@@ -110,7 +111,7 @@ def apply_plan(
         store.update_rows(File, "id", _REWRITE_COLUMNS, rewrites)
         # In order, one by one: in a rotation (`mv b c; mv a b`) b's row must leave path b
         # before a's row takes it, and a set-based UPDATE checks the unique path per row.
-        store.executemany(_MOVE_FILE, [(*move[1:], move[0]) for move in moves])
+        store.executemany(_MOVE_FILE, [_move_params(move) for move in moves])
         store.executemany(_MOVE_PATH_TAGS, moved_paths)
         store.executemany(_MOVE_PATH_INSIGHTS, moved_paths)
         carry_tags(store, library_id, carries, now)
@@ -163,8 +164,9 @@ def carry_tags(
     now: float,
 ) -> int:
     """(rel_path, old_hash, new_hash_or_None) per edited file: its tags go with it."""
-    to_hash = [(library_id, rel, new, now, old, new) for rel, old, new in carries if new]
-    to_path = [(library_id, rel, now, old, library_id, rel)
+    to_hash = [(library_id, rel, to_db(new), now, to_db(old), to_db(new))
+               for rel, old, new in carries if new]
+    to_path = [(library_id, rel, now, to_db(old), library_id, rel)
                for rel, old, new in carries if not new]
     store.executemany(_CARRY_TAGS_TO_HASH, to_hash)
     store.executemany(_CARRY_TAGS_TO_PATH, to_path)
@@ -199,6 +201,13 @@ def _mark_missing(store: Store, library: Library, rows: Sequence[DbRow], now: fl
         store.execute(f"{_MARK_MISSING} ({marks})", [True, now, False, *(r.id for r in chunk)])
         store.record_changes(Change(feed.MISSING, library.name, path_text(row.rel_path),
                                     row.content_hash) for row in chunk if row.id in present)
+
+
+def _move_params(move: tuple) -> tuple:
+    """`_MOVE_FILE`'s parameters of a `_rewrite_row` tuple: the id last, the hash's digest."""
+    values = list(move[1:])
+    values[_REWRITTEN_HASH - 1] = to_db(values[_REWRITTEN_HASH - 1])
+    return (*values, move[0])
 
 
 def _entry_of(row: DbRow) -> DiskEntry:

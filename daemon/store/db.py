@@ -36,7 +36,7 @@ from peewee import (
 )
 
 from daemon.store import changes, hashes, migrations
-from daemon.store.models import database_proxy
+from daemon.store.models import HashField, database_proxy
 from daemon.store.statistics import TRACKED, Statistics, written_table
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -332,6 +332,7 @@ class Store:
         if not rows:
             return 0
         table = model._meta.table_name
+        rows = _hashes_to_db(model, columns, rows)
         if self.is_sqlite:
             placeholders = ", ".join("?" for _ in columns)
             self.db.cursor().executemany(
@@ -381,6 +382,7 @@ class Store:
         if not rows:
             return 0
         table = model._meta.table_name
+        rows = _hashes_to_db(model, (key, *columns), rows)
         if self.is_sqlite:
             sets = ", ".join(f"{column} = ?" for column in columns)
             self.db.cursor().executemany(
@@ -397,6 +399,22 @@ class Store:
             rows, template=template, page_size=PG_PAGE_ROWS)
         self._wrote(table if table in TRACKED else None, len(rows))
         return len(rows)
+
+
+def _hashes_to_db(model: type[Model], columns: Sequence[str],
+                  rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+    """`rows` with their content hashes (the `HashField` columns) in the database's form:
+    the rows callers build hold the text form, as everything above the store does."""
+    at = [i for i, column in enumerate(columns)
+          if isinstance(model._meta.columns[column], HashField)]
+    if not at:
+        return rows
+    to_db = hashes.to_db
+    if len(at) == 1:
+        i = at[0]
+        return [(*row[:i], to_db(row[i]), *row[i + 1:]) for row in rows]
+    return [tuple(to_db(value) if i in at else value for i, value in enumerate(row))
+            for row in rows]
 
 
 _NEEDS_ESCAPE = re.compile("[\\\\\t\n\r]").search
