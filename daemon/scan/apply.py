@@ -22,7 +22,7 @@ BATCH_ROWS = 5000
 
 _INSERT_COLUMNS = (
     "library_id", "rel_path", "path_text", "size", "mtime_ns", "inode", "device",
-    "content_hash", "is_missing", "state", "first_seen", "last_seen",
+    "content_hash", "is_missing", "state", "enricher_checksum", "first_seen", "last_seen",
 )
 # Keyed by id (the first value of each row).
 _REWRITE_COLUMNS = (
@@ -74,15 +74,18 @@ def apply_plan(
     hashes: dict[bytes, Hashed],
     *,
     known_hashes: set[str] | None = None,
+    set_checksum: str | None = None,
     now: float | None = None,
 ) -> None:
     """Write the plan. `hashes` holds the files hashed this scan (by rel_path).
 
     `known_hashes` is `replaced_content` of the whole scan's plan when `plan` is a part of it.
+    `set_checksum` is the enricher set's (`enrichers.enricher_set_checksum`): `_insert_rows`
+    says why a new row holds it.
     """
     now = time.time() if now is None else now
     library_id = library.id
-    inserts = _insert_rows(library_id, plan.created, hashes, now)
+    inserts = _insert_rows(library_id, plan.created, hashes, now, set_checksum)
     rewrites: list[tuple] = []
     carries: list[tuple[bytes, str, str | None]] = []
     replaced_by_known_content = replaced_content(plan) if known_hashes is None else known_hashes
@@ -219,19 +222,25 @@ def _last_file_id(store: Store) -> int:
 
 
 def _insert_rows(library_id: int, created: list[DiskEntry], hashes: dict[bytes, Hashed],
-                 now: float) -> list[tuple]:
+                 now: float, set_checksum: str | None = None) -> list[tuple]:
     """A new file is `new` until hashed; one hashed on the way in starts `enriching`, the
     state the lifecycle pass would give it at once (on PostgreSQL that UPDATE rewrote every
     row of a cold scan and all its index entries: 1.5 s of 3.7 s at 100k files).
+
+    An `enriching` row holds the enricher set's checksum already (nothing reads the checksum
+    of a row that is not `ready`; the lifecycle pass writes the same one when it makes the row
+    `ready`). The row then shrinks when it becomes `ready` instead of growing by the checksum:
+    grown rows split SQLite's pages, and a fresh table was 10 % empty space (`file` 129 -> 121
+    B a file at 100k files, the database 438 -> 434).
 
     One comprehension, no call per file: a cold scan builds a row for every file it finds."""
     get = hashes.get
     return [
         (library_id, rel_path, rel_path.decode("utf-8", "backslashreplace"),
-         *hashed[1:], hashed[0], False, STATE_ENRICHING, now, now)
+         *hashed[1:], hashed[0], False, STATE_ENRICHING, set_checksum, now, now)
         if hashed else
         (library_id, rel_path, rel_path.decode("utf-8", "backslashreplace"),
-         *entry[1:], None, False, STATE_NEW, now, now)
+         *entry[1:], None, False, STATE_NEW, None, now, now)
         for entry in created
         for rel_path, hashed in ((entry[0], get(entry[0])),)
     ]
