@@ -55,6 +55,7 @@ from daemon.scan.probe import probe
 from daemon.store import Store, labels, queries
 from daemon.store.hashes import all_to_db, from_db
 from daemon.store.models import STATE_ENRICHING, STATE_NEW
+from daemon.store.paths import shown
 
 _CHUNK_FILES = 500
 _BATCH_INSIGHTS = 500
@@ -150,7 +151,8 @@ def _unsettled_chunk_query(store: Store, library_id: int, set_checksum: str):
             rows = store.query(sql, [*params, library_id, after_id, _CHUNK_FILES])
         else:
             rows = store.query(sql, [library_id, after_id, *params, _CHUNK_FILES])
-        return [(file_id, from_db(digest), *rest) for file_id, digest, *rest in rows]
+        return [(file_id, from_db(digest), rel_path, shown(rel_path, text), *rest)
+                for file_id, digest, rel_path, text, *rest in rows]
 
     return chunk
 

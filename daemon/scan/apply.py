@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from daemon.scan.hash import Hashed
 from daemon.scan.plan import DbRow, Plan
 from daemon.scan.walk import DiskEntry
-from daemon.store import Store
+from daemon.store import Store, paths
 from daemon.store import changes as feed
 from daemon.store.changes import Change
 from daemon.store.hashes import to_db
@@ -33,6 +33,7 @@ _MOVE_FILE = "UPDATE file SET " + ", ".join(f"{c} = ?" for c in _REWRITE_COLUMNS
 # Where the change feed reads a written row's path and hash, found by the columns' names: a
 # column added to either list cannot make it read another value.
 _REWRITTEN_PATH = 1 + _REWRITE_COLUMNS.index("path_text")  # after the id
+_REWRITTEN_REL_PATH = 1 + _REWRITE_COLUMNS.index("rel_path")
 _REWRITTEN_HASH = 1 + _REWRITE_COLUMNS.index("content_hash")
 _MARK_MISSING = "UPDATE file SET is_missing = ?, missing_since = ? WHERE is_missing = ? AND id IN"
 MARK_MISSING_CHUNK = 500
@@ -207,9 +208,12 @@ def _mark_missing(store: Store, library: Library, rows: Sequence[DbRow], now: fl
 
 
 def _move_params(move: tuple) -> tuple:
-    """`_MOVE_FILE`'s parameters of a `_rewrite_row` tuple: the id last, the hash's digest."""
+    """`_MOVE_FILE`'s parameters of a `_rewrite_row` tuple as stored (`Store.insert_rows`
+    says how): the id last."""
     values = list(move[1:])
     values[_REWRITTEN_HASH - 1] = to_db(values[_REWRITTEN_HASH - 1])
+    values[_REWRITTEN_PATH - 1] = paths.stored(values[_REWRITTEN_REL_PATH - 1],
+                                               values[_REWRITTEN_PATH - 1])
     return (*values, move[0])
 
 

@@ -28,6 +28,7 @@ from daemon.store import Store
 from daemon.store import changes as feed
 from daemon.store.changes import Change
 from daemon.store.hashes import from_db, to_db
+from daemon.store.paths import shown
 
 FETCH_ROWS = 500
 WRITE_BATCH_ROWS = 200
@@ -137,9 +138,9 @@ class Backfill:
                 # UPDATE did change (a row rewritten meanwhile kept its own).
                 wanted = {row_id: digest for digest, row_id, *_ in pending}
                 store.record_changes(
-                    Change(feed.UPDATED, library, path, from_db(digest))
-                    for row_id, path, digest in store.query(
-                        "SELECT id, path_text, content_hash FROM file WHERE id IN ("
+                    Change(feed.UPDATED, library, shown(rel_path, text), from_db(digest))
+                    for row_id, rel_path, text, digest in store.query(
+                        "SELECT id, rel_path, path_text, content_hash FROM file WHERE id IN ("
                         + ", ".join("?" for _ in wanted) + ")", list(wanted))
                     if digest is not None and bytes(digest) == wanted[row_id])
             pending.clear()

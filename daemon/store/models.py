@@ -3,7 +3,8 @@
 `rel_path` is the exact bytes of the path relative to the library root (`/`-separated): names
 that are not valid UTF-8 must round-trip, and neither SQLite TEXT nor PostgreSQL text can hold
 them. `path_text` is the same path for people and for glob matching in SQL, with undecodable
-bytes shown as `\\xNN` escapes.
+bytes shown as `\\xNN` escapes; stored as '' where it is `rel_path` decoded (`paths.py`: read
+it through `paths.shown` / `paths.text_sql`).
 """
 
 from __future__ import annotations

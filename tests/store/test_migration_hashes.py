@@ -17,8 +17,11 @@ from daemon.store.migrations import HASHED_TABLES, SCHEMA_VERSION, current_versi
 
 
 def _as_schema_5(store: Store) -> None:
-    """Hash columns as schema 5 had them: `xxh128:` + 32 hex digits, declared VARCHAR(255)."""
+    """Hash columns as schema 5 had them: `xxh128:` + 32 hex digits, declared VARCHAR(255);
+    every file's path text in full."""
+    decoded = "CAST(rel_path AS TEXT)" if store.is_sqlite else "convert_from(rel_path, 'UTF8')"
     with store.write_tx():
+        store.execute(f"UPDATE file SET path_text = {decoded} WHERE path_text = ''")
         for table in HASHED_TABLES:
             if store.is_sqlite:
                 store.execute(f"UPDATE {table} SET content_hash = 'xxh128:'"
@@ -58,6 +61,13 @@ def _stored_kinds(store: Store) -> set[str]:
             f"SELECT DISTINCT length(content_hash) FROM {table}"
             " WHERE content_hash IS NOT NULL")}
     return kinds
+
+
+def _path_texts(store: Store) -> dict[str, str]:
+    """Two files' stored `path_text`: a valid UTF-8 name's and an undecodable one's."""
+    return {bytes(rel).decode("utf-8", "backslashreplace"): text for rel, text in store.query(
+        "SELECT rel_path, path_text FROM file WHERE rel_path IN (?, ?)",
+        [b"a.txt", b"caf\xe9.txt"])}
 
 
 def _outputs(env, paths: list[str]) -> dict:
@@ -103,6 +113,7 @@ def test_migration_5_keeps_every_row_and_what_every_output_shows(env, monkeypatc
     assert _column_types(store) == ({"VARCHAR(255)"} if store.is_sqlite
                                     else {"character varying"})
     assert _stored_kinds(store) == ({"text", "length 39"} if store.is_sqlite else {"length 39"})
+    assert _path_texts(store) == {"caf\\xe9.txt": "caf\\xe9.txt", "a.txt": "a.txt"}
     store.close()
 
     after = _outputs(env, paths)  # the first command migrates
@@ -110,6 +121,8 @@ def test_migration_5_keeps_every_row_and_what_every_output_shows(env, monkeypatc
     store = Store(env.db_url)
     assert current_version(store) == SCHEMA_VERSION == 6
     assert _stored_kinds(store) == ({"blob", "length 16"} if store.is_sqlite else {"length 16"})
+    # Stored in full only where the name is not valid UTF-8 (`paths.py`).
+    assert _path_texts(store) == {"caf\\xe9.txt": "caf\\xe9.txt", "a.txt": ""}
     counts = {table: store.query(f"SELECT count(*) FROM {table}")[0][0]
               for table in (*HASHED_TABLES, "change_log")}
     store.close()
