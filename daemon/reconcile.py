@@ -18,7 +18,7 @@ from daemon.meta.content import RULES
 from daemon.meta.enrichers import active_enrichers, enricher_checksum, enricher_set_checksum
 from daemon.meta.insights import satisfied_condition
 from daemon.meta.match import sql_match
-from daemon.store import Store, queries
+from daemon.store import Store, paths, queries
 from daemon.store.models import STATE_ENRICHING, STATE_NEW, STATE_READY
 
 RECONCILE_LOCK = "assetd.reconcile"
@@ -129,8 +129,9 @@ def _waiting_condition(store: Store, config: Config) -> tuple[str, list]:
     """
     clauses, params = [], []
     for enricher in active_enrichers(config.enrichers):
-        match_sql, match_params = sql_match(enricher.match, "file.path_text",
-                                            is_sqlite=store.is_sqlite)
+        match_sql, match_params = sql_match(
+            enricher.match, paths.text_sql("file", is_sqlite=store.is_sqlite),
+            is_sqlite=store.is_sqlite)
         rule = RULES.get(enricher.name) if enricher.builtin else None
         if rule is not None:
             rule_sql, rule_params = rule.sql(is_sqlite=store.is_sqlite)

@@ -17,6 +17,7 @@ from daemon.scan.hash import HASH_PREFIX
 from daemon.scan.probe import probe
 from daemon.service.heartbeat import decode_status
 from daemon.store import Store, labels, redact_url
+from daemon.store.hashes import from_db, to_db
 from daemon.store.models import DaemonProcess, Library
 from daemon.units import iso_utc
 
@@ -225,7 +226,7 @@ def list_files(store: Store, file_filter: FileFilter) -> Iterator[FileRow]:
         where.append("f.is_missing")
     if file_filter.content_hash:
         where.append("f.content_hash = ?")
-        params.append(normalize_hash(file_filter.content_hash))
+        params.append(to_db(normalize_hash(file_filter.content_hash)))
     if file_filter.scopes:
         sql, scope_params = _scope_condition(file_filter.scopes)
         where.append(sql)
@@ -242,8 +243,8 @@ def list_files(store: Store, file_filter: FileFilter) -> Iterator[FileRow]:
         f" WHERE {' AND '.join(where)} ORDER BY l.name, f.rel_path",
         params,
     )
-    for name, library_id, rel_path, size, mtime_ns, content_hash, missing, since, state in cursor:
-        rel_path = bytes(rel_path)
+    for name, library_id, rel_path, size, mtime_ns, digest, missing, since, state in cursor:
+        rel_path, content_hash = bytes(rel_path), from_db(digest)
         file_tags = tags.for_file(library_id, rel_path, content_hash)
         if file_filter.tag is not None and file_filter.tag not in file_tags:
             continue
@@ -262,7 +263,7 @@ def enricher_errors(store: Store, content_hash: str) -> list[tuple[str, str]]:
     for kind, value in store.query(
         f"SELECT kind, {labels.insight_value('insight')} FROM insight"
         " WHERE content_hash = ? AND is_current ORDER BY kind",
-        [content_hash],
+        [to_db(content_hash)],
     ):
         parsed = json.loads(value)
         if isinstance(parsed, dict) and parsed.get("error"):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemon.meta.match import GlobSet, sql_match
-from daemon.store import labels
+from daemon.store import labels, paths
 
 MIME_KIND = "mime"
 
@@ -52,8 +52,8 @@ class ContentRule:
         )
         wanted = " OR ".join(find for _ in self.mime_prefixes)
         unwanted = " OR ".join(find for _ in self.mime_excluded) or "1 = 0"
-        by_path, path_params = sql_match(self.fallback_globs, "file.path_text",
-                                         is_sqlite=is_sqlite)
+        by_path, path_params = sql_match(
+            self.fallback_globs, paths.text_sql("file", is_sqlite=is_sqlite), is_sqlite=is_sqlite)
         sql = (
             f"(EXISTS ({current_mime} AND ({wanted}) AND NOT ({unwanted}))"
             f" OR (NOT EXISTS ({current_mime}) AND {by_path}))"

@@ -10,6 +10,7 @@ from typing import Any
 from daemon.errors import UsageError
 from daemon.scan.apply import path_text
 from daemon.store import Store, labels, queries
+from daemon.store.hashes import from_db
 
 
 @dataclass
@@ -39,7 +40,8 @@ def duplicate_groups(store: Store, library: str | None = None) -> Iterator[DupeG
         [library_id] * 4,
     )
     group: DupeGroup | None = None
-    for content_hash, size, name, rel_path in cursor:
+    for digest, size, name, rel_path in cursor:
+        content_hash = from_db(digest)
         if group is None or group.content_hash != content_hash:
             if group is not None:
                 yield group
@@ -70,11 +72,11 @@ def similar_groups(store: Store, library: str | None, distance: int) -> list[dic
         ["phash", library_id, library_id],
     )
     by_phash: dict[int, list[dict[str, str]]] = {}
-    for value, content_hash, name, rel_path in rows:
+    for value, digest, name, rel_path in rows:
         phash = _phash_value(value)
         if phash is not None:
             by_phash.setdefault(phash, []).append({
-                "library": name, "path": path_text(bytes(rel_path)), "hash": content_hash,
+                "library": name, "path": path_text(bytes(rel_path)), "hash": from_db(digest),
                 "phash": f"{phash:016x}",
             })
     phashes = list(by_phash)

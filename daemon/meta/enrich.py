@@ -53,7 +53,9 @@ from daemon.meta.insights import NewInsight, record_insights, satisfied_conditio
 from daemon.meta.match import GlobSet
 from daemon.scan.probe import probe
 from daemon.store import Store, labels, queries
+from daemon.store.hashes import all_to_db, from_db
 from daemon.store.models import STATE_ENRICHING, STATE_NEW
+from daemon.store.paths import shown
 
 _CHUNK_FILES = 500
 _BATCH_INSIGHTS = 500
@@ -146,21 +148,24 @@ def _unsettled_chunk_query(store: Store, library_id: int, set_checksum: str):
 
     def chunk(after_id: int) -> list[tuple]:
         if count <= _BY_STATE_INDEX_MAX:
-            return store.query(sql, [*params, library_id, after_id, _CHUNK_FILES])
-        return store.query(sql, [library_id, after_id, *params, _CHUNK_FILES])
+            rows = store.query(sql, [*params, library_id, after_id, _CHUNK_FILES])
+        else:
+            rows = store.query(sql, [library_id, after_id, *params, _CHUNK_FILES])
+        return [(file_id, from_db(digest), rel_path, shown(rel_path, text), *rest)
+                for file_id, digest, rel_path, text, *rest in rows]
 
     return chunk
 
 
 def _current_mime_texts(store: Store, hashes: Iterable[str]) -> dict[str, str]:
-    hashes = sorted(hashes)
+    digests = all_to_db(sorted(hashes))
     rows = store.query(
         f"SELECT content_hash, {labels.insight_value('insight')} FROM insight"
         " WHERE content_hash IN ("
-        + ", ".join("?" for _ in hashes) + ") AND kind = ? AND is_current",
-        [*hashes, MIME_KIND],
+        + ", ".join("?" for _ in digests) + ") AND kind = ? AND is_current",
+        [*digests, MIME_KIND],
     )
-    return dict(rows)
+    return {from_db(digest): text for digest, text in rows}
 
 
 def _satisfied(
@@ -173,13 +178,13 @@ def _satisfied(
         sql, sql_params = satisfied_condition(enricher, checksum)
         conditions.append(sql)
         params += sql_params
-    hashes = sorted(hashes)
+    digests = all_to_db(sorted(hashes))
     rows = store.query(
         "SELECT DISTINCT i.content_hash, i.kind FROM insight i WHERE i.content_hash IN ("
-        + ", ".join("?" for _ in hashes) + f") AND ({' OR '.join(conditions)})",
-        [*hashes, *params],
+        + ", ".join("?" for _ in digests) + f") AND ({' OR '.join(conditions)})",
+        [*digests, *params],
     )
-    return {(content_hash, kind) for content_hash, kind in rows}
+    return {(from_db(digest), kind) for digest, kind in rows}
 
 
 def pending_estimate(store: Store, config: Config, library: str) -> tuple[int, int]:

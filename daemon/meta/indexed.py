@@ -12,6 +12,8 @@ from daemon.libraries import resolve_path
 from daemon.scan.filters import ExcludeMatcher
 from daemon.scan.probe import probe
 from daemon.store import Store
+from daemon.store.hashes import from_db
+from daemon.store.paths import shown
 
 
 class IndexedFile(NamedTuple):
@@ -34,7 +36,8 @@ def find_file(store: Store, config: Config, path: str) -> IndexedFile:
     if not rows:
         raise UsageError(f"{path}: {why_not_indexed(library, rel_path)}")
     library_id, path_text, content_hash, is_missing = rows[0]
-    return IndexedFile(library_id, library.name, rel_path, path_text, content_hash,
+    return IndexedFile(library_id, library.name, rel_path, shown(rel_path, path_text),
+                       from_db(content_hash),
                        bool(is_missing))
 
 

@@ -19,6 +19,8 @@ from daemon.meta.indexed import IndexedFile
 from daemon.store import Store, labels
 from daemon.store import changes as feed
 from daemon.store.changes import Change
+from daemon.store.hashes import to_db
+from daemon.store.models import Insight
 from daemon.units import iso_utc
 
 USER_SOURCE = "user"
@@ -30,8 +32,6 @@ LABELLED_KINDS = frozenset({"mime"})
 # The columns of a new insight row, as `stored_rows` builds it.
 INSIGHT_COLUMNS = ("content_hash", "library_id", "rel_path", "kind", "value", "value_label",
                    "generated_at", "is_current", "source", "enricher_checksum")
-_INSERT = (f"INSERT INTO insight ({', '.join(INSIGHT_COLUMNS)})"
-           f" VALUES ({', '.join('?' for _ in INSIGHT_COLUMNS)})")
 _DEMOTE_BY_HASH = (
     "UPDATE insight SET is_current = ? WHERE content_hash = ? AND kind = ? AND is_current"
 )
@@ -95,21 +95,22 @@ def record_insights(store: Store, insights: Sequence[NewInsight]) -> None:
     The enrich runner writes its results in batches: one transaction per result made the
     commit, not the enricher, the cost of enriching 100k small files.
     """
-    by_hash = [(False, i.content_hash, i.kind) for i in insights if i.content_hash]
+    by_hash = [(False, to_db(i.content_hash), i.kind) for i in insights if i.content_hash]
     by_path = [(False, i.library_id, i.rel_path, i.kind) for i in insights if not i.content_hash]
     with store.write_tx():
         rows = stored_rows(store, insights, [json.dumps(i.value, ensure_ascii=False)
                                              for i in insights])
         store.executemany(_DEMOTE_BY_PATH, by_path)
         store.executemany(_DEMOTE_BY_HASH, by_hash)
-        store.executemany(_INSERT, rows)
+        store.insert_rows(Insight, INSIGHT_COLUMNS, rows)
         store.record_changes(insight_changes(store, insights))
 
 
 def stored_rows(store: Store, insights: Sequence[NewInsight], texts: Sequence[str]
                 ) -> list[tuple]:
-    """The `INSIGHT_COLUMNS` rows of new current insights whose value JSON is `texts[n]`
-    (call inside the writing transaction: a label's id is only good in it)."""
+    """The `INSIGHT_COLUMNS` rows of new current insights whose value JSON is `texts[n]`,
+    for `Store.insert_rows` (call inside the writing transaction: a label's id is only good
+    in it)."""
     ids = labels.ids(store, [text for i, text in zip(insights, texts, strict=True)
                              if i.kind in LABELLED_KINDS])
     return [(i.content_hash, *located(i), i.kind,
@@ -159,7 +160,7 @@ def file_insights(store: Store, file: IndexedFile, *, history: bool) -> list[dic
     params: list[Any] = [file.library_id, file.rel_path]
     if file.content_hash is not None:
         where = f"(content_hash = ? OR {where})"
-        params.insert(0, file.content_hash)
+        params.insert(0, to_db(file.content_hash))
     if not history:
         where += " AND is_current"
     rows = store.query(

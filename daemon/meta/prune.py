@@ -14,6 +14,8 @@ from typing import NamedTuple
 from daemon.store import Store
 from daemon.store import changes as feed
 from daemon.store.changes import Change
+from daemon.store.hashes import from_db
+from daemon.store.paths import shown
 
 
 class PruneResult(NamedTuple):
@@ -45,9 +47,9 @@ def prune(store: Store, older_than_s: float, *, dry_run: bool, now: float | None
             condition = "is_missing AND missing_since IS NOT NULL AND missing_since < ?"
             if not dry_run:
                 store.record_changes(
-                    Change(feed.PRUNED, library, path, content_hash)
-                    for library, path, content_hash in store.query(
-                        "SELECT l.name, f.path_text, f.content_hash FROM file f"
+                    Change(feed.PRUNED, library, shown(rel_path, text), from_db(digest))
+                    for library, rel_path, text, digest in store.query(
+                        "SELECT l.name, f.rel_path, f.path_text, f.content_hash FROM file f"
                         f" JOIN library l ON l.id = f.library_id WHERE {condition}"
                         " ORDER BY f.id", [cutoff]))
             counts.append(store.execute(

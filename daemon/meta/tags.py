@@ -17,6 +17,7 @@ from daemon.meta.indexed import IndexedFile
 from daemon.store import Store
 from daemon.store import changes as feed
 from daemon.store.changes import Change
+from daemon.store.hashes import from_db, to_db
 
 
 @dataclass
@@ -35,7 +36,7 @@ class TagIndex:
             if content_hash is None:
                 index.by_path[(library_id, bytes(rel_path))].add(tag)
             else:
-                index.by_hash[content_hash].add(tag)
+                index.by_hash[from_db(content_hash)].add(tag)
         return index
 
     def for_file(self, library_id: int, rel_path: bytes, content_hash: str | None) -> list[str]:
@@ -57,7 +58,7 @@ def _carried_condition(file: IndexedFile) -> tuple[str, list]:
     params: list = [file.library_id, file.rel_path]
     if file.content_hash is not None:
         sql = f"(content_hash = ? OR {sql})"
-        params.insert(0, file.content_hash)
+        params.insert(0, to_db(file.content_hash))
     return sql, params
 
 
@@ -77,7 +78,8 @@ def add_tags(store: Store, file: IndexedFile, tags: list[str]) -> list[str]:
         store.executemany(
             "INSERT INTO tag (library_id, rel_path, content_hash, tag, created_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            [(file.library_id, file.rel_path, file.content_hash, tag, now) for tag in added],
+            [(file.library_id, file.rel_path, to_db(file.content_hash), tag, now)
+             for tag in added],
         )
         store.record_changes(_tag_change(file, feed.TAGGED, tag) for tag in added)
     return added
@@ -129,7 +131,7 @@ def content_carriers(store: Store, file: IndexedFile) -> tuple[int, int]:
     rows = store.query(
         "SELECT SUM(CASE WHEN is_missing THEN 0 ELSE 1 END),"
         " SUM(CASE WHEN is_missing THEN 1 ELSE 0 END) FROM file WHERE content_hash = ?",
-        [file.content_hash],
+        [to_db(file.content_hash)],
     )
     present, missing = rows[0]
     return int(present or 0), int(missing or 0)

@@ -24,6 +24,7 @@ from daemon.scan.apply import path_text
 from daemon.scan.hash import TornReadError, hash_file
 from daemon.scan.probe import probe
 from daemon.store import Store, changes, queries
+from daemon.store.hashes import from_db
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,8 @@ def verify(store: Store, config: Config, names: list[str]) -> VerifyReport:
             " AND NOT is_missing AND content_hash IS NOT NULL ORDER BY rel_path",
             [row.id],
         )
-        for rel_path, size, mtime_ns, expected in rows:
-            rel_path = bytes(rel_path)
+        for rel_path, size, mtime_ns, digest in rows:
+            rel_path, expected = bytes(rel_path), from_db(digest)
             compared = compare_file(root, rel_path, (size, mtime_ns), expected,
                                     follow_symlinks=library.follow_symlinks)
             _tally(report, library.name, rel_path, expected, compared)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 from daemon.store import Store, changes, queries
+from daemon.store.hashes import from_db
 
 SETTING_PREFIX = "verify.cursor."
 
@@ -92,8 +93,8 @@ def rows_after(store: Store, library_id: int, after_id: int,
         f" {queries.in_id_order(store)} WHERE library_id = ? AND id > ? AND NOT is_missing"
         " AND content_hash IS NOT NULL ORDER BY id LIMIT ?",
         [library_id, after_id, limit])
-    return [(file_id, bytes(rel_path), size, mtime_ns, content_hash)
-            for file_id, rel_path, size, mtime_ns, content_hash in rows]
+    return [(file_id, bytes(rel_path), size, mtime_ns, from_db(digest))
+            for file_id, rel_path, size, mtime_ns, digest in rows]
 
 
 class ReadBudget:

@@ -27,6 +27,8 @@ from daemon.scan.hash import Hashed, TornReadError, hash_file
 from daemon.store import Store
 from daemon.store import changes as feed
 from daemon.store.changes import Change
+from daemon.store.hashes import from_db, to_db
+from daemon.store.paths import shown
 
 FETCH_ROWS = 500
 WRITE_BATCH_ROWS = 200
@@ -93,7 +95,8 @@ class Backfill:
                     hashed = self._hash_one(root, bytes(rel_path), (size, mtime_ns, inode),
                                             library, result, on_bytes, log)
                     if hashed is not None:
-                        pending.append((hashed.content_hash, row_id, size, mtime_ns, inode))
+                        pending.append((to_db(hashed.content_hash), row_id, size, mtime_ns,
+                                        inode))
                     if len(pending) >= WRITE_BATCH_ROWS:
                         self._write(library.name, pending)
                 else:
@@ -133,11 +136,11 @@ class Backfill:
                 store.executemany(_SET_HASH, pending)
                 # The hash became known: an `updated` in the feed, for the rows the guarded
                 # UPDATE did change (a row rewritten meanwhile kept its own).
-                wanted = {row_id: content_hash for content_hash, row_id, *_ in pending}
+                wanted = {row_id: digest for digest, row_id, *_ in pending}
                 store.record_changes(
-                    Change(feed.UPDATED, library, path, content_hash)
-                    for row_id, path, content_hash in store.query(
-                        "SELECT id, path_text, content_hash FROM file WHERE id IN ("
+                    Change(feed.UPDATED, library, shown(rel_path, text), from_db(digest))
+                    for row_id, rel_path, text, digest in store.query(
+                        "SELECT id, rel_path, path_text, content_hash FROM file WHERE id IN ("
                         + ", ".join("?" for _ in wanted) + ")", list(wanted))
-                    if content_hash == wanted[row_id])
+                    if digest is not None and bytes(digest) == wanted[row_id])
             pending.clear()

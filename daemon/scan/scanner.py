@@ -14,6 +14,7 @@ from daemon import logs
 from daemon.config import Config, LibraryConfig
 from daemon.errors import UsageError
 from daemon.libraries import resolve_path, select_libraries
+from daemon.meta.enrichers import active_enrichers, enricher_set_checksum
 from daemon.scan.apply import apply_plan, mark_missing, path_text
 from daemon.scan.filters import ExcludeMatcher
 from daemon.scan.hash import HASHED, TORN, VANISHED, Hashed
@@ -170,6 +171,7 @@ class _ScanRun:
         self.scope_index = 0
         self.merge_done = False
         self.hashed = 0
+        self.set_checksum = enricher_set_checksum(active_enrichers(config.enrichers))
         sniffing = options.sniff and options.hash_files and not options.dry_run
         self.sniffed = SniffedInsights(config) if sniffing else None
         # A walk of the whole root, in a child process where that is safe (walkproc.py): in
@@ -377,7 +379,8 @@ class _ScanRun:
 
     def _apply(self, part: Plan, hashes: dict[bytes, Hashed]) -> None:
         if not self.options.dry_run:
-            apply_plan(self.store, self.row, part, hashes, known_hashes=self.stream.replaced)
+            apply_plan(self.store, self.row, part, hashes, known_hashes=self.stream.replaced,
+                       set_checksum=self.set_checksum)
             if self.sniffed is not None:
                 self.sniffed.record(self.store, self.row.id, hashes)
         _add_part_stats(self.result.stats, part)

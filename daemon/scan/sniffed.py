@@ -29,6 +29,7 @@ from daemon.meta.insights import (
 from daemon.meta.match import GlobSet
 from daemon.scan.hash import Hashed, Sniffer
 from daemon.store import Store
+from daemon.store.hashes import all_to_db, from_db
 from daemon.store.models import Insight
 
 LOOKUP_CHUNK = 500
@@ -91,12 +92,13 @@ class SniffedInsights:
         evaluated on the rows), and hashes with a current one of its kind."""
         name, satisfied, current = self.enricher.name, set(), set()
         for start in range(0, len(hashes), LOOKUP_CHUNK):
-            chunk = hashes[start:start + LOOKUP_CHUNK]
-            for content_hash, source, checksum, is_current in store.query(
+            chunk = all_to_db(hashes[start:start + LOOKUP_CHUNK])
+            for digest, source, checksum, is_current in store.query(
                 "SELECT content_hash, source, enricher_checksum, is_current FROM insight"
                 " WHERE content_hash IN (" + ", ".join("?" for _ in chunk) + ") AND kind = ?",
                 [*chunk, name],
             ):
+                content_hash = from_db(digest)
                 if is_current:
                     current.add(content_hash)
                 if (source == name and checksum == self.checksum) or (

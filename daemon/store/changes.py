@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from daemon.store import hashes, labels
+from daemon.store import hashes, labels, paths
 from daemon.units import iso_utc
 
 if TYPE_CHECKING:
@@ -105,14 +105,14 @@ class CreatedRows(NamedTuple):
 
 
 def _created_from_rows(store: Store) -> str:
-    """The INSERT ... SELECT of a `CreatedRows`: the file's text hash as the log's 16 bytes."""
+    """The INSERT ... SELECT of a `CreatedRows`: the file's 16-byte hash as it is."""
     from daemon.store import queries  # queries imports this module
 
-    digest = hashes.to_db_sql("content_hash", is_sqlite=store.is_sqlite)
     # By the id range: without statistics SQLite took `library_id = ?` to the (library_id,
     # rel_path) index and sorted the whole library, ~0.2 s a watcher batch at 1M files.
     return (f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)})"
-            f" SELECT ?, ?, ?, {KIND_CODES[CREATED]}, path_text, {digest}, NULL, NULL"
+            f" SELECT ?, ?, ?, {KIND_CODES[CREATED]},"
+            f" {paths.text_sql('file', is_sqlite=store.is_sqlite)}, content_hash, NULL, NULL"
             f" FROM {queries.in_id_order(store)}"
             " WHERE id > ? AND id <= ? AND library_id = ? ORDER BY id")
 

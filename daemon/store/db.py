@@ -35,8 +35,8 @@ from peewee import (
     SqliteDatabase,
 )
 
-from daemon.store import changes, hashes, migrations
-from daemon.store.models import database_proxy
+from daemon.store import changes, hashes, migrations, paths
+from daemon.store.models import File, HashField, database_proxy
 from daemon.store.statistics import TRACKED, Statistics, written_table
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -332,6 +332,7 @@ class Store:
         if not rows:
             return 0
         table = model._meta.table_name
+        rows = _rows_to_db(model, columns, rows)
         if self.is_sqlite:
             placeholders = ", ".join("?" for _ in columns)
             self.db.cursor().executemany(
@@ -381,6 +382,7 @@ class Store:
         if not rows:
             return 0
         table = model._meta.table_name
+        rows = _rows_to_db(model, (key, *columns), rows)
         if self.is_sqlite:
             sets = ", ".join(f"{column} = ?" for column in columns)
             self.db.cursor().executemany(
@@ -397,6 +399,31 @@ class Store:
             rows, template=template, page_size=PG_PAGE_ROWS)
         self._wrote(table if table in TRACKED else None, len(rows))
         return len(rows)
+
+
+def _rows_to_db(model: type[Model], columns: Sequence[str],
+                rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+    """`rows` as the database stores them: the rows callers build hold content hashes (the
+    `HashField` columns) as text and a file's whole path text, as everything above the store
+    does; stored, a hash is its digest (`hashes`) and the path text '' where it is the name's
+    bytes decoded (`paths`)."""
+    hash_at = [i for i, column in enumerate(columns)
+               if isinstance(model._meta.columns[column], HashField)]
+    text_at = rel_at = None
+    if model is File and "path_text" in columns and "rel_path" in columns:
+        text_at, rel_at = columns.index("path_text"), columns.index("rel_path")
+    if not hash_at and text_at is None:
+        return rows
+    to_db, stored = hashes.to_db, paths.stored
+    converted = []
+    for row in rows:
+        row = list(row)
+        for i in hash_at:
+            row[i] = to_db(row[i])
+        if text_at is not None:
+            row[text_at] = stored(row[rel_at], row[text_at])
+        converted.append(row)
+    return converted
 
 
 _NEEDS_ESCAPE = re.compile("[\\\\\t\n\r]").search

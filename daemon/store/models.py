@@ -3,7 +3,8 @@
 `rel_path` is the exact bytes of the path relative to the library root (`/`-separated): names
 that are not valid UTF-8 must round-trip, and neither SQLite TEXT nor PostgreSQL text can hold
 them. `path_text` is the same path for people and for glob matching in SQL, with undecodable
-bytes shown as `\\xNN` escapes.
+bytes shown as `\\xNN` escapes; stored as '' where it is `rel_path` decoded (`paths.py`: read
+it through `paths.shown` / `paths.text_sql`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from peewee import (
     TextField,
 )
 
+from daemon.store import hashes
+
 database_proxy = DatabaseProxy()
 
 STATE_NEW = "new"
@@ -36,6 +39,18 @@ class PathField(BlobField):
 
     def python_value(self, value):
         return bytes(value) if value is not None else None
+
+
+class HashField(BlobField):
+    """A content hash: `xxh128:` + 32 hex digits to Python, its 16-byte digest in the
+    database (`hashes.py` says why). ORM queries convert on their own; raw SQL converts with
+    `hashes.to_db` / `hashes.from_db`."""
+
+    def db_value(self, value):
+        return hashes.to_db(value)
+
+    def python_value(self, value):
+        return hashes.from_db(value)
 
 
 class BaseModel(Model):
@@ -67,7 +82,7 @@ class File(BaseModel):
     mtime_ns = BigIntegerField()
     inode = BigIntegerField()
     device = BigIntegerField()
-    content_hash = CharField(null=True, index=True)
+    content_hash = HashField(null=True, index=True)
     is_missing = BooleanField(default=False)
     missing_since = DoubleField(null=True)
     state = CharField(default=STATE_NEW)
@@ -86,7 +101,7 @@ class Tag(BaseModel):
 
     library = ForeignKeyField(Library, on_delete="CASCADE")
     rel_path = PathField()
-    content_hash = CharField(null=True, index=True)
+    content_hash = HashField(null=True, index=True)
     tag = CharField()
     created_at = DoubleField()
 
@@ -97,7 +112,7 @@ class Tag(BaseModel):
 class Insight(BaseModel):
     """Derived data keyed by content; at most one current row per (content_hash, kind)."""
 
-    content_hash = CharField(null=True)
+    content_hash = HashField(null=True)
     # Only while content_hash is NULL (`insights.located`); no index of its own: the
     # partial insight_unhashed_path serves the look-ups by path (migration 4).
     library = ForeignKeyField(Library, null=True, on_delete="CASCADE", index=False)

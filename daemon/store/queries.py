@@ -14,6 +14,7 @@ from daemon.config import LibraryConfig
 from daemon.scan.plan import DbRow, KeyPage
 from daemon.store import changes
 from daemon.store.db import Store
+from daemon.store.hashes import all_to_db, from_db
 from daemon.store.models import (
     STATE_ENRICHING,
     STATE_NEW,
@@ -137,7 +138,7 @@ def file_snapshot(store: Store, library_id: int, scopes: list[bytes]) -> dict[by
 
 
 def _db_row(r: tuple) -> DbRow:
-    return DbRow(r[0], bytes(r[1]), r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8])
+    return DbRow(r[0], bytes(r[1]), r[2], r[3], r[4], r[5], from_db(r[6]), bool(r[7]), r[8])
 
 
 # A row's `plan.row_key`, computed by the database: no hash or state text is read for the
@@ -189,8 +190,7 @@ def _rows_between(store: Store, library_id: int, first: bytes, last: bytes) -> l
     rows = store.query(
         f"SELECT {_SNAPSHOT_COLUMNS} FROM file WHERE library_id = ? AND rel_path >= ?"
         " AND rel_path <= ? ORDER BY rel_path", [library_id, first, last])
-    # SQLite returns the columns as DbRow wants them (is_missing as 0/1).
-    return list(map(DbRow._make if store.is_sqlite else _db_row, rows))
+    return list(map(_db_row, rows))
 
 
 def rows_by_identity(
@@ -200,8 +200,8 @@ def rows_by_identity(
     return _rows_where(store, library_id, "inode", inodes)
 
 
-def rows_by_hash(store: Store, library_id: int, hashes: list[str]) -> list[DbRow]:
-    return _rows_where(store, library_id, "content_hash", hashes)
+def rows_by_hash(store: Store, library_id: int, content_hashes: list[str]) -> list[DbRow]:
+    return _rows_where(store, library_id, "content_hash", all_to_db(set(content_hashes)))
 
 
 def _rows_where(store: Store, library_id: int, column: str, values: list) -> list[DbRow]:

@@ -79,8 +79,8 @@ def age_missing_files(env, names: list[str], days: float) -> None:
     try:
         with store.write_tx():
             for name in names:
-                store.execute("UPDATE file SET missing_since = ? WHERE path_text = ?",
-                              [time.time() - days * 86400, name])
+                store.execute("UPDATE file SET missing_since = ? WHERE rel_path = ?",
+                              [time.time() - days * 86400, name.encode()])
     finally:
         store.close()
 

@@ -12,6 +12,7 @@ from daemon.config import load_config
 from daemon.scan import scanner
 from daemon.scan.scanner import ScanOptions, normalize_scopes, scan_library
 from daemon.store import labels, queries
+from daemon.store.hashes import from_db
 
 
 def scan(env, store, **kwargs):
@@ -216,9 +217,9 @@ def test_sniffed_insight_respects_existing_ones(env, store):
     record_insight(store, content_hash=user, library_id=None, rel_path=None, kind="mime",
                    value={"mime": "x/user"}, source="user")
     scan(env, store, options=ScanOptions(sniff=True))
-    current = dict(store.query(
+    current = {from_db(digest): value for digest, value in store.query(
         f"SELECT content_hash, {labels.insight_value('insight')} FROM insight"
-        " WHERE kind = 'mime' AND is_current"))
+        " WHERE kind = 'mime' AND is_current")}
     assert json.loads(current[old])["mime"] == "text/plain"  # the stale one was demoted
     assert json.loads(current[user])["mime"] == "x/user"  # a user's is never overwritten
     assert len(store.query("SELECT 1 FROM insight")) == 3

@@ -13,6 +13,7 @@ from daemon.scan.backfill import Backfill
 from daemon.scan.hash import hash_file
 from daemon.scan.scanner import ScanOptions, scan_library
 from daemon.store import queries
+from daemon.store.hashes import from_db
 from tests.conftest import write_tree
 
 
@@ -33,7 +34,7 @@ def config_of(store, library: LibraryConfig) -> Config:
 
 def file_rows(store) -> dict[str, tuple]:
     return {
-        bytes(rel).decode(): (content_hash, state)
+        bytes(rel).decode(): (from_db(content_hash), state)
         for rel, content_hash, state in store.query(
             "SELECT rel_path, content_hash, state FROM file"
         )

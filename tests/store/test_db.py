@@ -13,7 +13,7 @@ from daemon.config import empty_config
 from daemon.meta import enrichers
 from daemon.meta.enrichers import enricher_checksum, enricher_set_checksum
 from daemon.scan.walk import to_signed64
-from daemon.store import Store, changes, labels, migrations, redact_url, sqlite_path
+from daemon.store import Store, changes, hashes, labels, migrations, redact_url, sqlite_path
 from daemon.store.db import SQLITE_CACHE_KIB
 from daemon.store.migrations import SCHEMA_VERSION, current_version
 from daemon.store.models import File, Library, SchemaVersion
@@ -46,11 +46,26 @@ def _index_names(store: Store, table: str) -> set[str]:
 
 
 def _store_at_version(db_url: str, version: int, monkeypatch) -> Store:
-    """A database as a release at schema `version` left it: only the migrations before it."""
+    """A database as a release at schema `version` left it: only the migrations before it.
+
+    Migration 0 creates the tables from today's models: before schema 6 the content hash
+    columns held `xxh128:` text (PostgreSQL: varchar), as they are made here again. Write
+    their rows with `insert_values` or raw SQL (`insert_rows` writes today's digests)."""
     with monkeypatch.context() as patch:
         patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:version])
         patch.setattr(migrations, "SCHEMA_VERSION", version)
-        return Store(db_url)
+        store = Store(db_url)
+    if version < 6 and not store.is_sqlite:  # SQLite keeps text in any column as it is
+        for table in migrations.HASHED_TABLES:
+            store.execute(f"ALTER TABLE {table} ALTER COLUMN content_hash"
+                          " TYPE varchar(255) USING NULL")
+    return store
+
+
+def _text_hashes(rows: list[tuple]) -> list[tuple]:
+    """Rows with their digests (bytes, or psycopg2's memoryview) as the text the CLI shows."""
+    return [tuple(hashes.from_db(v) if isinstance(v, bytes | memoryview) and len(v) == 16
+                  else v for v in row) for row in rows]
 
 
 def test_migration_3_trades_three_indexes_for_smaller_ones_and_keeps_every_row(
@@ -68,7 +83,7 @@ def test_migration_3_trades_three_indexes_for_smaller_ones_and_keeps_every_row(
                "content_hash", "is_missing", "state", "first_seen", "last_seen")
     hashed = "xxh128:" + "1" * 32
     with store.write_tx():
-        store.insert_rows(File, columns, [
+        store.insert_values("file", columns, [
             (library.id, b"a", "a", 1, 1, 1, 1, hashed, False, "ready", 0.0, 0.0),
             (library.id, b"b\xff", "b\\xff", 2, 2, 2, 1, None, False, "new", 0.0, 0.0)])
         store.execute("INSERT INTO tag (library_id, rel_path, content_hash, tag, created_at)"
@@ -85,8 +100,9 @@ def test_migration_3_trades_three_indexes_for_smaller_ones_and_keeps_every_row(
     store = Store(db_url)
     assert current_version(store) == SCHEMA_VERSION
     files = store.query("SELECT rel_path, content_hash FROM file ORDER BY rel_path")
-    assert [(bytes(path), h) for path, h in files] == [(b"a", hashed), (b"b\xff", None)]
-    assert store.query("SELECT tag, content_hash FROM tag") == [("keep", hashed)]
+    assert [(bytes(path), hashes.from_db(h)) for path, h in files] == [
+        (b"a", hashed), (b"b\xff", None)]
+    assert _text_hashes(store.query("SELECT tag, content_hash FROM tag")) == [("keep", hashed)]
     assert store.query("SELECT count(*) FROM insight WHERE is_current")[0][0] == 2
     assert store.query("SELECT count(*) FROM insight WHERE content_hash IS NULL")[0][0] == 1
     assert "file_library_id" not in _index_names(store, "file")
@@ -121,7 +137,7 @@ def test_migration_4_keeps_every_row_and_what_every_output_shows(db_url, monkeyp
                "content_hash", "is_missing", "missing_since", "state", "enricher_checksum",
                "first_seen", "last_seen")
     with store.write_tx():
-        store.insert_rows(File, columns, [
+        store.insert_values("file", columns, [
             (library.id, b"a", "a", 1, 1, 1, 1, hashed, False, None, "ready", old_set, 1.5, 2.5),
             (library.id, b"gone", "gone", 3, 3, 3, 1, copied, True, 7.25, "ready", old_set,
              0.0, 0.0),
@@ -162,21 +178,23 @@ def test_migration_4_keeps_every_row_and_what_every_output_shows(db_url, monkeyp
               for i, (at, host, lib, kind, path, h, detail) in enumerate(old_changes[:6], 1)]
 
     store = Store(db_url)
-    assert current_version(store) == SCHEMA_VERSION == 5
-    files = store.query("SELECT rel_path, content_hash, is_missing, missing_since, state,"
-                        " enricher_checksum FROM file ORDER BY id")
+    assert current_version(store) == SCHEMA_VERSION
+    files = _text_hashes(store.query("SELECT rel_path, content_hash, is_missing,"
+                                     " missing_since, state, enricher_checksum FROM file"
+                                     " ORDER BY id"))
     assert [(bytes(r[0]), *r[1:5]) for r in files] == [
         (b"a", hashed, False, None, "ready"), (b"gone", copied, True, 7.25, "ready"),
         (b"b\xff", None, False, None, "new")]
     # Still settled: the stored set checksum is what this code computes for the same set.
     assert [r[5] for r in files] == [enricher_set_checksum([mime])] * 2 + [None]
-    tags = store.query("SELECT tag, library_id, rel_path, content_hash FROM tag ORDER BY tag")
+    tags = _text_hashes(store.query("SELECT tag, library_id, rel_path, content_hash FROM tag"
+                                    " ORDER BY tag"))
     assert [(t, lib, bytes(p), h) for t, lib, p, h in tags] == [
         ("keep", library.id, b"a", hashed), ("old", library.id, b"gone", copied),
         ("unhashed", other.id, b"b\xff", None)]
-    insights = store.query(f"SELECT content_hash, library_id, rel_path, kind,"
-                           f" {labels.insight_value('insight')}, is_current, source,"
-                           " enricher_checksum FROM insight ORDER BY id")
+    insights = _text_hashes(store.query(
+        f"SELECT content_hash, library_id, rel_path, kind, {labels.insight_value('insight')},"
+        " is_current, source, enricher_checksum FROM insight ORDER BY id"))
     assert [(*r[:2], r[2] and bytes(r[2]), *r[3:]) for r in insights] == [
         (hashed, None, None, "mime", '{"mime": "text/plain"}', True, "mime",
          enricher_checksum(mime)),
@@ -333,13 +351,13 @@ def test_bulk_insert_and_update_with_nulls_on_both_backends(store):
     rows = [(library.id, f"f{i}".encode(), f"f{i}", i, i, to_signed64(2**64 - 1 - i), 1, None,
              False, "new", 0.0, 0.0) for i in range(2500)]  # several pages on PostgreSQL
     odd = b"tab\tnew\nline\\back\rslash \xff N"
-    rows.append((library.id, odd, odd.decode("utf-8", "backslashreplace"), 0, 0, 0, 0, "?%",
-                 True, "new", 1e-300, float(2**53)))
+    rows.append((library.id, odd, odd.decode("utf-8", "backslashreplace"), 0, 0, 0, 0,
+                 "xxh128:" + "f" * 32, True, "new", 1e-300, float(2**53)))
     with store.write_tx():
         assert store.insert_rows(File, columns, rows) == 2501
     weird = File.get(File.rel_path == odd)
     assert (weird.path_text, weird.content_hash, weird.is_missing, weird.last_seen) == (
-        odd.decode("utf-8", "backslashreplace"), "?%", True, float(2**53))
+        odd.decode("utf-8", "backslashreplace"), "xxh128:" + "f" * 32, True, float(2**53))
     weird.delete_instance()
     ids = [f.id for f in File.select().order_by(File.rel_path)]
     with store.write_tx():

@@ -9,15 +9,18 @@ not a timing, is what a test can hold steady.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
-from daemon.meta import enrich
+from daemon.meta import enrich, tags
+from daemon.meta.indexed import IndexedFile
 from daemon.meta.verify_pass import rows_after
-from daemon.store import Store
+from daemon.reports import FileFilter, list_files
+from daemon.store import Store, queries
 from daemon.store import changes as feed
 from daemon.store.changes import Change
-from tests.meta.rows import HASH_A, file, library, make_config
+from tests.meta.rows import HASH_A, HASH_B, file, library, make_config
 
 
 def plans_of(store: Store, run) -> list[str]:
@@ -116,3 +119,50 @@ def test_a_parts_created_changes_read_the_new_rows_by_id(sqlite_store):
     assert "INTEGER PRIMARY KEY" in plan and "TEMP B-TREE" not in plan, plan
     assert [row.path for row in feed.read(sqlite_store).rows] == [
         f"d/{i:03d}" for i in range(10, 20)]
+
+
+@pytest.mark.parametrize("declared", ["BLOB", "VARCHAR(255)"])
+def test_look_ups_by_hash_search_the_hash_indexes(sqlite_url, declared):
+    """Hashes are 16-byte digests (`hashes.py`): in a fresh index the columns are declared
+    BLOB, in one migration 5 converted they are still VARCHAR(255) (values rewritten in
+    place). Either way a look-up by a digest searches the hash's index (a scan of the table
+    is every file, every tick's enrich look-up, every `files --hash`)."""
+    store = Store(sqlite_url)
+    if declared != "BLOB":  # as migration 5 leaves a schema-5 index
+        store.execute("PRAGMA writable_schema = ON")
+        store.execute("UPDATE sqlite_master SET sql = replace(sql, '\"content_hash\" BLOB',"
+                      f" '\"content_hash\" {declared}') WHERE type = 'table'")
+        store.execute("PRAGMA writable_schema = OFF")
+        store.close()
+        store = Store(sqlite_url)
+    assert store.query("SELECT type FROM pragma_table_info('file')"
+                       " WHERE name = 'content_hash'") == [(declared,)]
+    try:
+        lib = library("lib")
+        for i in range(50):
+            file(lib, f"d/{i:03d}", HASH_A if i % 2 else HASH_B)
+        statements: list[str] = []
+        connection = store.db.connection()
+        connection.set_trace_callback(statements.append)
+        try:
+            assert len(queries.rows_by_hash(store, lib.id, [HASH_A])) == 25
+            rows = list(list_files(store, FileFilter(content_hash=HASH_B)))
+            assert [row.content_hash for row in rows] == [HASH_B] * 25
+            enrich._satisfied(store, [HASH_A, HASH_B], [
+                (e, enrich.enricher_checksum(e), None)
+                for e in enrich.active_enrichers(make_config(sqlite_url, Path("/")).enrichers)])
+            tags.file_tags(store, IndexedFile(lib.id, "lib", b"d/001", "d/001", HASH_A, False))
+        finally:
+            connection.set_trace_callback(None)
+        # The trace shows each statement with its parameters bound (a digest is x'...').
+        wanted = {"FROM file WHERE content_hash IN": "file_content_hash",
+                  "f.content_hash = x'": "file_content_hash",
+                  "FROM insight i WHERE i.content_hash IN": "insight_content_hash_kind_is_current",
+                  "FROM tag WHERE": "tag_content_hash"}
+        for needle, index in wanted.items():
+            [sql] = [s for s in statements if needle in s]
+            plan = " | ".join(row[-1] for row in connection.execute("EXPLAIN QUERY PLAN " + sql))
+            assert f"INDEX {index} (content_hash=?)" in plan or \
+                f"INDEX {index} (content_hash=? AND" in plan, (needle, plan)
+    finally:
+        store.close()
