@@ -30,7 +30,7 @@ from daemon.scan.plan import (
 from daemon.scan.probe import probe
 from daemon.scan.progress import Progress
 from daemon.scan.sniffed import SniffedInsights
-from daemon.scan.walk import DiskEntry, WalkOptions, WalkResult, walk_runs
+from daemon.scan.walk import DiskEntry, WalkOptions, WalkResult, keyed_runs, walk_runs
 from daemon.scan.walkproc import can_fork, walk_runs_forked
 from daemon.store import Store, queries, sqlite_path
 from daemon.units import iso_utc
@@ -221,8 +221,10 @@ class _ScanRun:
         pending = None
         for index, scope in enumerate(self.scopes):
             self.scope_index = index
-            walk = walk_runs_forked if self.fork_walk else walk_runs
-            disk = walk(root, scope, self.walked, walk_options)
+            if self.fork_walk:
+                disk = walk_runs_forked(root, scope, self.walked, walk_options)
+            else:
+                disk = keyed_runs(walk_runs(root, scope, self.walked, walk_options))
             db = queries.key_pages(self.store, self.row.id, scope) if self.row else ()
             for part in stream.consume(disk, db, max_files=PART_FILES, max_bytes=PART_BYTES):
                 submitted = self._submit(part)

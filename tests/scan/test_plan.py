@@ -4,13 +4,13 @@ from daemon.scan.plan import (
     DbRow,
     KeyPage,
     PlanStream,
+    encode_row_keys,
     make_plan,
     mass_missing_exceeded,
     match_moves_by_hash,
     merge_sorted,
-    row_key,
 )
-from daemon.scan.walk import DiskEntry
+from daemon.scan.walk import DiskEntry, keyed_runs
 
 H1 = "xxh128:" + "1" * 32
 H2 = "xxh128:" + "2" * 32
@@ -155,7 +155,9 @@ def runs_and_pages(disk_entries, db_rows, run_files=2, page_rows=2):
     """The merge's inputs in small runs and pages, so run and page boundaries are crossed."""
     runs = [disk_entries[i:i + run_files] for i in range(0, len(disk_entries), run_files)]
     pages = [db_rows[i:i + page_rows] for i in range(0, len(db_rows), page_rows)]
-    return runs, [KeyPage([row_key(r) for r in page], lambda page=page: page) for page in pages]
+    return list(keyed_runs(runs)), [
+        KeyPage(encode_row_keys(page), page[-1].rel_path, lambda page=page: page)
+        for page in pages]
 
 
 def stream_of(disk_entries, db_rows, unreadable=None) -> PlanStream:

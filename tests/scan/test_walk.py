@@ -89,7 +89,7 @@ def test_forked_walk_sends_the_same_runs_and_what_the_walk_recorded(tmp_path):
     """The children's runs (two halves of the top directory) equal the in-process walk's
     (subdirectories split a directory's files into runs), and the special files they skipped
     reach the parent's result once."""
-    from daemon.scan.walk import WalkResult, walk_runs
+    from daemon.scan.walk import WalkResult, encode_keys, walk_runs
     from daemon.scan.walkproc import walk_runs_forked
 
     names = ["a.txt", "a/x", "a/y/z", "ab", "a0", "b", "a/\xe9", "c/d/e"]
@@ -101,9 +101,12 @@ def test_forked_walk_sends_the_same_runs_and_what_the_walk_recorded(tmp_path):
     expected = [list(map(tuple, run)) for run in walk_runs(root, b"", here)]
     # a.txt | a/x | a/y/z | a/\xe9 | a0 ab b | c/d/e
     assert [len(run) for run in expected] == [1, 1, 1, 1, 3, 1]
-    assert list(walk_runs_forked(root, b"", there)) == expected
+    forked = list(walk_runs_forked(root, b"", there))
+    assert [run.entries() for run in forked] == expected
+    assert [run.keys for run in forked] == [encode_keys(run) for run in expected]
     assert there.skipped_special == here.skipped_special == 2
-    assert list(walk_runs_forked(root, b"a/y", WalkResult())) == [[expected[2][0]]]
+    assert [run.entries() for run in walk_runs_forked(root, b"a/y", WalkResult())] == [
+        [expected[2][0]]]
 
 
 def test_forked_walk_applies_the_walk_options(tmp_path):
@@ -116,4 +119,4 @@ def test_forked_walk_applies_the_walk_options(tmp_path):
     options = WalkOptions(ExcludeMatcher(["*.tmp"]), skip_abs=frozenset({root + b"/index.db"}))
     walked = [list(map(tuple, run)) for run in walk_runs(root, b"", WalkResult(), options)]
     assert [entry[0] for run in walked for entry in run] == [b"a/x", b"b/y", b"z"]
-    assert list(walk_runs_forked(root, b"", WalkResult(), options)) == walked
+    assert [run.entries() for run in walk_runs_forked(root, b"", WalkResult(), options)] == walked
