@@ -321,7 +321,7 @@ class PlanStream:
             if rows.peek() is None:
                 yield from self._add_created(run.entries(), max_files, max_bytes)
                 continue
-            if rows.take_equal(run.keys):
+            if run.keys and rows.take_equal(run.keys):
                 n = run.keys.count(b"\0") >> 1
                 self.discovered += n
                 self.present_rows += n
@@ -437,6 +437,7 @@ class _RowStream:
         self._unloaded: deque[KeyPage] = deque()  # pages whose keys are in the buffer
         self._loaded: dict[bytes, DbRow] = {}
         self._loaded_through = b""  # the last key of the page in `_loaded`
+        self._taken = b""  # the path of the last record taken
         self._done = False
 
     def _fill(self, size: int) -> None:
@@ -460,6 +461,7 @@ class _RowStream:
         self._fill(len(keys))
         if self._keys.startswith(keys, self._at):
             self._at += len(keys)
+            self._taken = last_path(keys)
             return True
         return False
 
@@ -475,6 +477,11 @@ class _RowStream:
         keys, at = self._keys, self._at
         end = keys.index(b"\0", at)
         rel_path = keys[at:end]
+        if rel_path <= self._taken:
+            # The database aggregated a page out of its subquery's order: merging on would
+            # pair files with the wrong rows (a run taken whole was in the walk's order).
+            raise RuntimeError("the database returned a page of keys out of rel_path order")
+        self._taken = rel_path
         self._at = keys.index(b"\0", end + 1) + 1
         row = self._loaded.pop(rel_path, None)
         if row is None and rel_path > self._loaded_through:

@@ -222,7 +222,8 @@ class _ScanRun:
         for index, scope in enumerate(self.scopes):
             self.scope_index = index
             if self.fork_walk:
-                disk = walk_runs_forked(root, scope, self.walked, walk_options)
+                disk = walk_runs_forked(root, scope, self.walked, walk_options,
+                                        keys=self.lookups)
             else:
                 disk = keyed_runs(walk_runs(root, scope, self.walked, walk_options))
             db = queries.key_pages(self.store, self.row.id, scope) if self.row else ()

@@ -46,13 +46,21 @@ def encode_keys(entries: Iterable[tuple]) -> bytes:
     return b"".join(map(KEY_RECORD.__mod__, entries))
 
 
+def decode_keys(keys: bytes) -> list[tuple]:
+    """The entries (plain tuples in DiskEntry's order) that `encode_keys` spelled `keys`."""
+    fields = keys.split(b"\0")
+    numbers = map(int, b" ".join(fields[1::2]).split())
+    return list(zip(fields[0:-1:2], numbers, numbers, numbers, numbers, strict=True))
+
+
 def last_path(keys: bytes) -> bytes:
     """The rel_path of the last record of non-empty `keys`."""
     return keys[:-1].rsplit(b"\0", 2)[-2]
 
 
 class WalkRun(NamedTuple):
-    """A run of the walk for the scan's merge: its files' `encode_keys`, and the files."""
+    """A run of the walk for the scan's merge: its files' `encode_keys` (b"" where they were
+    not spelled: a library with no rows has nothing to compare them with), and the files."""
 
     keys: bytes
     entries: Callable[[], list[tuple]]

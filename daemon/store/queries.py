@@ -146,8 +146,11 @@ def _db_row(r: tuple) -> DbRow:
 # Python object is made per row for the unchanged files a rescan is mostly made of (fetching
 # the keys as tuples was 2.4 s of a 1M-file rescan's parent process; the page blobs ~1 s).
 _FAST_INODE = "CASE WHEN content_hash IS NULL OR is_missing THEN NULL ELSE inode END"
-# Inside `group_concat` SQLite keeps the subquery's order (it runs as a co-routine in
-# rel_path order); the concatenation is text, whose bytes CAST AS BLOB returns unchanged.
+# Both databases aggregate the rows of the page subquery in its order, rel_path's: SQLite
+# runs it as a co-routine, PostgreSQL as a Limit node, which no parallel plan splits (an
+# ORDER BY inside string_agg sorted each page again: +30 % of the server's time). The
+# merge checks the order it gets (`plan._RowStream`). SQLite's concatenation is text, whose
+# bytes CAST AS BLOB returns unchanged; PostgreSQL's is bytea throughout.
 _SQLITE_KEY_PAGE = (
     "SELECT CAST(group_concat(k, '') AS BLOB) FROM (SELECT rel_path || x'00'"
     f" || printf('%d %d %s %d', size, mtime_ns, {_FAST_INODE}, device) || x'00' AS k"
@@ -155,10 +158,10 @@ _SQLITE_KEY_PAGE = (
     " ORDER BY rel_path LIMIT ?)"
 )
 _PG_KEY_PAGE = (
-    "SELECT string_agg(k, ''::bytea ORDER BY rel_path) FROM (SELECT rel_path, rel_path"
-    " || '\\x00'::bytea || convert_to(format('%s %s %s %s', size, mtime_ns,"
-    f" {_FAST_INODE}, device), 'UTF8') || '\\x00'::bytea AS k"
-    " FROM file WHERE library_id = ? AND rel_path {op} ?{upper}"
+    "SELECT string_agg(rel_path || '\\x00'::bytea || convert_to(size || ' ' || mtime_ns"
+    f" || ' ' || coalesce(({_FAST_INODE})::text, '') || ' ' || device, 'UTF8')"
+    " || '\\x00'::bytea, ''::bytea) FROM (SELECT rel_path, size, mtime_ns, content_hash,"
+    " is_missing, inode, device FROM file WHERE library_id = ? AND rel_path {op} ?{upper}"
     " ORDER BY rel_path LIMIT ?) page"
 )
 

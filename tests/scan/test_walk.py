@@ -105,6 +105,9 @@ def test_forked_walk_sends_the_same_runs_and_what_the_walk_recorded(tmp_path):
     assert [run.entries() for run in forked] == expected
     assert [run.keys for run in forked] == [encode_keys(run) for run in expected]
     assert there.skipped_special == here.skipped_special == 2
+    # A cold scan's children send the files, not their keys.
+    cold = list(walk_runs_forked(root, b"", WalkResult(), keys=False))
+    assert [run.entries() for run in cold] == expected and {run.keys for run in cold} == {b""}
     assert [run.entries() for run in walk_runs_forked(root, b"a/y", WalkResult())] == [
         [expected[2][0]]]
 
@@ -120,3 +123,16 @@ def test_forked_walk_applies_the_walk_options(tmp_path):
     walked = [list(map(tuple, run)) for run in walk_runs(root, b"", WalkResult(), options)]
     assert [entry[0] for run in walked for entry in run] == [b"a/x", b"b/y", b"z"]
     assert [run.entries() for run in walk_runs_forked(root, b"", WalkResult(), options)] == walked
+
+
+def test_keys_read_back_as_the_entries_they_spell():
+    """A record per file; no path holds a NUL, so spaces, digits, newlines and non-UTF-8
+    bytes in names read back as they were, and so do negative (signed 64-bit) numbers."""
+    from daemon.scan.walk import decode_keys, encode_keys, last_path
+
+    entries = [(b"a b 1 2", 0, 1796455664182358339, -(2 ** 63), 65024),
+               (b"d/\xff\n x", 2 ** 40, 1, 9, -7), (b"z", 5, 6, 7, 8)]
+    keys = encode_keys(entries)
+    assert decode_keys(keys) == entries and last_path(keys) == b"z"
+    assert decode_keys(encode_keys(entries[:1])) == entries[:1]
+    assert last_path(encode_keys(entries[:2])) == b"d/\xff\n x"
