@@ -225,7 +225,8 @@ class _ScanRun:
                 disk = walk_runs_forked(root, scope, self.walked, walk_options,
                                         keys=self.lookups)
             else:
-                disk = keyed_runs(walk_runs(root, scope, self.walked, walk_options))
+                disk = keyed_runs(walk_runs(root, scope, self.walked, walk_options),
+                                  keys=self.lookups)
             db = queries.key_pages(self.store, self.row.id, scope) if self.row else ()
             for part in stream.consume(disk, db, max_files=PART_FILES, max_bytes=PART_BYTES):
                 submitted = self._submit(part)

@@ -66,10 +66,11 @@ class WalkRun(NamedTuple):
     entries: Callable[[], list[tuple]]
 
 
-def keyed_runs(runs: Iterable[list[DiskEntry]]) -> Iterator[WalkRun]:
-    """`walk_runs` as the merge takes them (a walk in this process)."""
+def keyed_runs(runs: Iterable[list[DiskEntry]], *, keys: bool = True) -> Iterator[WalkRun]:
+    """`walk_runs` as the merge takes them (a walk in this process); without `keys` (a
+    library with no rows: nothing to compare) their keys are b"", not spelled."""
     for run in runs:
-        yield WalkRun(encode_keys(run), partial(_same, run))
+        yield WalkRun(encode_keys(run) if keys else b"", partial(_same, run))
 
 
 def _same(run: list[DiskEntry]) -> list[DiskEntry]:
