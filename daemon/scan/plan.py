@@ -309,7 +309,7 @@ class PlanStream:
     ) -> Iterator[Plan]:
         """`add` every pair of the merged streams; yields each part as it fills.
 
-        `runs` are the walk's (`walk.keyed_runs`, `walkproc.walk_runs_forked`), `pages` the
+        `runs` are the walk's (`walk.keyed_runs`, `walkproc.walk_runs_in_children`), `pages` the
         database's keys. A run whose keys are the next keys of the pages is unchanged as a
         whole: one bytes comparison in C, with no Python object per file or per row, which
         is nearly all of a no-change rescan. Anything else is merged file by file.

@@ -24,13 +24,16 @@ import contextlib
 import fcntl
 import marshal
 import os
+import pickle
 import signal
 import struct
+import subprocess
+import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from daemon.scan.walk import (
     EVERY_FILE,
@@ -52,13 +55,14 @@ def can_fork() -> bool:
     return threading.active_count() == 1 and hasattr(os, "fork")
 
 
-def walk_runs_forked(
+def walk_runs_in_children(
     root: bytes,
     scope: bytes,
     result: WalkResult,
     options: WalkOptions = EVERY_FILE,
     *,
     keys: bool = True,
+    spawn: bool | None = None,
 ) -> Iterator[WalkRun]:
     """`walk.keyed_runs(walk_runs(...))`, walked by child processes; a run's entries come as
     plain tuples in DiskEntry's field order (`DiskEntry._make` one to use its names).
@@ -69,37 +73,67 @@ def walk_runs_forked(
     file (a few tens of bytes a file, page cache, not memory of any process) and read once
     the first is done. With `follow_symlinks` one child walks all: a directory reached
     through links from both halves must be entered once.
+
+    The children are forked where that is safe (`can_fork`), else (`spawn`, the daemon,
+    which has threads) started as `python -m daemon.scan.walkproc`: ~50 ms each to start,
+    against ~3 s of walking a million files in the scanning process.
     """
-    walk = partial(walk_runs, root, scope, options=options)
+    spawn = not can_fork() if spawn is None else spawn
+    start = partial(_spawn_walker if spawn else _fork_walker,
+                    _WalkSpec(root, scope, options, keys))
     if options.follow_symlinks:
-        yield from _read_child(*_fork_walker(walk, None, None, keys), result)
+        yield from _read_child(start(None, None), result)
         return
     with tempfile.TemporaryFile() as second:
-        first = _fork_walker(walk, 0, None, keys)
+        first = start(0, None)
         try:
-            later = _fork_walker(walk, 1, second.fileno(), keys)
+            later = start(1, second.fileno())
         except BaseException:
-            _stop(first[0])
+            first.stop()
             raise
         try:
-            yield from _read_child(*first, result)
+            yield from _read_child(first, result)
         except BaseException:
-            _stop(later[0])
+            later.stop()
             raise
-        _reap(later[0])
+        _reaped(later)
         second.seek(0)
         yield from _read_stream(second, result)
 
 
-def _fork_walker(walk, half: int | None, out_fd: int | None,
-                 keys: bool) -> tuple[int, int | None]:
-    """Fork a child that sends `walk(half=half)` to `out_fd`, or to a new pipe whose read
-    end is returned: (pid, read fd or None)."""
-    read_fd = None
-    if out_fd is None:
-        read_fd, out_fd = os.pipe()
-        with contextlib.suppress(OSError):  # a bigger pipe where the system allows it
-            fcntl.fcntl(out_fd, fcntl.F_SETPIPE_SZ, PIPE_BUFFER)
+class _WalkSpec(NamedTuple):
+    """What a child walks (pickled for a spawned one)."""
+
+    root: bytes
+    scope: bytes
+    options: WalkOptions
+    keys: bool
+
+    def run(self, half: int | None, out_fd: int) -> None:
+        result = WalkResult()
+        _walk_to(out_fd, walk_runs(self.root, self.scope, result, self.options, half=half),
+                 result, self.keys)
+
+
+class _Child(NamedTuple):
+    stop: Callable[[], None]  # kill and reap
+    wait: Callable[[], int]  # reap: the exit code
+    read_fd: int | None  # the pipe it writes to, or None (it writes to a file)
+
+
+def _out_pipe(out_fd: int | None) -> tuple[int | None, int]:
+    """(read end or None, the fd the child writes to): a new pipe when `out_fd` is None."""
+    if out_fd is not None:
+        return None, out_fd
+    read_fd, out_fd = os.pipe()
+    with contextlib.suppress(OSError):  # a bigger pipe where the system allows it
+        fcntl.fcntl(out_fd, fcntl.F_SETPIPE_SZ, PIPE_BUFFER)
+    return read_fd, out_fd
+
+
+def _fork_walker(spec: _WalkSpec, half: int | None, out_fd: int | None) -> _Child:
+    """Fork a child that sends its half of the walk to `out_fd`, or to a new pipe."""
+    read_fd, out_fd = _out_pipe(out_fd)
     pid = os.fork()
     if pid == 0:  # the child
         code = 0
@@ -107,24 +141,59 @@ def _fork_walker(walk, half: int | None, out_fd: int | None,
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             if read_fd is not None:
                 os.close(read_fd)
-            _walk_to(out_fd, walk(child_result := WalkResult(), half=half), child_result,
-                     keys)
+            spec.run(half, out_fd)
         except BaseException:  # the parent sees the stream end early, and the exit code
             code = 1
         os._exit(code)
     if read_fd is not None:
         os.close(out_fd)
-    return pid, read_fd
+    return _Child(partial(_stop, pid), partial(_wait, pid), read_fd)
 
 
-def _read_child(pid: int, read_fd: int, result: WalkResult) -> Iterator[WalkRun]:
+def _spawn_walker(spec: _WalkSpec, half: int | None, out_fd: int | None) -> _Child:
+    """Start `python -m daemon.scan.walkproc` on its half: a new process (no copy of a lock
+    another thread held), told what to walk on its stdin."""
+    read_fd, out_fd = _out_pipe(out_fd)
     try:
-        with os.fdopen(read_fd, "rb", buffering=PIPE_BUFFER) as pipe:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daemon.scan.walkproc", str(out_fd)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, pass_fds=(out_fd,))
+    except BaseException:
+        if read_fd is not None:
+            os.close(read_fd)
+            os.close(out_fd)
+        raise
+    if read_fd is not None:
+        os.close(out_fd)
+    try:
+        with process.stdin:
+            process.stdin.write(pickle.dumps((spec, half)))
+    except BaseException:
+        _kill(process)
+        raise
+    return _Child(partial(_kill, process), process.wait, read_fd)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    process.kill()
+    process.wait()
+
+
+def _main() -> None:
+    """A spawned walker: the spec on stdin, the runs to the fd named by argv[1]."""
+    spec, half = pickle.loads(sys.stdin.buffer.read())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scanning process decides when to stop
+    spec.run(half, int(sys.argv[1]))
+
+
+def _read_child(child: _Child, result: WalkResult) -> Iterator[WalkRun]:
+    try:
+        with os.fdopen(child.read_fd, "rb", buffering=PIPE_BUFFER) as pipe:
             yield from _read_stream(pipe, result)
     except BaseException:
-        _stop(pid)
+        child.stop()
         raise
-    _reap(pid)
+    _reaped(child)
 
 
 def _read_stream(stream: BinaryIO, result: WalkResult) -> Iterator[WalkRun]:
@@ -155,8 +224,12 @@ def _stop(pid: int) -> None:
     os.waitpid(pid, 0)
 
 
-def _reap(pid: int) -> None:
-    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+def _wait(pid: int) -> int:
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def _reaped(child: _Child) -> None:
+    if child.wait() != 0:
         raise OSError("a walk of the library failed in its child process")
 
 
@@ -191,3 +264,7 @@ def _walk_to(fd: int, runs: Iterator[list[DiskEntry]], result: WalkResult,
             # the pipe while the parent worked through it, instead of walking meanwhile.
             pipe.flush()
         send_recorded()
+
+
+if __name__ == "__main__":
+    _main()
