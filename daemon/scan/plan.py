@@ -16,7 +16,7 @@ from functools import partial
 from operator import itemgetter
 from typing import NamedTuple
 
-from daemon.scan.walk import DiskEntry
+from daemon.scan.walk import DiskEntry, WalkRun, last_path
 
 
 class DbRow(NamedTuple):
@@ -32,10 +32,13 @@ class DbRow(NamedTuple):
 
 
 class KeyPage(NamedTuple):
-    """A page of the database side of a merge, in rel_path order: each row's `row_key`, and
-    how to read the page's full rows (only needed where a key does not match the disk)."""
+    """A page of the database side of a merge, in rel_path order: its rows' `row_key`s
+    encoded as the walk encodes its files' (`walk.KEY_RECORD`; `encode_row_keys`), its last
+    rel_path, and how to read its full rows (only needed where a key does not match the
+    disk)."""
 
-    keys: list[tuple]
+    keys: bytes
+    last: bytes
     load: Callable[[], Iterable[DbRow]]
 
 
@@ -48,6 +51,15 @@ def row_key(row: DbRow) -> tuple:
     """
     fast = row.content_hash is not None and not row.is_missing
     return (row.rel_path, row.size, row.mtime_ns, row.inode if fast else None, row.device)
+
+
+def encode_row_keys(rows: Iterable[DbRow]) -> bytes:
+    """`row_key`s as `walk.KEY_RECORD`s, a None inode as an empty field (no file's key):
+    what `queries.key_pages` has the database compute."""
+    return b"".join(
+        b"%b\0%d %d %b %d\0" % (path, size, mtime_ns, b"" if inode is None else b"%d" % inode,
+                                 device)
+        for path, size, mtime_ns, inode, device in map(row_key, rows))
 
 
 def same_stat(row: DbRow, entry: DiskEntry) -> bool:
@@ -292,31 +304,31 @@ class PlanStream:
             self.part.updated.append((row, entry))
 
     def consume(
-        self, runs: Iterable[list[DiskEntry]], pages: Iterable[KeyPage], *, max_files: int,
+        self, runs: Iterable[WalkRun], pages: Iterable[KeyPage], *, max_files: int,
         max_bytes: int
     ) -> Iterator[Plan]:
         """`add` every pair of the merged streams; yields each part as it fills.
 
-        `runs` are the walk's (`walk.walk_runs`; plain tuples in DiskEntry's order will do),
-        `pages` the database's keys. A run whose
-        entries equal the next keys (`row_key`) is unchanged as a whole: one list comparison
-        in C instead of a merge step per file, which is nearly all of a no-change rescan.
-        Anything else is merged file by file. `position` is the last path added.
+        `runs` are the walk's (`walk.keyed_runs`, `walkproc.walk_runs_in_children`), `pages` the
+        database's keys. A run whose keys are the next keys of the pages is unchanged as a
+        whole: one bytes comparison in C, with no Python object per file or per row, which
+        is nearly all of a no-change rescan. Anything else is merged file by file.
+        `position` is the last path added.
         """
         rows = _RowStream(pages)
         add = self.add
         for run in runs:
             if rows.peek() is None:
-                yield from self._add_created(run, max_files, max_bytes)
+                yield from self._add_created(run.entries(), max_files, max_bytes)
                 continue
-            if rows.take_equal(run):
-                n = len(run)
+            if run.keys and rows.take_equal(run.keys):
+                n = run.keys.count(b"\0") >> 1
                 self.discovered += n
                 self.present_rows += n
                 self.unchanged += n
-                self.position = run[-1][0]
+                self.position = last_path(run.keys)
                 continue
-            for entry in map(_as_disk_entry, run):
+            for entry in map(_as_disk_entry, run.entries()):
                 rel_path = entry.rel_path
                 if (next_path := rows.peek()) is not None and next_path < rel_path:
                     yield from self._rows_before(rows, rel_path, max_files, max_bytes)
@@ -414,63 +426,73 @@ class PlanStream:
 
 
 class _RowStream:
-    """The database side of a merge: keys buffered page by page, compared a run at a time;
-    a page's full rows are read only when one of its keys is merged file by file."""
+    """The database side of a merge: the pages' encoded keys in one buffer, compared a run
+    at a time; a page's full rows are read only when one of its keys is merged file by file.
+    Every record starts at a NUL-free rel_path and ends at its second NUL."""
 
     def __init__(self, pages: Iterable[KeyPage]):
         self._pages = iter(pages)
-        self._keys: list[tuple] = []
+        self._keys = b""  # the records not taken yet start at `_at`
         self._at = 0
         self._unloaded: deque[KeyPage] = deque()  # pages whose keys are in the buffer
         self._loaded: dict[bytes, DbRow] = {}
         self._loaded_through = b""  # the last key of the page in `_loaded`
+        self._taken = b""  # the path of the last record taken
         self._done = False
 
-    def _fill(self, n: int) -> None:
-        """At least `n` keys not taken yet in the buffer, or every key there is."""
-        while len(self._keys) - self._at < n and not self._done:
+    def _fill(self, size: int) -> None:
+        """At least `size` bytes of records not taken yet in the buffer, or all there are."""
+        while len(self._keys) - self._at < size and not self._done:
             page = next(self._pages, None)
             if page is None:
                 self._done = True
             elif page.keys:
                 rest = self._keys[self._at:]
+                first = rest[:rest.index(b"\0")] if rest else None  # the next key's path
                 # A page whose keys were all taken (compared in bulk) is never loaded.
-                while self._unloaded and (
-                        not rest or self._unloaded[0].keys[-1][0] < rest[0][0]):
+                while self._unloaded and (first is None or self._unloaded[0].last < first):
                     self._unloaded.popleft()
                 self._keys = rest + page.keys
                 self._at = 0
                 self._unloaded.append(page)
 
-    def take_equal(self, run: list[DiskEntry]) -> bool:
-        """Take the next len(run) keys if they equal `run` (DiskEntry is a tuple)."""
-        self._fill(len(run))
-        at, end = self._at, self._at + len(run)
-        if self._keys[at:end] == run:
-            self._at = end
+    def take_equal(self, keys: bytes) -> bool:
+        """Take the next records if they are `keys` (a run's: whole records)."""
+        self._fill(len(keys))
+        if self._keys.startswith(keys, self._at):
+            self._at += len(keys)
+            self._taken = last_path(keys)
             return True
         return False
 
     def peek(self) -> bytes | None:
         """The next row's rel_path; None when there are no more."""
         self._fill(1)
-        return self._keys[self._at][0] if self._at < len(self._keys) else None
+        keys, at = self._keys, self._at
+        return keys[at:keys.index(b"\0", at)] if at < len(keys) else None
 
     def pop(self) -> DbRow | None:
         """The next row, read with the rest of its page (None: deleted since its key was
         read, e.g. by a prune)."""
-        rel_path = self._keys[self._at][0]
-        self._at += 1
+        keys, at = self._keys, self._at
+        end = keys.index(b"\0", at)
+        rel_path = keys[at:end]
+        if rel_path <= self._taken:
+            # The database aggregated a page out of its subquery's order: merging on would
+            # pair files with the wrong rows (a run taken whole was in the walk's order).
+            raise RuntimeError("the database returned a page of keys out of rel_path order")
+        self._taken = rel_path
+        self._at = keys.index(b"\0", end + 1) + 1
         row = self._loaded.pop(rel_path, None)
         if row is None and rel_path > self._loaded_through:
             # Keys are taken in order: a key not loaded yet is in a later page, and every
             # key of the pages loaded before it was taken, so their rows can go.
-            while self._unloaded and self._unloaded[0].keys[-1][0] < rel_path:
+            while self._unloaded and self._unloaded[0].last < rel_path:
                 self._unloaded.popleft()
             if self._unloaded:
                 page = self._unloaded.popleft()
                 self._loaded = {r.rel_path: r for r in page.load()}
-                self._loaded_through = page.keys[-1][0]
+                self._loaded_through = page.last
                 row = self._loaded.pop(rel_path, None)
         return row
 

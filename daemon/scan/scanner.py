@@ -31,8 +31,8 @@ from daemon.scan.plan import (
 from daemon.scan.probe import probe
 from daemon.scan.progress import Progress
 from daemon.scan.sniffed import SniffedInsights
-from daemon.scan.walk import DiskEntry, WalkOptions, WalkResult, walk_runs
-from daemon.scan.walkproc import can_fork, walk_runs_forked
+from daemon.scan.walk import DiskEntry, WalkOptions, WalkResult, keyed_runs, walk_runs
+from daemon.scan.walkproc import walk_runs_in_children
 from daemon.store import Store, queries, sqlite_path
 from daemon.units import iso_utc
 
@@ -174,11 +174,11 @@ class _ScanRun:
         self.set_checksum = enricher_set_checksum(active_enrichers(config.enrichers))
         sniffing = options.sniff and options.hash_files and not options.dry_run
         self.sniffed = SniffedInsights(config) if sniffing else None
-        # A walk of the whole root, in a child process where that is safe (walkproc.py): in
-        # a rescan the walk is half the work, in a cold scan a fifth of this process's (the
-        # rest is the inserts, which the hash workers wait for). A watcher's few paths are
-        # not worth a fork.
-        self.fork_walk = self.scopes == [b""] and can_fork()
+        # A walk of the whole root, in two child processes (walkproc.py; forked, or in the
+        # daemon, which has threads, spawned): in a rescan the walk is half the work, in a
+        # cold scan a fifth of this process's (the rest is the inserts, which the hash
+        # workers wait for). A watcher's few paths are not worth a child.
+        self.child_walk = self.scopes == [b""]
         self.hasher = Hasher(
             os.fsencode(library.path), library.follow_symlinks,
             sniff=self.sniffed.sniffer if self.sniffed else None,
@@ -223,8 +223,12 @@ class _ScanRun:
         pending = None
         for index, scope in enumerate(self.scopes):
             self.scope_index = index
-            walk = walk_runs_forked if self.fork_walk else walk_runs
-            disk = walk(root, scope, self.walked, walk_options)
+            if self.child_walk:
+                disk = walk_runs_in_children(root, scope, self.walked, walk_options,
+                                        keys=self.lookups)
+            else:
+                disk = keyed_runs(walk_runs(root, scope, self.walked, walk_options),
+                                  keys=self.lookups)
             db = queries.key_pages(self.store, self.row.id, scope) if self.row else ()
             for part in stream.consume(disk, db, max_files=PART_FILES, max_bytes=PART_BYTES):
                 submitted = self._submit(part)

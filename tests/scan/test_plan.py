@@ -4,13 +4,13 @@ from daemon.scan.plan import (
     DbRow,
     KeyPage,
     PlanStream,
+    encode_row_keys,
     make_plan,
     mass_missing_exceeded,
     match_moves_by_hash,
     merge_sorted,
-    row_key,
 )
-from daemon.scan.walk import DiskEntry
+from daemon.scan.walk import DiskEntry, keyed_runs
 
 H1 = "xxh128:" + "1" * 32
 H2 = "xxh128:" + "2" * 32
@@ -155,7 +155,9 @@ def runs_and_pages(disk_entries, db_rows, run_files=2, page_rows=2):
     """The merge's inputs in small runs and pages, so run and page boundaries are crossed."""
     runs = [disk_entries[i:i + run_files] for i in range(0, len(disk_entries), run_files)]
     pages = [db_rows[i:i + page_rows] for i in range(0, len(db_rows), page_rows)]
-    return runs, [KeyPage([row_key(r) for r in page], lambda page=page: page) for page in pages]
+    return list(keyed_runs(runs)), [
+        KeyPage(encode_row_keys(page), page[-1].rel_path, lambda page=page: page)
+        for page in pages]
 
 
 def stream_of(disk_entries, db_rows, unreadable=None) -> PlanStream:
@@ -182,8 +184,8 @@ def test_stream_counts_the_fast_path_without_keeping_it():
 def test_stream_decides_plain_work_on_sight_and_holds_move_halves():
     stream = stream_of(
         [disk("a", size=11), disk("b", inode=22), disk("new", inode=5), disk("r", inode=6)],
-        [row(1, "a"), row(2, "b", inode=2), row(3, "old", inode=3),
-         row(4, "r", inode=6, missing=True), row(5, "gone", inode=9, missing=True)],
+        [row(1, "a"), row(2, "b", inode=2), row(5, "gone", inode=9, missing=True),
+         row(3, "old", inode=3), row(4, "r", inode=6, missing=True)],
     )
     part = stream.take_part()
     assert [r.id for r, _ in part.updated] == [1]  # same inode: an edit, now
@@ -275,3 +277,16 @@ def test_consume_decides_alike_whatever_the_run_and_page_sizes():
     assert one_by_one[0] > 200 and one_by_one[3]
     for run_files, page_rows in ((50, 5000), (3, 2), (400, 7), (13, 400)):
         assert outcome(run_files, page_rows) == one_by_one
+
+
+def test_keys_out_of_order_stop_the_merge():
+    """The database aggregates each page in its subquery's order; were a page ever out of
+    it, pairing files with rows would go wrong silently. The merge refuses instead."""
+    import pytest
+
+    stream = PlanStream([])
+    runs, _ = runs_and_pages([disk("b", size=11)], [])
+    rows = [row(2, "c"), row(1, "a")]
+    pages = [KeyPage(encode_row_keys(rows), b"a", lambda: rows)]
+    with pytest.raises(RuntimeError, match="out of rel_path order"):
+        list(stream.consume(runs, pages, max_files=10, max_bytes=1 << 60))

@@ -125,3 +125,33 @@ def test_moves_by_hash_and_guard_across_parts(env, store, monkeypatch):
     for i in range(120):
         (root / f"new{i:03d}").unlink()
     assert scan(env, store).online is False  # the guard still trips, before any part
+
+
+def test_a_rescan_of_an_unchanged_library_writes_no_file_row(sqlite_env, tmp_path):
+    """Nothing changed: the rescan reads, and writes only its scan_run row and the
+    library's last scan (no file row, no change, no per-file statement of any kind)."""
+    from daemon.store import Store
+
+    names = {f"d{i}/f{j}": f"{i} {j}" for i in range(3) for j in range(40)}
+    names |= {"top": "t", "d1/sub/deep": "x", b"caf\xe9".decode("utf-8", "surrogateescape"): "n"}
+    sqlite_env.library("photos", names)
+    store = Store(sqlite_env.db_url)
+    try:
+        assert scan(sqlite_env, store).stats["created"] == len(names)
+        statements: list[str] = []
+        connection = store.db.connection()
+        connection.set_trace_callback(statements.append)
+        try:
+            result = scan(sqlite_env, store)
+        finally:
+            connection.set_trace_callback(None)
+    finally:
+        store.close()
+    assert result.stats["unchanged"] == len(names) and result.stats["hashed"] == 0
+    writes = [s.split()[:3] for s in statements
+              if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE"))]
+    tables = {(w[1] if w[0].upper() == "UPDATE" else w[2]).strip('"') for w in writes}
+    assert tables <= {"scan_run", "library"}, writes
+    # The keys were compared a page at a time, not fetched row by row.
+    selects = [s for s in statements if " FROM file" in s and s.lstrip().startswith("SELECT")]
+    assert len(selects) <= 5, selects

@@ -1,5 +1,7 @@
 import os
 
+import pytest
+
 from daemon.scan.filters import ExcludeMatcher
 from daemon.scan.walk import WalkOptions, walk
 from tests.conftest import write_tree
@@ -85,13 +87,17 @@ def test_walk_sorted_yields_paths_in_byte_order(tmp_path):
     assert result.entries == {}  # streamed, not collected
 
 
-def test_forked_walk_sends_the_same_runs_and_what_the_walk_recorded(tmp_path):
+@pytest.mark.parametrize("spawn", [False, True], ids=["forked", "spawned"])
+def test_walk_in_children_sends_the_same_runs_and_what_the_walk_recorded(tmp_path, spawn):
     """The children's runs (two halves of the top directory) equal the in-process walk's
     (subdirectories split a directory's files into runs), and the special files they skipped
-    reach the parent's result once."""
-    from daemon.scan.walk import WalkResult, walk_runs
-    from daemon.scan.walkproc import walk_runs_forked
+    reach the parent's result once; forked (`assetd scan`) or spawned (the daemon)."""
+    from functools import partial
 
+    from daemon.scan.walk import WalkResult, encode_keys, walk_runs
+    from daemon.scan.walkproc import walk_runs_in_children
+
+    walk_runs_in_children = partial(walk_runs_in_children, spawn=spawn)
     names = ["a.txt", "a/x", "a/y/z", "ab", "a0", "b", "a/\xe9", "c/d/e"]
     write_tree(tmp_path, {name: name for name in names})
     os.mkfifo(tmp_path / "a" / "fifo")
@@ -101,19 +107,40 @@ def test_forked_walk_sends_the_same_runs_and_what_the_walk_recorded(tmp_path):
     expected = [list(map(tuple, run)) for run in walk_runs(root, b"", here)]
     # a.txt | a/x | a/y/z | a/\xe9 | a0 ab b | c/d/e
     assert [len(run) for run in expected] == [1, 1, 1, 1, 3, 1]
-    assert list(walk_runs_forked(root, b"", there)) == expected
+    forked = list(walk_runs_in_children(root, b"", there))
+    assert [run.entries() for run in forked] == expected
+    assert [run.keys for run in forked] == [encode_keys(run) for run in expected]
     assert there.skipped_special == here.skipped_special == 2
-    assert list(walk_runs_forked(root, b"a/y", WalkResult())) == [[expected[2][0]]]
+    # A cold scan's children send the files, not their keys.
+    cold = list(walk_runs_in_children(root, b"", WalkResult(), keys=False))
+    assert [run.entries() for run in cold] == expected and {run.keys for run in cold} == {b""}
+    assert [run.entries() for run in walk_runs_in_children(root, b"a/y", WalkResult())] == [
+        [expected[2][0]]]
 
 
-def test_forked_walk_applies_the_walk_options(tmp_path):
+@pytest.mark.parametrize("spawn", [False, True], ids=["forked", "spawned"])
+def test_walk_in_children_applies_the_walk_options(tmp_path, spawn):
     """Excludes and skipped paths reach the children: they walk with the caller's options."""
     from daemon.scan.walk import WalkResult, walk_runs
-    from daemon.scan.walkproc import walk_runs_forked
+    from daemon.scan.walkproc import walk_runs_in_children
 
     write_tree(tmp_path, {"a/x": "x", "a/x.tmp": "t", "b/y": "y", "index.db": "db", "z": "z"})
     root = os.fsencode(tmp_path)
     options = WalkOptions(ExcludeMatcher(["*.tmp"]), skip_abs=frozenset({root + b"/index.db"}))
     walked = [list(map(tuple, run)) for run in walk_runs(root, b"", WalkResult(), options)]
     assert [entry[0] for run in walked for entry in run] == [b"a/x", b"b/y", b"z"]
-    assert list(walk_runs_forked(root, b"", WalkResult(), options)) == walked
+    runs = walk_runs_in_children(root, b"", WalkResult(), options, spawn=spawn)
+    assert [run.entries() for run in runs] == walked
+
+
+def test_keys_read_back_as_the_entries_they_spell():
+    """A record per file; no path holds a NUL, so spaces, digits, newlines and non-UTF-8
+    bytes in names read back as they were, and so do negative (signed 64-bit) numbers."""
+    from daemon.scan.walk import decode_keys, encode_keys, last_path
+
+    entries = [(b"a b 1 2", 0, 1796455664182358339, -(2 ** 63), 65024),
+               (b"d/\xff\n x", 2 ** 40, 1, 9, -7), (b"z", 5, 6, 7, 8)]
+    keys = encode_keys(entries)
+    assert decode_keys(keys) == entries and last_path(keys) == b"z"
+    assert decode_keys(encode_keys(entries[:1])) == entries[:1]
+    assert last_path(encode_keys(entries[:2])) == b"d/\xff\n x"
