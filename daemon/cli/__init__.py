@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 from daemon import __version__, logs
 from daemon.errors import (
     EXIT_FAILURES,
+    EXIT_INTERRUPTED,
     EXIT_OFFLINE,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     UsageError,
     database_error_text,
@@ -145,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         "while files are added, changed, moved, deleted, and while disks go offline.",
         epilog="File states: " + STATES_HELP + "\n\n"
         "Exit codes: 0 ok; 1 some files failed (or verify found mismatches); "
-        "2 usage or config error; 3 a library in scope was offline.\n\n"
+        "2 usage or config error; 3 a library in scope was offline; 130 interrupted (Ctrl-C); "
+        "143 stopped by SIGTERM.\n\n"
         "`assetd COMMAND --help` explains a command. The full reference: "
         "docs/reference.md.",
         formatter_class=_Formatter,
@@ -190,8 +193,25 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(build_parser().parse_args(argv))
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt.
+
+    Killed outright, a scan would leave its hash workers and walkers behind, blocked for
+    good on pipes nobody reads (holding the caller's stdout open): raised instead, it
+    unwinds like Ctrl-C, so the pool and the walkers are stopped, what was committed (the
+    parts a long scan already applied) stays, and the process exits 143. A BaseException,
+    so that no `except Exception` on the way takes it for an error.
+    """
+
+
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run the parsed command; its errors become one line on stderr and an exit code."""
+    import signal
+
     from peewee import OperationalError
 
     from daemon.config import ConfigError
@@ -201,6 +221,10 @@ def run_command(args: argparse.Namespace) -> int:
 
     debug = args.log_level == "debug"
     context = None
+    # The daemon has its own stop (service/runner.py); the handler is put back on return
+    # for a caller that runs commands in its own process (the tests).
+    previous = (signal.getsignal(signal.SIGTERM) if args.command == "run"
+                else signal.signal(signal.SIGTERM, _raise_terminated))
     try:
         config = load_cli_config(args)
         is_daemon = args.command == "run"
@@ -222,7 +246,9 @@ def run_command(args: argparse.Namespace) -> int:
         return _fail(f"database error ({source}): {database_error_text(exc)}",
                      EXIT_OFFLINE, debug=debug)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except Terminated:
+        return _fail("terminated (SIGTERM)", EXIT_TERMINATED)
     except BrokenPipeError:
         return 0
     except Exception as exc:
@@ -233,6 +259,7 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         if context is not None:
             context.close()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _fail(message: str, code: int, *, debug: bool = False) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 
 from daemon import logs
@@ -190,8 +191,10 @@ class _ScanRun:
                                    self.library.follow_symlinks, skip_paths(self.config))
         try:
             final, last, last_hashes = self._merge_and_apply(root, walk_options)
-        finally:
-            self.hasher.close()
+        except BaseException:  # an error, a stop request, Ctrl-C: nothing more is collected
+            self.hasher.close(abandon=True)
+            raise
+        self.hasher.close()
 
         guarded = not (options.allow_mass_missing or options.observed_deletes)
         indexed = 0
@@ -222,13 +225,16 @@ class _ScanRun:
         for index, scope in enumerate(self.scopes):
             self.scope_index = index
             walk = walk_runs_forked if self.fork_walk else walk_runs
-            disk = walk(root, scope, self.walked, walk_options)
             db = queries.key_pages(self.store, self.row.id, scope) if self.row else ()
-            for part in stream.consume(disk, db, max_files=PART_FILES, max_bytes=PART_BYTES):
-                submitted = self._submit(part)
-                if pending is not None:
-                    self._apply(*self._collect(*pending))
-                pending = submitted
+            # Closed on the way out of an error or a stop too: the forked walkers are
+            # stopped then, not left walking (walkproc.py).
+            with closing(walk(root, scope, self.walked, walk_options)) as disk:
+                for part in stream.consume(disk, db, max_files=PART_FILES,
+                                           max_bytes=PART_BYTES):
+                    submitted = self._submit(part)
+                    if pending is not None:
+                        self._apply(*self._collect(*pending))
+                    pending = submitted
         self.merge_done = True
         last = self._submit(stream.take_part())
         if pending is not None:

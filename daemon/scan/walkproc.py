@@ -89,7 +89,9 @@ def _fork_walker(walk, half: int | None, out_fd: int | None) -> tuple[int, int |
     if pid == 0:  # the child
         code = 0
         try:
+            # Not the CLI's handlers (KeyboardInterrupt, Terminated): a stop ends a walker.
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             if read_fd is not None:
                 os.close(read_fd)
             _walk_to(out_fd, walk(child_result := WalkResult(), half=half), child_result)
