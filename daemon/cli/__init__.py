@@ -212,10 +212,8 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the parsed command; its errors become one line on stderr and an exit code."""
     import signal
 
-    from peewee import OperationalError
-
     from daemon.config import ConfigError
-    from daemon.store import NoIndexError
+    from daemon.store import NoIndexError, OperationalError
     from daemon.store.db import DatabaseUrlError
     from daemon.store.migrations import SchemaTooNewError
 
