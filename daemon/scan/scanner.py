@@ -10,6 +10,7 @@ import os
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from daemon import logs
 from daemon.config import Config, LibraryConfig
@@ -160,7 +161,6 @@ class _ScanRun:
         self.store, self.config, self.library, self.row = store, config, library, row
         self.scopes = normalize_scopes(scopes)
         self.options, self.progress, self.result = options, progress, result
-        self.log = logs.get_logger().bind(library=library.name)
         self.walked = WalkResult()
         self.stream = PlanStream(self.walked.unreadable)
         self.errors: list[tuple[bytes, str]] = []
@@ -182,6 +182,12 @@ class _ScanRun:
             os.fsencode(library.path), library.follow_symlinks,
             sniff=self.sniffed.sniffer if self.sniffed else None,
             head_bytes=SniffedInsights.head_bytes)
+
+    @cached_property
+    def log(self):
+        """On first use: a one-shot scan logs nothing its level (warning) lets through, and
+        structlog (with asyncio, ~25 ms) is imported for the first event written."""
+        return logs.get_logger().bind(library=self.library.name)
 
     def execute(self) -> LibraryScan:
         started_at = time.time()
@@ -214,7 +220,8 @@ class _ScanRun:
                                  hashed=self.hashed, errors=len(self.errors))
         self.result.stats["unchanged"] += stream.unchanged
         self.result.errors = [ScanError(rel, message) for rel, message in self.errors]
-        _finish(self.store, self.result, self.row, self.scopes, options, started_at, self.log)
+        _finish(self.store, self.result, self.row, self.scopes, options, started_at,
+                self.log if logs.enabled("info") else None)
         return self.result
 
     def _merge_and_apply(self, root: bytes, walk_options: WalkOptions):
@@ -431,10 +438,11 @@ def _finish(store, result, row, scopes, options, started_at, log) -> None:
             status=result.status, online=True, reason=None,
             scope=", ".join(path_text(s) or "/" for s in scopes), stats=result.stats,
         )
-    log.info(
-        logs.SCAN_FINISHED, dry_run=options.dry_run, status=result.status,
-        duration_s=round(finished_at - started_at, 3), **result.stats,
-    )
+    if log is not None:  # None: the configured level drops it
+        log.info(
+            logs.SCAN_FINISHED, dry_run=options.dry_run, status=result.status,
+            duration_s=round(finished_at - started_at, 3), **result.stats,
+        )
 
 
 @dataclass

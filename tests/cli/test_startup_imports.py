@@ -101,3 +101,5 @@ def test_scan_does_import_the_scanner(sqlite_env, tmp_path):
     loaded = imported_by(tmp_path, "--config", str(sqlite_env.config_path), "scan",
                          "--no-enrich")
     assert {"daemon.scan.scanner", "peewee"} <= loaded
+    # Its info events are below a one-shot command's level: dropped without structlog.
+    assert loaded & {*LOGGING, "psycopg2"} == set()
