@@ -42,7 +42,7 @@ def warm_up(assetd: Assetd, tree: Tree) -> None:
     """Pull the tree into the page cache and compile assetd's .pyc files; nothing timed."""
     for argv in baseline_commands(tree.root).values():
         run_command(argv)
-    run_command([*assetd.argv, "--help"], env=assetd.env)
+    assetd.compile()
 
 
 def scan_round(assetd: Assetd, backend, tree: Tree, workdir: Path,

@@ -4,6 +4,8 @@ EXIT_OK = 0
 EXIT_FAILURES = 1  # some files failed, or verify found mismatches
 EXIT_USAGE = 2  # usage or config error
 EXIT_OFFLINE = 3  # a library in scope was offline, or the database could not be reached
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C), as shells report it: 128 + the signal's number
+EXIT_TERMINATED = 143  # SIGTERM (one-shot commands; the daemon exits 0)
 
 
 def describe_os_error(exc: OSError) -> str:

@@ -6,7 +6,7 @@ import os
 
 from daemon.config import Config, LibraryConfig
 from daemon.errors import UsageError
-from daemon.store import Store, queries
+from daemon.store import Store
 
 
 def _relative_to(path: str, root: str) -> str | None:
@@ -59,6 +59,10 @@ def check_owned(store: Store, config: Config, names: list[str] | None = None) ->
     """
     if store.is_sqlite:
         return
+    # Here, not at the top: `files` and `tag` resolve paths through this module and need
+    # none of the queries (nor the scan's plan and walk, which they import).
+    from daemon.store import queries
+
     names = [lib.name for lib in select_libraries(config, names)]
     for row in queries.foreign_libraries(names, config.daemon.host):
         raise LibraryOwnedError(

@@ -12,14 +12,13 @@ from daemon.errors import UsageError
 from daemon.meta.tags import TagIndex
 from daemon.meta.verify_pass import VerifyCursor, load_cursor
 from daemon.mounts import choose_watch_mode, max_user_watches
-from daemon.scan.apply import path_text
-from daemon.scan.hash import HASH_PREFIX
 from daemon.scan.probe import probe
 from daemon.service.heartbeat import decode_status
 from daemon.store import Store, labels, redact_url
+from daemon.store.hashes import PREFIX as HASH_PREFIX
 from daemon.store.hashes import from_db, to_db
 from daemon.store.models import DaemonProcess, Library
-from daemon.units import iso_utc
+from daemon.units import iso_utc, path_text
 
 
 def _pid_alive(pid: int) -> bool:

@@ -1,8 +1,14 @@
-"""Numbers for people: sizes, rates and times, shared by the CLI and the daemon's STATUS=."""
+"""Numbers and names for people: sizes, rates, times and paths, shared by the CLI and the
+daemon's STATUS= (a module of the standard library's weight: `status` and `files` import it)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
+
+def path_text(rel_path: bytes) -> str:
+    """How people see a path: undecodable bytes as \\xNN escapes."""
+    return rel_path.decode("utf-8", "backslashreplace")
 
 
 def iso_utc(ts: float | None, timespec: str = "seconds") -> str | None:

@@ -81,3 +81,21 @@ def test_a_new_configuration_reaches_loggers_handed_out_before_it():
                           cwd=REPO_ROOT, env=cli_env(), check=True, timeout=60)
     events = [json.loads(line)["event"] for line in proc.stderr.splitlines()]
     assert events == ["config.reloaded"]
+
+
+ENABLED = """
+from daemon import logs
+print(logs.enabled("debug"))
+logs.configure(level="warning", fmt="json")
+print(logs.enabled("info"), logs.enabled("warning"), logs.enabled("error"))
+logs.configure(level="debug", fmt="json")
+print(logs.enabled("debug"))
+"""
+
+
+def test_enabled_follows_the_configured_level():
+    """What a one-shot command asks before logging an info event it would drop (so that
+    structlog is not imported for it). In its own process, like the test above."""
+    proc = subprocess.run([sys.executable, "-c", ENABLED], capture_output=True, text=True,
+                          cwd=REPO_ROOT, env=cli_env(), check=True, timeout=60)
+    assert proc.stdout.split("\n")[:3] == ["True", "False True True", "True"]

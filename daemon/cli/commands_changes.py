@@ -88,10 +88,10 @@ def _raise_stopped(_signum, _frame) -> None:
 
 def _check_library(config, name: str | None) -> None:
     """A name neither configured nor in the index is a typo, not an empty feed."""
-    from daemon.store import queries
-
     if name is None or config.library(name) is not None:
         return
+    from daemon.store import queries
+
     if queries.get_library(name) is None:
         raise UsageError(f"no library named {name!r} in the config or the index")
 

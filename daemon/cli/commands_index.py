@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "(`assetd reconcile`). On a terminal, a progress line on stderr shows the phase (walk, "
         "hash, enrich), files, bytes, rate and an estimate of the time left.",
         "Exit status: 0 ok; 1 some files could not be read; 3 a library in scope was offline "
-        "(the others were still scanned).",
+        "(the others were still scanned); 130 Ctrl-C, 143 SIGTERM: stopped, keeping the parts "
+        "of a long scan already committed (the next scan carries on from them).",
     )
     p.add_argument("libraries", nargs="*", metavar="LIB",
                    help="names of libraries to scan (default: every configured library)")

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
-from daemon.store import Store, changes, queries
+from daemon.store import Store, changes
 from daemon.store.hashes import from_db
 
 SETTING_PREFIX = "verify.cursor."
@@ -88,6 +88,8 @@ def new_pass(store: Store, library_id: int, started_at: float) -> VerifyCursor:
 def rows_after(store: Store, library_id: int, after_id: int,
                limit: int) -> list[tuple[int, bytes, int, int, str]]:
     """(id, rel_path, size, mtime_ns, content_hash) of the next hashed files, in id order."""
+    from daemon.store import queries  # not at the top: `status` reads cursors, no queries
+
     rows = store.query(
         "SELECT id, rel_path, size, mtime_ns, content_hash FROM"
         f" {queries.in_id_order(store)} WHERE library_id = ? AND id > ? AND NOT is_missing"

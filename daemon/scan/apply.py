@@ -17,6 +17,7 @@ from daemon.store import changes as feed
 from daemon.store.changes import Change
 from daemon.store.hashes import to_db
 from daemon.store.models import STATE_ENRICHING, STATE_NEW, File, Library
+from daemon.units import path_text
 
 BATCH_ROWS = 5000
 
@@ -61,11 +62,6 @@ _CARRY_TAGS_TO_PATH = (
     " AND u.library_id = ? AND u.rel_path = ?)"
     " GROUP BY t.tag"
 )
-
-
-def path_text(rel_path: bytes) -> str:
-    """How people see a path: undecodable bytes as \\xNN escapes."""
-    return rel_path.decode("utf-8", "backslashreplace")
 
 
 def apply_plan(

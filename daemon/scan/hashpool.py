@@ -14,12 +14,22 @@ seen between chunks.
 
 The pool uses `fork` where the process has a single thread (the CLI: instant start) and
 `spawn` otherwise (the daemon: forking a process with threads can copy a held lock).
+
+A worker ignores SIGINT: Ctrl-C reaches the whole process group, and the scanning process,
+as it unwinds, shuts the pool down. SIGTERM keeps its default action (a forked worker would
+otherwise inherit the CLI's handler, whose exception the executor's worker loop catches and
+sends back as a result): the pool is stopped with it, and a scan that stops or fails ends its
+workers at once (`close(abandon=True)`). Should the scanning process die without unwinding
+(SIGKILL), the kernel kills them (PR_SET_PDEATHSIG): each holds copies of the pool's pipes, so
+none would ever see end-of-file, and one blocked writing its results would stay blocked.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -80,9 +90,18 @@ class Hasher:
         if self._pool is None:
             method = "fork" if threading.active_count() == 1 else "spawn"
             self._pool = ProcessPoolExecutor(
-                max_workers=os.cpu_count() or 1, mp_context=multiprocessing.get_context(method))
-        return self._pool.submit(hash_batch, self.root, [e.rel_path for e in batch],
-                                 self.follow_symlinks, self.sniff, self.head_bytes)
+                max_workers=os.cpu_count() or 1, mp_context=multiprocessing.get_context(method),
+                initializer=_start_worker, initargs=(os.getpid(),))
+        # Workers are started inside submit (fork: all at the first; spawn: one per call up to
+        # the pool's size). Until `_start_worker` has set its own, a worker has this process's
+        # handlers (KeyboardInterrupt, the CLI's Terminated): a stop signal then would print
+        # its traceback. Blocked meanwhile, a signal for this process waits, it is not lost.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            return self._pool.submit(hash_batch, self.root, [e.rel_path for e in batch],
+                                     self.follow_symlinks, self.sniff, self.head_bytes)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def results(
         self, pending: Pending, on_bytes: Callable[[int], None]
@@ -100,7 +119,37 @@ class Hasher:
                 yield entry, outcome, as_hashed(value) if outcome == HASHED else value, sniffed
             on_bytes(sum(entry.size for entry in batch))
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def close(self, *, abandon: bool = False) -> None:
+        """Stop the pool. `abandon` (the scan is failing or stopping, and throws away what
+        is still being hashed): end the workers now rather than let them finish the batches
+        they hold, which with the daemon's sniffing (libmagic, ~0.4 ms a file) is ~0.4 s
+        each, and more than the contract's few seconds for a stop on a loaded machine."""
+        if self._pool is None:
+            return
+        if abandon:
+            # No public way before Python 3.14 (terminate_workers); the executor sees them
+            # die, fails what they held, and its shutdown reaps them.
+            for process in list((self._pool._processes or {}).values()):
+                process.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _start_worker(parent_pid: int) -> None:
+    """A worker's set-up: leave Ctrl-C to the scanning process, die of SIGTERM, and die
+    with the scanning process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by `Hasher._submit`
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        # Sent when the thread that started the worker ends: the scan's, which closes the
+        # pool before it returns.
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before prctl could take effect
+        os._exit(1)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from daemon import logs
 from daemon.config import Config, LibraryConfig
@@ -160,7 +162,6 @@ class _ScanRun:
         self.store, self.config, self.library, self.row = store, config, library, row
         self.scopes = normalize_scopes(scopes)
         self.options, self.progress, self.result = options, progress, result
-        self.log = logs.get_logger().bind(library=library.name)
         self.walked = WalkResult()
         self.stream = PlanStream(self.walked.unreadable)
         self.errors: list[tuple[bytes, str]] = []
@@ -184,6 +185,12 @@ class _ScanRun:
             sniff=self.sniffed.sniffer if self.sniffed else None,
             head_bytes=SniffedInsights.head_bytes)
 
+    @cached_property
+    def log(self):
+        """On first use: a one-shot scan logs nothing its level (warning) lets through, and
+        structlog (with asyncio, ~25 ms) is imported for the first event written."""
+        return logs.get_logger().bind(library=self.library.name)
+
     def execute(self) -> LibraryScan:
         started_at = time.time()
         options, stream = self.options, self.stream
@@ -192,8 +199,10 @@ class _ScanRun:
                                    self.library.follow_symlinks, skip_paths(self.config))
         try:
             final, last, last_hashes = self._merge_and_apply(root, walk_options)
-        finally:
-            self.hasher.close()
+        except BaseException:  # an error, a stop request, Ctrl-C: nothing more is collected
+            self.hasher.close(abandon=True)
+            raise
+        self.hasher.close()
 
         guarded = not (options.allow_mass_missing or options.observed_deletes)
         indexed = 0
@@ -213,7 +222,8 @@ class _ScanRun:
                                  hashed=self.hashed, errors=len(self.errors))
         self.result.stats["unchanged"] += stream.unchanged
         self.result.errors = [ScanError(rel, message) for rel, message in self.errors]
-        _finish(self.store, self.result, self.row, self.scopes, options, started_at, self.log)
+        _finish(self.store, self.result, self.row, self.scopes, options, started_at,
+                self.log if logs.enabled("info") else None)
         return self.result
 
     def _merge_and_apply(self, root: bytes, walk_options: WalkOptions):
@@ -224,17 +234,21 @@ class _ScanRun:
         for index, scope in enumerate(self.scopes):
             self.scope_index = index
             if self.child_walk:
-                disk = walk_runs_in_children(root, scope, self.walked, walk_options,
-                                        keys=self.lookups)
+                runs = walk_runs_in_children(root, scope, self.walked, walk_options,
+                                             keys=self.lookups)
             else:
-                disk = keyed_runs(walk_runs(root, scope, self.walked, walk_options),
+                runs = keyed_runs(walk_runs(root, scope, self.walked, walk_options),
                                   keys=self.lookups)
             db = queries.key_pages(self.store, self.row.id, scope) if self.row else ()
-            for part in stream.consume(disk, db, max_files=PART_FILES, max_bytes=PART_BYTES):
-                submitted = self._submit(part)
-                if pending is not None:
-                    self._apply(*self._collect(*pending))
-                pending = submitted
+            # Closed on the way out of an error or a stop too: the forked walkers are
+            # stopped then, not left walking (walkproc.py).
+            with closing(runs) as disk:
+                for part in stream.consume(disk, db, max_files=PART_FILES,
+                                           max_bytes=PART_BYTES):
+                    submitted = self._submit(part)
+                    if pending is not None:
+                        self._apply(*self._collect(*pending))
+                    pending = submitted
         self.merge_done = True
         last = self._submit(stream.take_part())
         if pending is not None:
@@ -432,10 +446,11 @@ def _finish(store, result, row, scopes, options, started_at, log) -> None:
             status=result.status, online=True, reason=None,
             scope=", ".join(path_text(s) or "/" for s in scopes), stats=result.stats,
         )
-    log.info(
-        logs.SCAN_FINISHED, dry_run=options.dry_run, status=result.status,
-        duration_s=round(finished_at - started_at, 3), **result.stats,
-    )
+    if log is not None:  # None: the configured level drops it
+        log.info(
+            logs.SCAN_FINISHED, dry_run=options.dry_run, status=result.status,
+            duration_s=round(finished_at - started_at, 3), **result.stats,
+        )
 
 
 @dataclass

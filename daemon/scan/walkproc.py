@@ -138,7 +138,9 @@ def _fork_walker(spec: _WalkSpec, half: int | None, out_fd: int | None) -> _Chil
     if pid == 0:  # the child
         code = 0
         try:
+            # Not the CLI's handlers (KeyboardInterrupt, Terminated): a stop ends a walker.
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             if read_fd is not None:
                 os.close(read_fd)
             spec.run(half, out_fd)

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from typing import assert_never
 
 from peewee import InterfaceError, OperationalError
@@ -50,6 +51,9 @@ from daemon.store import Store, queries, redact_url
 
 # After SIGTERM an event batch may take this long to finish; a full scan stops at once.
 BATCH_STOP_GRACE_S = 2.0
+# `systemctl stop` signals the whole cgroup: the scan's hash workers die of the same SIGTERM,
+# and the scan can see its pool broken before the main loop has posted the stop request.
+BROKEN_POOL_STOP_WAIT_S = 1.0
 MAX_BACKOFF_S = 30.0
 
 
@@ -124,6 +128,13 @@ class Writer:
         except ScanAborted:
             log.info("writer.aborted", work=type(work).__name__,
                      why="stopping; the next start scans again")
+        except BrokenProcessPool as exc:
+            if self.stop.wait(BROKEN_POOL_STOP_WAIT_S):
+                log.info("writer.aborted", work=type(work).__name__,
+                         why="stopping (the hash workers got the SIGTERM too); the next start "
+                         "scans again")
+            else:
+                self._failed(work, exc)
         except Exception as exc:
             self._failed(work, exc)
 

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-import psycopg2.extras
 from peewee import (
     BlobField,
     BooleanField,
@@ -35,7 +34,7 @@ from peewee import (
     SqliteDatabase,
 )
 
-from daemon.store import changes, hashes, migrations, paths
+from daemon.store import changes, hashes, migrations, paths, pgdriver
 from daemon.store.models import File, HashField, database_proxy
 from daemon.store.statistics import TRACKED, Statistics, written_table
 
@@ -123,6 +122,7 @@ def _open(url: str, *, create: bool) -> Database:
     # ours, so that a user's own `-c jit=on` still wins.
     given = options.get("options", os.environ.get("PGOPTIONS"))
     options["options"] = " ".join(filter(None, [PG_SESSION_OPTIONS, given]))
+    pgdriver.load()
     return PostgresqlDatabase(
         dbname,
         user=unquote(parts.username) if parts.username else None,
@@ -322,6 +322,8 @@ class Store:
             if self.is_sqlite:
                 cursor.executemany(text, rows)
             else:
+                import psycopg2.extras  # loaded with the driver (pgdriver.py)
+
                 psycopg2.extras.execute_batch(cursor, self.sql(text), rows, page_size=PG_PAGE_ROWS)
                 self._wrote(written_table(text), len(rows))  # at most that many
         return len(rows)
@@ -389,6 +391,8 @@ class Store:
                 f"UPDATE {table} SET {sets} WHERE {key} = ?",
                 [(*row[1:], row[0]) for row in rows])
             return len(rows)
+        import psycopg2.extras  # loaded with the driver (pgdriver.py)
+
         types = _pg_column_types(self.db, model)
         template = "(" + ", ".join(f"%s::{types[c]}" for c in (key, *columns)) + ")"
         sets = ", ".join(f"{column} = v.{column}" for column in columns)

@@ -14,9 +14,7 @@ import select
 import time
 from typing import TYPE_CHECKING
 
-import psycopg2
-import psycopg2.extensions
-
+from daemon.store import pgdriver
 from daemon.store.changes import NOTIFY_CHANNEL
 
 if TYPE_CHECKING:
@@ -39,6 +37,7 @@ class ChangeWaiter:
             self._version = self._data_version()
         else:
             db = store.db
+            psycopg2 = pgdriver.load()  # loaded by the store already; not at all on SQLite
             self._listener = psycopg2.connect(dbname=db.database, **db.connect_params)
             self._listener.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
             with self._listener.cursor() as cursor:

@@ -78,3 +78,37 @@ def test_files_help_explains_the_states(capsys):
 def test_global_options_work_before_and_after_the_command(argv):
     args = build_parser().parse_args(argv)
     assert (args.config or args.db) and (args.log_level or args.log_format)
+
+
+def _commands_of(parser: argparse.ArgumentParser) -> list[str]:
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return list(sub.choices)
+
+
+def test_the_command_table_names_the_module_that_registers_each_command():
+    """A command line builds only its command's module (`command_modules`): the table must
+    say which module registers what, or a command would vanish from its own parse."""
+    from daemon.cli import COMMAND_MODULES
+
+    assert list(COMMAND_MODULES) == _commands_of(build_parser())
+    for command, module in COMMAND_MODULES.items():
+        registered = _commands_of(build_parser([command]))
+        assert command in registered, (command, module)
+        assert {COMMAND_MODULES[name] for name in registered} == {module}
+
+
+@pytest.mark.parametrize("argv", [
+    ["status"], ["--config", "x.toml", "status", "--json"], ["--db=sqlite:///x", "files"],
+    ["--log-level", "debug", "scan", "--no-enrich"], ["--conf", "scan", "dupes"],
+    ["tag", "add", "a.jpg", "status"], ["insight", "show", "x"], ["config", "check"],
+    ["library", "adopt", "photos"], ["changes", "--since", "3"], ["run"],
+], ids=" ".join)
+def test_a_command_line_parses_the_same_with_only_its_module(argv):
+    """`--conf scan dupes`: `scan` is --config's value (an abbreviation), `dupes` the command."""
+    assert vars(build_parser(argv).parse_args(argv)) == vars(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", [["-h", "status"], ["--he", "scan"], ["--", "status"],
+                                  ["nosuchcommand"], []], ids=" ".join)
+def test_help_and_anything_unrecognised_get_every_command(argv):
+    assert _commands_of(build_parser(argv)) == _commands_of(build_parser())

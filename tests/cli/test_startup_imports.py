@@ -28,6 +28,13 @@ SCANNING = (
 LOGGING = ("structlog", "asyncio")
 # Parsing the command line needs neither the config nor the database.
 DATABASE = ("daemon.config", "tomllib", "daemon.store", "peewee", "psycopg2", "sqlite3")
+# Reading a SQLite index needs neither the PostgreSQL driver (peewee imports it, and ssl with
+# it, unless daemon/store/__init__.py hides it) nor what a scan composes its work from: the
+# queries, the plan, the walk, the apply, the hashing.
+NOT_FOR_READING = (
+    "psycopg2", "ssl", "daemon.store.queries", "daemon.scan.plan", "daemon.scan.walk",
+    "daemon.scan.apply", "daemon.scan.hash", "xxhash",
+)
 
 _PROBE = """
 import json, sys
@@ -55,7 +62,7 @@ def imported_by(tmp_path, *argv: str) -> set[str]:
 
 def test_the_lists_name_real_modules():
     """A misspelt name would never be imported, and its test would pass for nothing."""
-    for name in SCANNING + LOGGING + DATABASE:
+    for name in SCANNING + LOGGING + DATABASE + NOT_FOR_READING:
         assert importlib.util.find_spec(name) is not None, name
 
 
@@ -73,8 +80,19 @@ def test_read_commands_import_neither_scanner_nor_logging(sqlite_env, tmp_path, 
     sqlite_env.library("photos", {"a.txt": "a", "sub/b.txt": "b"})
     sqlite_env.cli("scan", "--no-enrich")
     loaded = imported_by(tmp_path, "--config", str(sqlite_env.config_path), *command)
-    assert loaded & {*SCANNING, *LOGGING} == set()
+    assert loaded & {*SCANNING, *LOGGING, *NOT_FOR_READING} == set()
     assert "peewee" in loaded  # it did read the index
+
+
+@pytest.mark.postgres
+def test_postgresql_gets_its_driver_all_the_same(env, tmp_path):
+    """peewee imported without psycopg2 is given it when a PostgreSQL URL is opened: the
+    commands still work there (and load it), and SQLite's do not."""
+    env.library("photos", {"a.txt": "a"})
+    env.cli("scan", "--no-enrich")
+    loaded = imported_by(tmp_path, "--config", str(env.config_path), "files", "--json")
+    assert ("psycopg2" in loaded) == env.db_url.startswith("postgresql")
+    assert [f["path"] for f in env.json_lines("files")] == ["a.txt"]
 
 
 def test_scan_does_import_the_scanner(sqlite_env, tmp_path):
@@ -83,3 +101,5 @@ def test_scan_does_import_the_scanner(sqlite_env, tmp_path):
     loaded = imported_by(tmp_path, "--config", str(sqlite_env.config_path), "scan",
                          "--no-enrich")
     assert {"daemon.scan.scanner", "peewee"} <= loaded
+    # Its info events are below a one-shot command's level: dropped without structlog.
+    assert loaded & {*LOGGING, "psycopg2"} == set()

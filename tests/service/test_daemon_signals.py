@@ -6,12 +6,16 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import stat
 import time
 from pathlib import Path
 
 import pytest
 
+from daemon.scan.scanner import PART_FILES
+from daemon.store import sqlite_path
+from tests.procs import DEADLINE_S, alive, children, wait_for
 from tests.service.conftest import Daemon, query_db, write
 
 
@@ -197,3 +201,35 @@ def test_log_file_is_reopened_on_sighup(daemon_env, make_daemon, tmp_path):
     assert not logged(rotated, "config.reloaded")
     assert stat.S_IMODE(log_file.stat().st_mode) == 0o600  # it names every indexed file
     assert daemon.stop() == 0
+
+
+def test_sigterm_during_the_startup_scan_ends_its_hash_workers(daemon_env, make_daemon):
+    """The startup scan's hash pool (spawned workers, the resource tracker) ends with the
+    daemon. The scan is held at a commit by the test's write lock, so the signal arrives
+    while its workers are alive, not after a guessed delay."""
+    files = 2 * PART_FILES  # the pool lives until the second part is committed
+    root = daemon_env.library("photos")
+    for d in range(files // 500):
+        (root / f"d{d:03d}").mkdir()
+        for i in range(500):
+            (root / f"d{d:03d}/f{i:03d}.txt").write_bytes(b"%d/%d" % (d, i))
+    daemon = make_daemon().start(wait_ready=False)
+    db_file = sqlite_path(daemon_env.db_url)
+    # The daemon starts no other process before its first hash pool: a tracker and a worker.
+    wait_for(lambda: len(children(daemon.pid)) >= 2 or daemon.proc.poll() is not None,
+             "the startup scan's hash pool")
+    lock = sqlite3.connect(db_file, timeout=DEADLINE_S, isolation_level=None)
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        before = children(daemon.pid)
+        assert len(before) >= 2, daemon.dump()
+        daemon.signal(signal.SIGTERM)
+        daemon.wait_log("daemon.stopping")
+    finally:
+        lock.rollback()
+        lock.close()
+    assert daemon.proc.wait(DEADLINE_S) == 0, daemon.dump()
+    assert daemon.events("daemon.stopped")
+    assert not daemon.events("writer.failed"), daemon.dump()
+    wait_for(lambda: not any(alive(child) for child in before),
+             f"the daemon's children {sorted(before)} to exit")
