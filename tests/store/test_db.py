@@ -221,6 +221,39 @@ def test_migration_4_keeps_every_row_and_what_every_output_shows(db_url, monkeyp
     store.close()
 
 
+def _foreign_keys(store: Store) -> set[tuple[str, str]]:
+    """(table, referenced table) of every foreign-key constraint of assetd's tables."""
+    if store.is_sqlite:
+        return {(model._meta.table_name, row[2])
+                for model in migrations.ALL_MODELS
+                for row in store.query(f"PRAGMA foreign_key_list({model._meta.table_name})")}
+    return set(store.query(
+        "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint"
+        " WHERE contype = 'f' AND connamespace = current_schema()::regnamespace"))
+
+
+def test_migration_6_drops_only_postgresqls_check_of_a_files_library(db_url, monkeypatch):
+    """PostgreSQL checked file.library_id with a trigger per COPYed row (a third of a scan's
+    insert); the rows stay, every other table keeps its key, SQLite keeps all of them."""
+    store = _store_at_version(db_url, 6, monkeypatch)
+    every_key = {("file", "library"), ("tag", "library"), ("insight", "library"),
+                 ("scan_run", "library")}
+    assert _foreign_keys(store) == every_key
+    library = Library.create(name="lib", root="/lib", host="h", created_at=1.0)
+    store.insert_rows(File, ["library_id", "rel_path", "path_text", "size", "mtime_ns", "inode",
+                             "device", "is_missing", "state", "first_seen", "last_seen"],
+                      [(library.id, b"a", "", 1, 2, 3, 4, False, "new", 5.0, 5.0)])
+    store.close()
+
+    store = Store(db_url)
+    assert current_version(store) == SCHEMA_VERSION
+    assert _foreign_keys(store) == (every_key if store.is_sqlite
+                                    else every_key - {("file", "library")})
+    rows = store.query("SELECT library_id, rel_path, state FROM file")
+    assert [(r[0], bytes(r[1]), r[2]) for r in rows] == [(library.id, b"a", "new")]
+    store.close()
+
+
 def test_sqlite_pragmas(sqlite_url):
     store = Store(sqlite_url)
     assert store.query("PRAGMA journal_mode")[0][0] == "wal"
