@@ -16,7 +16,7 @@ from daemon.scan.walk import to_signed64
 from daemon.store import Store, changes, hashes, labels, migrations, redact_url, sqlite_path
 from daemon.store.db import SQLITE_CACHE_KIB
 from daemon.store.migrations import SCHEMA_VERSION, current_version
-from daemon.store.models import File, Library, SchemaVersion
+from daemon.store.models import ALL_MODELS, File, Library, SchemaVersion
 from daemon.units import iso_utc
 from tests.conftest import REPO_ROOT, cli_env, new_pg_schema_url, write_tree
 
@@ -225,7 +225,7 @@ def _foreign_keys(store: Store) -> set[tuple[str, str]]:
     """(table, referenced table) of every foreign-key constraint of assetd's tables."""
     if store.is_sqlite:
         return {(model._meta.table_name, row[2])
-                for model in migrations.ALL_MODELS
+                for model in ALL_MODELS
                 for row in store.query(f"PRAGMA foreign_key_list({model._meta.table_name})")}
     return set(store.query(
         "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint"
