@@ -70,11 +70,16 @@ def keyed_runs(runs: Iterable[list[DiskEntry]], *, keys: bool = True) -> Iterato
     """`walk_runs` as the merge takes them (a walk in this process); without `keys` (a
     library with no rows: nothing to compare) their keys are b"", not spelled."""
     for run in runs:
-        yield WalkRun(encode_keys(run) if keys else b"", partial(_same, run))
+        yield run_of(run, encode_keys(run) if keys else b"")
 
 
-def _same(run: list[DiskEntry]) -> list[DiskEntry]:
-    return run
+def run_of(entries: list[tuple], keys: bytes = b"") -> WalkRun:
+    """A `WalkRun` of entries already at hand (DiskEntry or plain tuples in its order)."""
+    return WalkRun(keys, partial(_same, entries))
+
+
+def _same(entries: list[tuple]) -> list[tuple]:
+    return entries
 
 
 @dataclass

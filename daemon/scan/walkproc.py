@@ -43,6 +43,7 @@ from daemon.scan.walk import (
     WalkRun,
     decode_keys,
     encode_keys,
+    run_of,
     walk_runs,
 )
 
@@ -208,17 +209,13 @@ def _read_stream(stream: BinaryIO, result: WalkResult) -> Iterator[WalkRun]:
             if value.__class__ is bytes:
                 yield WalkRun(value, partial(decode_keys, value))
             else:
-                yield WalkRun(b"", partial(_same, value))
+                yield run_of(value)
         elif kind == _UNREADABLE:
             result.unreadable.append(value)
         elif kind == _ERROR:
             result.errors.append(value)
         else:
             result.skipped_special += value
-
-
-def _same(entries: list[tuple]) -> list[tuple]:
-    return entries
 
 
 def _stop(pid: int) -> None:

@@ -11,6 +11,8 @@ A row written with the text in full (an older assetd) reads the same.
 
 from __future__ import annotations
 
+from daemon.units import path_text
+
 
 def stored(rel_path: bytes, text: str) -> str:
     """What `path_text` holds for a file named `rel_path` whose text is `text`."""
@@ -22,7 +24,7 @@ def stored(rel_path: bytes, text: str) -> str:
 
 def shown(rel_path: bytes | memoryview, stored_text: str) -> str:
     """The path text of a row whose `rel_path` and `path_text` columns are these."""
-    return stored_text or bytes(rel_path).decode("utf-8", "backslashreplace")
+    return stored_text or path_text(bytes(rel_path))
 
 
 def text_sql(alias: str, *, is_sqlite: bool) -> str:
