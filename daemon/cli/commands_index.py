@@ -108,7 +108,8 @@ def cmd_scan(ctx) -> int:
     args = ctx.args
     options = ScanOptions(dry_run=args.dry_run, hash_files=not args.no_hash,
                           allow_mass_missing=args.allow_mass_missing,
-                          sniff=not args.no_enrich and not args.dry_run)
+                          sniff=not args.no_enrich and not args.dry_run,
+                          settle_parts=not args.no_enrich and not args.dry_run)
     check_owned(ctx.store, ctx.config, args.libraries)
     progress = None
     if sys.stderr.isatty() and not args.json:

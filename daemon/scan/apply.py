@@ -73,8 +73,9 @@ def apply_plan(
     known_hashes: set[str] | None = None,
     set_checksum: str | None = None,
     now: float | None = None,
-) -> None:
-    """Write the plan. `hashes` holds the files hashed this scan (by rel_path).
+) -> tuple[int, int] | None:
+    """Write the plan. `hashes` holds the files hashed this scan (by rel_path). Returns the
+    ids of the rows it inserted, (after_id, through_id], or None.
 
     `known_hashes` is `replaced_content` of the whole scan's plan when `plan` is a part of it.
     `set_checksum` is the enricher set's (`enrichers.enricher_set_checksum`): `_insert_rows`
@@ -118,6 +119,7 @@ def apply_plan(
         store.record_changes(_plan_changes(library.name, plan, created, rewrites, moves,
                                            hash_fills))
         _mark_missing(store, library, plan.missing, now)
+    return (created.after_id, created.through_id) if created else None
 
 
 def _plan_changes(library: str, plan: Plan, created: feed.CreatedRows | None,

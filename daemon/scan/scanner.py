@@ -59,6 +59,10 @@ class ScanOptions:
     # Enrichment follows: record the built-in `mime` insight from the bytes the hash reads,
     # so no new file is read twice (scan/sniffed.py).
     sniff: bool = False
+    # With `sniff`: make each part's new files `ready` as it is applied where the sniffed
+    # `mime` is all they wait for (`reconcile.settle_created`). A one-shot scan and the
+    # daemon's whole-library scans do; a watcher's batch leaves it to the tick.
+    settle_parts: bool = False
 
 
 @dataclass(frozen=True)
@@ -397,10 +401,15 @@ class _ScanRun:
 
     def _apply(self, part: Plan, hashes: dict[bytes, Hashed]) -> None:
         if not self.options.dry_run:
-            apply_plan(self.store, self.row, part, hashes, known_hashes=self.stream.replaced,
-                       set_checksum=self.set_checksum)
+            created = apply_plan(self.store, self.row, part, hashes,
+                                 known_hashes=self.stream.replaced,
+                                 set_checksum=self.set_checksum)
             if self.sniffed is not None:
                 self.sniffed.record(self.store, self.row.id, hashes)
+                if created and self.options.settle_parts:
+                    from daemon.reconcile import settle_created  # only with the enrichers
+
+                    settle_created(self.store, self.config, self.row.id, *created)
         _add_part_stats(self.result.stats, part)
 
 

@@ -181,8 +181,11 @@ class Writer:
         started = time.monotonic()
         # Paths that settled before the walk starts are covered by it.
         self.queue.discard(library.name, before_s=started)
-        # sniff: the backfill's enrich then finds `mime` done, without reading the files again.
-        result = scan_library(self.store, config, library, options=ScanOptions(sniff=True),
+        # sniff: the backfill's enrich then finds `mime` done, without reading the files again;
+        # settle_parts: a file `mime` is all it needs is `ready` with its part, not left for
+        # the next tick's lifecycle pass (at a million files, one UPDATE of them all).
+        result = scan_library(self.store, config, library,
+                              options=ScanOptions(sniff=True, settle_parts=True),
                               progress=progress)
         self.metrics.scans.labels(library=library.name, status=result.status).inc()
         self.metrics.scan_duration.labels(library=library.name).observe(

@@ -14,6 +14,7 @@ from daemon.scan import scanner
 from daemon.scan.progress import Progress
 from daemon.scan.scanner import ScanOptions, scan_library
 from tests.conftest import REPO_ROOT, cli_env
+from tests.media import jpeg_bytes
 
 
 class DeleteBeforeHashing(Progress):
@@ -71,7 +72,9 @@ def test_observed_deletes_are_not_guarded(env, store):
 
 
 def test_progress_bar_on_a_tty(sqlite_env):
-    sqlite_env.library("photos", {"a": "1" * 5000})
+    # A picture: its `image` and `phash` are still to run after the scan (a file whose only
+    # enricher is `mime` is settled by the scan itself, leaving the enrich phase nothing).
+    sqlite_env.library("photos", {"a.jpg": jpeg_bytes()})
     leader, follower = pty.openpty()
     proc = subprocess.run(
         [sys.executable, "-m", "daemon", "--config", str(sqlite_env.config_path), "scan"],

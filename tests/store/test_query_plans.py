@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon import reconcile
 from daemon.meta import enrich, tags
 from daemon.meta.indexed import IndexedFile
 from daemon.meta.verify_pass import rows_after
@@ -20,6 +21,7 @@ from daemon.reports import FileFilter, list_files
 from daemon.store import Store, queries
 from daemon.store import changes as feed
 from daemon.store.changes import Change
+from daemon.store.models import STATE_ENRICHING
 from tests.meta.rows import HASH_A, HASH_B, file, library, make_config
 
 
@@ -119,6 +121,27 @@ def test_a_parts_created_changes_read_the_new_rows_by_id(sqlite_store):
     assert "INTEGER PRIMARY KEY" in plan and "TEMP B-TREE" not in plan, plan
     assert [row.path for row in feed.read(sqlite_store).rows] == [
         f"d/{i:03d}" for i in range(10, 20)]
+
+
+def test_a_scan_part_is_settled_by_its_id_range(sqlite_store, tmp_path):
+    """`settle_created` runs once per part of a one-shot scan: through the library's index
+    it walked the whole library each time (a million-file scan, a hundred parts)."""
+    lib = library("lib")
+    for i in range(50):
+        file(lib, f"d/{i:03d}", HASH_A, state=STATE_ENRICHING)
+    config = make_config(sqlite_store.url, tmp_path)
+    statements: list[str] = []
+    connection = sqlite_store.db.connection()
+    connection.set_trace_callback(statements.append)
+    try:
+        reconcile.settle_created(sqlite_store, config, lib.id, 10, 20)
+    finally:
+        connection.set_trace_callback(None)
+    [plan] = [" | ".join(row[-1] for row in connection.execute(
+        "EXPLAIN QUERY PLAN " + sql).fetchall()) for sql in statements
+        if sql.startswith("UPDATE file")]
+    first = plan.split(" | ")[0]
+    assert first == "SEARCH file USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)", plan
 
 
 @pytest.mark.parametrize("declared", ["BLOB", "VARCHAR(255)"])
