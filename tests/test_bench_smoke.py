@@ -126,3 +126,17 @@ def test_a_saved_run_prints_as_a_table_and_compares_with_itself(result, tmp_path
     rows = [line for line in compared.splitlines()[2:] if line.startswith("| ")]
     assert any("event → committed p95, postgres" in row for row in rows)
     assert all(row.endswith("| 1.00 |") for row in rows), compared
+
+
+def test_the_floors_script_prints_each_floor_as_a_ratio(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "floor.py"), "--files", "200", "--dirs", "10",
+         "--rounds", "1", "--cache-dir", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[2].strip("| ")
+            for line in completed.stdout.splitlines() if line.startswith("| ")}
+    for floor in ("xxhsum", "sqlite insert", "sqlite insert, no hash index",
+                  "libmagic / 2 cores"):
+        assert rows[floor].endswith("x") and float(rows[floor][:-1]) > 0, completed.stdout

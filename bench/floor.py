@@ -1,0 +1,148 @@
+"""The floors under two of the issue's targets: what a cold scan cannot go below on this machine.
+
+    .venv/bin/python bench/floor.py [--files 100000] [--rounds 3] [--cache-dir DIR]
+
+Run with the Python of the build to measure (it imports `daemon`). On the bench's tree (the
+same seeded tree as `run.py`), interleaved, minimum of the rounds, each figure as a ratio to
+`find | xargs xxhsum -H2` in the same run:
+
+- `sqlite insert`: only the database work of a cold `scan --no-enrich`, with no file read and
+  no Python row building: the same rows (one per file of the tree) inserted by one
+  `executemany` per 10,000-file part into an index that `assetd scan` created (the real schema
+  and indexes), one transaction per part, plus each part's `created` changes as the scan makes
+  them (one INSERT ... SELECT). The rows are built before the clock starts.
+- `sqlite insert, no hash index`: the same without the `file_content_hash` index (the one with
+  random keys), to show what that index costs.
+- `libmagic / 2 cores`: `mime.detect_buffer` on every file's bytes (read before the clock
+  starts), in this process, divided by two: the CPU the default enricher needs at best, spread
+  over both cores.
+
+A cold `scan --no-enrich` also has to open and read every file and walk the tree, so it cannot
+be faster than the insert floor; the default `scan` cannot be faster than the libmagic floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from measure import quote, run_command, shell
+from tree import default_cache_dir, ensure_tree
+
+PART_FILES = 10_000
+INSERT = ("INSERT INTO file (library_id, rel_path, path_text, size, mtime_ns, inode, device,"
+          " content_hash, is_missing, state, enricher_checksum, first_seen, last_seen)"
+          " VALUES (?, ?, '', ?, ?, ?, ?, ?, 0, 'enriching', ?, ?, ?)")
+CREATED = ("INSERT INTO change_log (at, host_label, library_label, kind, path, hash, detail_label,"
+           " detail) SELECT ?, 1, 1, 1, path_text, content_hash, NULL, NULL FROM file"
+           " WHERE id > ? AND id <= ? ORDER BY id")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--files", type=int, default=100_000, help="files in the tree")
+    parser.add_argument("--dirs", type=int, default=1000, help="directories")
+    parser.add_argument("--seed", type=int, default=1, help="the tree's seed")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; each figure is the min")
+    parser.add_argument("--cache-dir", type=Path, default=default_cache_dir(),
+                        help="where generated trees are kept")
+    return parser.parse_args()
+
+
+def tree_rows(root: Path) -> list[tuple]:
+    """One row per file as a cold scan inserts it (its real stat; a random 16-byte hash)."""
+    rng = random.Random(0)
+    rows = []
+    for directory in sorted(os.scandir(root), key=lambda e: e.name):
+        for entry in sorted(os.scandir(directory.path), key=lambda e: e.name):
+            st = entry.stat(follow_symlinks=False)
+            rel_path = os.fsencode(os.path.relpath(entry.path, root))
+            rows.append((1, rel_path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev,
+                         rng.randbytes(16), "0123456789abcdef", 1.7e9, 1.7e9))
+    return rows
+
+
+def empty_index(workdir: Path, assetd: list[str]) -> Path:
+    """An index with assetd's schema and one library row, made by `assetd scan`."""
+    library = workdir / "empty"
+    library.mkdir(exist_ok=True)
+    config = workdir / "floor.toml"
+    index = workdir / "empty.db"
+    config.write_text(f'[daemon]\ndatabase = "sqlite:///{index}"\n'
+                      f'[[library]]\nname = "floor"\npath = "{library}"\n')
+    subprocess.run([*assetd, "--config", str(config), "scan", "--no-enrich"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return index
+
+
+def insert_s(template: Path, rows: list[tuple], *, drop_hash_index: bool) -> float:
+    with tempfile.TemporaryDirectory(dir=template.parent) as scratch:
+        path = Path(scratch) / "index.db"
+        shutil.copy(template, path)
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        if drop_hash_index:
+            db.execute("DROP INDEX file_content_hash")
+        started = time.perf_counter()
+        for start in range(0, len(rows), PART_FILES):
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(INSERT, rows[start:start + PART_FILES])
+            db.execute(CREATED, (time.time(), start, start + PART_FILES))
+            db.execute("COMMIT")
+        elapsed_s = time.perf_counter() - started
+        db.close()
+        return elapsed_s
+
+
+def libmagic_s(heads: list[bytes]) -> float:
+    from daemon.meta import mime
+
+    started = time.perf_counter()
+    for head in heads:
+        mime.detect_buffer(head, "d/f.dat")
+    return (time.perf_counter() - started) / 2
+
+
+def main() -> int:
+    args = parse_args()
+    if shutil.which("xxhsum") is None:
+        print("floor.py: needs xxhsum (Debian/Ubuntu: apt-get install xxhash)", file=sys.stderr)
+        return 2
+    tree, _ = ensure_tree(args.cache_dir, args.seed, args.dirs, args.files // args.dirs)
+    assetd = [str(Path(sys.executable).parent / "assetd")]
+    xxhsum = shell(f"find {quote(tree.root)} -type f -print0 | xargs -0 xxhsum -H2 > /dev/null")
+    rows = tree_rows(tree.root)
+    heads = [Path(tree.root, os.fsdecode(row[1])).read_bytes()[:65536] for row in rows]
+    figures: dict[str, list[float]] = {"xxhsum": [], "sqlite insert": [],
+                                       "sqlite insert, no hash index": [],
+                                       "libmagic / 2 cores": []}
+    with tempfile.TemporaryDirectory() as workdir:
+        template = empty_index(Path(workdir), assetd)
+        run_command(xxhsum)  # warm the page cache
+        for round_number in range(1, args.rounds + 1):
+            print(f"round {round_number}/{args.rounds}", file=sys.stderr)
+            figures["xxhsum"].append(run_command(xxhsum).wall_s)
+            figures["sqlite insert"].append(insert_s(template, rows, drop_hash_index=False))
+            figures["sqlite insert, no hash index"].append(
+                insert_s(template, rows, drop_hash_index=True))
+            figures["libmagic / 2 cores"].append(libmagic_s(heads))
+    baseline = min(figures["xxhsum"])
+    print(f"| floor ({tree.files:,} files) | seconds | / xxhsum |")
+    print("| --- | --- | --- |")
+    for name, samples in figures.items():
+        print(f"| {name} | {min(samples):.3f} | {min(samples) / baseline:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
