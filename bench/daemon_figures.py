@@ -199,10 +199,11 @@ def measure_daemon(assetd: Assetd, backend, tree: Tree, workdir: Path, options) 
 
 
 def wait_first_tick(daemon: Daemon, tick_interval_s: float) -> dict | None:
-    """Wait out the first tick after READY: on a fresh index it moves every row new → ready
-    (seconds of work at 1M files), which is not idling. It logs `reconcile.finished` when it
-    changed something; a build whose first tick has nothing to do logs nothing, so after
-    two tick intervals (and 10 s) the window starts anyway."""
+    """Wait out the first tick after READY: builds whose startup scan did not settle its parts
+    moved every row of a fresh index to `ready` there (seconds of work at 1M files), which is
+    not idling. It logs `reconcile.finished` when it changed something; a first tick with
+    nothing to do (a startup scan that settled its parts) logs nothing, so after two tick
+    intervals (and 10 s) the window starts anyway and this is None."""
     ready_at = time.monotonic()
     mark = next(i for i, e in enumerate(daemon.log.entries) if e.get("event") == "daemon.ready")
     try:
