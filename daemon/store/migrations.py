@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from daemon.store import changes, hashes, labels, paths
-from daemon.store.models import ALL_MODELS, SchemaVersion
+from daemon.store.models import ALL_MODELS, STATE_CODES, File, SchemaVersion
 
 if TYPE_CHECKING:
     from daemon.store.db import Store
@@ -28,8 +28,9 @@ def _scale_indexes(store: Store) -> None:
     file_state_enricher_checksum: the lifecycle pass runs every tick and looks for the few
     files not `ready` under the current enricher set, not through the whole library."""
     store.execute("CREATE INDEX IF NOT EXISTS file_inode ON file (inode)")
-    store.execute("CREATE INDEX IF NOT EXISTS file_state_enricher_checksum"
-                  " ON file (state, enricher_checksum)")
+    if _has_column(store, "file", "enricher_checksum"):  # else created at schema 8 or later
+        store.execute("CREATE INDEX IF NOT EXISTS file_state_enricher_checksum"
+                      " ON file (state, enricher_checksum)")
 
 
 def _smaller_indexes(store: Store) -> None:
@@ -65,6 +66,8 @@ def _leaner_rows(store: Store) -> None:
     """
     digits = 10  # what `models.ENRICHER_CHECKSUM_DIGITS` was when this migration was written
     for table in ("file", "insight"):
+        if not _has_column(store, table, "enricher_checksum"):
+            continue  # created at schema 8 or later: a label id
         store.execute(f"UPDATE {table} SET enricher_checksum = substr(enricher_checksum, 1, ?)"
                       " WHERE length(enricher_checksum) > ?", [digits, digits])
     store.execute("UPDATE insight SET library_id = NULL, rel_path = NULL"
@@ -196,10 +199,74 @@ def _unchecked_file_library(store: Store) -> None:
         store.execute(f'ALTER TABLE file DROP CONSTRAINT "{name}"')
 
 
+def _coded_file_state(store: Store) -> None:
+    """A file's `state` as a small code (`models.STATE_CODES`) and its enricher set checksum
+    as a `label` id (`checksum_label`): 10 + 5 bytes of text on every row and every entry of
+    the (state, checksum) index become 1 or 2 (bench/README.md has the breakdown).
+
+    PostgreSQL changes the columns' types (a rewrite of the table and its indexes, which also
+    drops the dead row versions a scan's lifecycle update left). SQLite cannot change a
+    column's type (a VARCHAR column would store the codes as text): the table is rebuilt
+    under the models' schema, as SQLite's documentation describes, and the old table's pages
+    are free for reuse (`VACUUM` gives them back, docs/operations.md). A database created at
+    this schema has the new columns from the start.
+    """
+    if not _has_column(store, "file", "enricher_checksum"):
+        return
+    insert = ("INSERT OR IGNORE INTO {labels} (text) SELECT DISTINCT enricher_checksum FROM file"
+              " WHERE enricher_checksum IS NOT NULL" if store.is_sqlite else
+              "INSERT INTO {labels} (text) SELECT DISTINCT enricher_checksum FROM file"
+              " WHERE enricher_checksum IS NOT NULL ON CONFLICT (text) DO NOTHING")
+    store.execute(insert.format(labels=labels.TABLE))
+    # A handful of checksums (one per enricher set ever configured): spelled as literals,
+    # since PostgreSQL's ALTER ... USING takes no sub-select.
+    label_of = store.query(f"SELECT text, id FROM {labels.TABLE} WHERE text IN"
+                           " (SELECT enricher_checksum FROM file)")
+    checksum_label = ("CASE enricher_checksum " + " ".join(
+        f"WHEN {_literal(text)} THEN {label}" for text, label in label_of) + " END"
+        if label_of else "NULL")
+    state_code = "CASE state " + " ".join(
+        f"WHEN '{name}' THEN {code}" for name, code in STATE_CODES.items()) + " END"
+    if store.is_sqlite:
+        _rebuild_sqlite_table(store, File, {"state": state_code,
+                                            "checksum_label": checksum_label})
+        return
+    store.execute(f"ALTER TABLE file ALTER COLUMN state TYPE smallint USING {state_code},"
+                  f" ALTER COLUMN enricher_checksum TYPE integer USING {checksum_label}")
+    store.execute("ALTER TABLE file RENAME COLUMN enricher_checksum TO checksum_label")
+    store.execute("ALTER INDEX file_state_enricher_checksum RENAME TO file_state_checksum_label")
+    store.execute("ANALYZE file")  # the changed columns' statistics are gone with their type
+
+
+def _rebuild_sqlite_table(store: Store, model: type, expressions: dict[str, str]) -> None:
+    """Copy a SQLite table into a new one made from its model, each column as is or from
+    its SQL expression in `expressions`, then put it and the model's indexes in its place."""
+    table = model._meta.table_name
+    create, _ = store.db.get_sql_context().sql(model._schema._create_table(safe=False)).query()
+    store.execute(create.replace(f'CREATE TABLE "{table}"', f'CREATE TABLE "{table}_rebuilt"',
+                                 1))
+    columns = [field.column_name for field in model._meta.sorted_fields]
+    store.execute(f"INSERT INTO {table}_rebuilt ({', '.join(columns)}) SELECT "
+                  + ", ".join(expressions.get(column, column) for column in columns)
+                  + f" FROM {table}")
+    store.execute(f"DROP TABLE {table}")
+    store.execute(f"ALTER TABLE {table}_rebuilt RENAME TO {table}")
+    for index in model._schema._create_indexes(safe=False):
+        store.execute(store.db.get_sql_context().sql(index).query()[0])
+
+
+def _has_column(store: Store, table: str, column: str) -> bool:
+    return column in {found.name for found in store.db.get_columns(table)}
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 MIGRATIONS: list[Callable[[Store], None]] = [_create_tables, _scale_indexes,
                                              changes.create_table, _smaller_indexes,
                                              _leaner_rows, _hashes_as_digests,
-                                             _unchecked_file_library]
+                                             _unchecked_file_library, _coded_file_state]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
