@@ -23,8 +23,8 @@ BATCH_ROWS = 5000
 
 _INSERT_COLUMNS = (
     "library_id", "rel_path", "path_text", "size", "mtime_ns", "inode", "device",
-    "content_hash", "is_missing", "state", "checksum_label", "first_seen", "last_seen",
-)
+    "content_hash", "is_missing", "state", "checksum_label", "first_seen",
+)  # not last_seen: NULL until the row is rewritten (`models.File`)
 # Keyed by id (the first value of each row).
 _REWRITE_COLUMNS = (
     "rel_path", "path_text", "size", "mtime_ns", "inode", "device", "content_hash",
@@ -240,10 +240,10 @@ def _insert_rows(library_id: int, created: list[DiskEntry], hashes: dict[bytes, 
     get = hashes.get
     return [
         (library_id, rel_path, rel_path.decode("utf-8", "backslashreplace"),
-         *hashed[1:], hashed[0], False, STATE_ENRICHING, checksum_label, now, now)
+         *hashed[1:], hashed[0], False, STATE_ENRICHING, checksum_label, now)
         if hashed else
         (library_id, rel_path, rel_path.decode("utf-8", "backslashreplace"),
-         *entry[1:], None, False, STATE_NEW, None, now, now)
+         *entry[1:], None, False, STATE_NEW, None, now)
         for entry in created
         for rel_path, hashed in ((entry[0], get(entry[0])),)
     ]

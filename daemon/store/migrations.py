@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from peewee import DoubleField, SmallIntegerField
+
 from daemon.store import changes, hashes, labels, paths
-from daemon.store.models import ALL_MODELS, STATE_CODES, File, SchemaVersion
+from daemon.store.models import ALL_MODELS, STATE_CODES, File, Insight, SchemaVersion
 
 if TYPE_CHECKING:
     from daemon.store.db import Store
@@ -199,43 +201,83 @@ def _unchecked_file_library(store: Store) -> None:
         store.execute(f'ALTER TABLE file DROP CONSTRAINT "{name}"')
 
 
-def _coded_file_state(store: Store) -> None:
-    """A file's `state` as a small code (`models.STATE_CODES`) and its enricher set checksum
-    as a `label` id (`checksum_label`): 10 + 5 bytes of text on every row and every entry of
-    the (state, checksum) index become 1 or 2 (bench/README.md has the breakdown).
+def _codes_and_labels(store: Store) -> None:
+    """Texts that repeat on every row as small integers (bench/README.md has the breakdown):
+    - a file's `state` as a code (`models.STATE_CODES`) and its enricher set checksum as a
+      `label` id (`checksum_label`): 10 + 5 bytes of text on every row and every entry of
+      the (state, checksum) index become 1 or 2; its `last_seen` NULL until the row is
+      rewritten (8 bytes);
+    - an insight's `source` and its enricher's checksum as label ids (`source_label`,
+      `checksum_label`): 4-10 + 10 bytes a row become 2.
 
-    PostgreSQL changes the columns' types (a rewrite of the table and its indexes, which also
-    drops the dead row versions a scan's lifecycle update left). SQLite cannot change a
-    column's type (a VARCHAR column would store the codes as text): the table is rebuilt
-    under the models' schema, as SQLite's documentation describes, and the old table's pages
+    PostgreSQL changes the columns' types (a rewrite of each table and its indexes, which
+    also drops the dead row versions a scan's lifecycle update left). SQLite cannot change a
+    column's type (a VARCHAR column would store the ids as text): each table is rebuilt
+    under its model's schema, as SQLite's documentation describes, and the old table's pages
     are free for reuse (`VACUUM` gives them back, docs/operations.md). A database created at
     this schema has the new columns from the start.
     """
-    if not _has_column(store, "file", "enricher_checksum"):
-        return
-    insert = ("INSERT OR IGNORE INTO {labels} (text) SELECT DISTINCT enricher_checksum FROM file"
-              " WHERE enricher_checksum IS NOT NULL" if store.is_sqlite else
-              "INSERT INTO {labels} (text) SELECT DISTINCT enricher_checksum FROM file"
-              " WHERE enricher_checksum IS NOT NULL ON CONFLICT (text) DO NOTHING")
-    store.execute(insert.format(labels=labels.TABLE))
-    # A handful of checksums (one per enricher set ever configured): spelled as literals,
-    # since PostgreSQL's ALTER ... USING takes no sub-select.
+    if _has_column(store, "file", "enricher_checksum"):
+        state_code = "CASE state " + " ".join(
+            f"WHEN '{name}' THEN {code}" for name, code in STATE_CODES.items()) + " END"
+        _to_codes(store, File, {"state": ("state", state_code),
+                                "checksum_label": ("enricher_checksum",
+                                                   _label_case(store, "file",
+                                                               "enricher_checksum")),
+                                "last_seen": ("last_seen", "CASE WHEN last_seen = first_seen"
+                                              " THEN NULL ELSE last_seen END")})
+    if _has_column(store, "insight", "enricher_checksum"):
+        _to_codes(store, Insight, {
+            "source_label": ("source", _label_case(store, "insight", "source")),
+            "checksum_label": ("enricher_checksum",
+                               _label_case(store, "insight", "enricher_checksum"))})
+
+
+def _label_case(store: Store, table: str, column: str) -> str:
+    """SQL giving the label id of `table.column`'s text, every text of it made a label.
+
+    A handful of texts (the enricher names, one checksum per enricher config ever used):
+    spelled as literals, since PostgreSQL's ALTER ... USING takes no sub-select."""
+    insert = ("INSERT OR IGNORE INTO {labels} (text) SELECT DISTINCT {column} FROM {table}"
+              " WHERE {column} IS NOT NULL" if store.is_sqlite else
+              "INSERT INTO {labels} (text) SELECT DISTINCT {column} FROM {table}"
+              " WHERE {column} IS NOT NULL ON CONFLICT (text) DO NOTHING")
+    store.execute(insert.format(labels=labels.TABLE, table=table, column=column))
     label_of = store.query(f"SELECT text, id FROM {labels.TABLE} WHERE text IN"
-                           " (SELECT enricher_checksum FROM file)")
-    checksum_label = ("CASE enricher_checksum " + " ".join(
-        f"WHEN {_literal(text)} THEN {label}" for text, label in label_of) + " END"
-        if label_of else "NULL")
-    state_code = "CASE state " + " ".join(
-        f"WHEN '{name}' THEN {code}" for name, code in STATE_CODES.items()) + " END"
+                           f" (SELECT {column} FROM {table})")
+    if not label_of:
+        return "NULL"
+    return (f"CASE {column} " + " ".join(f"WHEN {_literal(text)} THEN {label}"
+                                         for text, label in label_of) + " END")
+
+
+def _to_codes(store: Store, model: type, columns: dict[str, tuple[str, str]]) -> None:
+    """Each new integer column from its old text column (`columns`: new name -> (old name,
+    SQL of the new value))."""
+    table = model._meta.table_name
     if store.is_sqlite:
-        _rebuild_sqlite_table(store, File, {"state": state_code,
-                                            "checksum_label": checksum_label})
+        _rebuild_sqlite_table(store, model, {new: sql for new, (_, sql) in columns.items()})
         return
-    store.execute(f"ALTER TABLE file ALTER COLUMN state TYPE smallint USING {state_code},"
-                  f" ALTER COLUMN enricher_checksum TYPE integer USING {checksum_label}")
-    store.execute("ALTER TABLE file RENAME COLUMN enricher_checksum TO checksum_label")
-    store.execute("ALTER INDEX file_state_enricher_checksum RENAME TO file_state_checksum_label")
-    store.execute("ANALYZE file")  # the changed columns' statistics are gone with their type
+    changes = []
+    for new, (old, sql) in columns.items():
+        if model._meta.columns[new].null:
+            changes.append(f"ALTER COLUMN {old} DROP NOT NULL")
+        changes.append(f"ALTER COLUMN {old} TYPE {_pg_type(model, new)} USING {sql}")
+    store.execute(f"ALTER TABLE {table} " + ", ".join(changes))
+    for new, (old, _) in columns.items():
+        if new != old:
+            store.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
+    if table == "file":
+        store.execute("ALTER INDEX file_state_enricher_checksum"
+                      " RENAME TO file_state_checksum_label")
+    store.execute(f"ANALYZE {table}")  # the changed columns' statistics went with their type
+
+
+def _pg_type(model: type, column: str) -> str:
+    field = model._meta.columns[column]
+    if isinstance(field, DoubleField):
+        return "double precision"
+    return "smallint" if isinstance(field, SmallIntegerField) else "integer"
 
 
 def _rebuild_sqlite_table(store: Store, model: type, expressions: dict[str, str]) -> None:
@@ -266,7 +308,7 @@ def _literal(text: str) -> str:
 MIGRATIONS: list[Callable[[Store], None]] = [_create_tables, _scale_indexes,
                                              changes.create_table, _smaller_indexes,
                                              _leaner_rows, _hashes_as_digests,
-                                             _unchecked_file_library, _coded_file_state]
+                                             _unchecked_file_library, _codes_and_labels]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

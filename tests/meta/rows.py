@@ -86,8 +86,8 @@ def insight(content_hash: str | None, kind: str, *, generated_at: float, current
             enricher_checksum: str | None = None, value: str = "{}") -> Insight:
     return Insight.create(
         content_hash=content_hash, library=lib, rel_path=rel.encode() if rel else None,
-        kind=kind, value=value, generated_at=generated_at, is_current=current, source=source,
-        enricher_checksum=enricher_checksum,
+        kind=kind, value=value, generated_at=generated_at, is_current=current,
+        source_label=label_id(source), checksum_label=label_id(enricher_checksum),
     )
 
 

@@ -27,7 +27,7 @@ from daemon.store.models import (
 )
 from daemon.units import iso_utc
 from tests.conftest import REPO_ROOT, cli_env, new_pg_schema_url, write_tree
-from tests.store.old_schemas import file_as_schema_7
+from tests.store.old_schemas import as_schema_7
 
 
 def test_sqlite_url_forms():
@@ -66,7 +66,7 @@ def _store_at_version(db_url: str, version: int, monkeypatch) -> Store:
         patch.setattr(migrations, "SCHEMA_VERSION", version)
         store = Store(db_url)
     if version < 8:
-        file_as_schema_7(store)
+        as_schema_7(store)
     if version < 6 and not store.is_sqlite:  # SQLite keeps text in any column as it is
         for table in migrations.HASHED_TABLES:
             store.execute(f"ALTER TABLE {table} ALTER COLUMN content_hash"
@@ -206,7 +206,8 @@ def test_migration_4_keeps_every_row_and_what_every_output_shows(db_url, monkeyp
         ("unhashed", other.id, b"b\xff", None)]
     insights = _text_hashes(store.query(
         f"SELECT content_hash, library_id, rel_path, kind, {labels.insight_value('insight')},"
-        " is_current, source, enricher_checksum FROM insight ORDER BY id"))
+        f" is_current, (SELECT text FROM {labels.TABLE} WHERE id = source_label),"
+        f" (SELECT text FROM {labels.TABLE} WHERE id = checksum_label) FROM insight ORDER BY id"))
     assert [(*r[:2], r[2] and bytes(r[2]), *r[3:]) for r in insights] == [
         (hashed, None, None, "mime", '{"mime": "text/plain"}', True, "mime",
          enricher_checksum(mime)),
