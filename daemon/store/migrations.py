@@ -202,7 +202,8 @@ def _unchecked_file_library(store: Store) -> None:
 
 
 def _codes_and_labels(store: Store) -> None:
-    """Texts that repeat on every row as small integers (bench/README.md has the breakdown):
+    """Texts that repeat on every row as small integers, and no `last_seen` where it is
+    `first_seen` (bench/README.md has the breakdown):
     - a file's `state` as a code (`models.STATE_CODES`) and its enricher set checksum as a
       `label` id (`checksum_label`): 10 + 5 bytes of text on every row and every entry of
       the (state, checksum) index become 1 or 2; its `last_seen` NULL until the row is
@@ -225,7 +226,8 @@ def _codes_and_labels(store: Store) -> None:
                                                    _label_case(store, "file",
                                                                "enricher_checksum")),
                                 "last_seen": ("last_seen", "CASE WHEN last_seen = first_seen"
-                                              " THEN NULL ELSE last_seen END")})
+                                              " THEN NULL ELSE last_seen END")},
+                  renamed_indexes={"file_state_enricher_checksum": "file_state_checksum_label"})
     if _has_column(store, "insight", "enricher_checksum"):
         _to_codes(store, Insight, {
             "source_label": ("source", _label_case(store, "insight", "source")),
@@ -251,9 +253,10 @@ def _label_case(store: Store, table: str, column: str) -> str:
                                          for text, label in label_of) + " END")
 
 
-def _to_codes(store: Store, model: type, columns: dict[str, tuple[str, str]]) -> None:
-    """Each new integer column from its old text column (`columns`: new name -> (old name,
-    SQL of the new value))."""
+def _to_codes(store: Store, model: type, columns: dict[str, tuple[str, str]],
+              renamed_indexes: dict[str, str] | None = None) -> None:
+    """Each new column from its old one (`columns`: new name -> (old name, SQL of the new
+    value)); PostgreSQL renames the indexes on them (SQLite makes the model's)."""
     table = model._meta.table_name
     if store.is_sqlite:
         _rebuild_sqlite_table(store, model, {new: sql for new, (_, sql) in columns.items()})
@@ -267,9 +270,8 @@ def _to_codes(store: Store, model: type, columns: dict[str, tuple[str, str]]) ->
     for new, (old, _) in columns.items():
         if new != old:
             store.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
-    if table == "file":
-        store.execute("ALTER INDEX file_state_enricher_checksum"
-                      " RENAME TO file_state_checksum_label")
+    for old, new in (renamed_indexes or {}).items():
+        store.execute(f"ALTER INDEX {old} RENAME TO {new}")
     store.execute(f"ANALYZE {table}")  # the changed columns' statistics went with their type
 
 
@@ -282,7 +284,10 @@ def _pg_type(model: type, column: str) -> str:
 
 def _rebuild_sqlite_table(store: Store, model: type, expressions: dict[str, str]) -> None:
     """Copy a SQLite table into a new one made from its model, each column as is or from
-    its SQL expression in `expressions`, then put it and the model's indexes in its place."""
+    its SQL expression in `expressions`, then put it and the model's indexes in its place.
+
+    The model as it is today, as migration 0 makes it: a later migration that changes the
+    table must expect its own change already there (it checks, as this one does)."""
     table = model._meta.table_name
     create, _ = store.db.get_sql_context().sql(model._schema._create_table(safe=False)).query()
     store.execute(create.replace(f'CREATE TABLE "{table}"', f'CREATE TABLE "{table}_rebuilt"',
