@@ -271,7 +271,7 @@ def _to_codes(store: Store, model: type, columns: dict[str, tuple[str, str]],
         if new != old:
             store.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
     for old, new in (renamed_indexes or {}).items():
-        store.execute(f"ALTER INDEX {old} RENAME TO {new}")
+        store.execute(f"ALTER INDEX IF EXISTS {old} RENAME TO {new}")
     store.execute(f"ANALYZE {table}")  # the changed columns' statistics went with their type
 
 
