@@ -18,8 +18,8 @@ from daemon.meta.content import RULES
 from daemon.meta.enrichers import active_enrichers, enricher_checksum, enricher_set_checksum
 from daemon.meta.insights import satisfied_condition
 from daemon.meta.match import sql_match
-from daemon.store import Store, paths, queries
-from daemon.store.models import STATE_ENRICHING, STATE_NEW, STATE_READY
+from daemon.store import Store, labels, paths, queries
+from daemon.store.models import STATE_CODES, STATE_ENRICHING, STATE_NEW, STATE_READY
 
 RECONCILE_LOCK = "assetd.reconcile"
 
@@ -90,31 +90,35 @@ def lifecycle(store: Store, config: Config, *, library: str | None = None,
     in_scope += paths_sql
     scope_params = [*libraries, *paths_params]
     set_checksum = enricher_set_checksum(active_enrichers(config.enrichers))
+    label = labels.ids(store, [set_checksum])[set_checksum]
+    new, enriching, ready = (STATE_CODES[state]
+                             for state in (STATE_NEW, STATE_ENRICHING, STATE_READY))
     changed = store.execute(
         f"UPDATE file SET state = ? WHERE state = ? AND content_hash IS NOT NULL AND {in_scope}",
-        [STATE_ENRICHING, STATE_NEW, *scope_params],
+        [enriching, new, *scope_params],
     ).rowcount
-    # Spelled as three ranges of the (state, enricher_checksum) index (`<`/`>`, not `<>`),
+    # Spelled as three ranges of the (state, checksum_label) index (`<`/`>`, not `<>`),
     # each empty when nothing changed, instead of a walk through every ready file per tick.
     changed += store.execute(
-        "UPDATE file SET state = ? WHERE ((state = ? AND enricher_checksum IS NULL)"
-        " OR (state = ? AND enricher_checksum < ?) OR (state = ? AND enricher_checksum > ?))"
+        "UPDATE file SET state = ? WHERE ((state = ? AND checksum_label IS NULL)"
+        " OR (state = ? AND checksum_label < ?) OR (state = ? AND checksum_label > ?))"
         f" AND {in_scope}",
-        [STATE_ENRICHING, STATE_READY, STATE_READY, set_checksum, STATE_READY, set_checksum,
-         *scope_params],
+        [enriching, ready, ready, label, ready, label, *scope_params],
     ).rowcount
-    return changed + _make_ready(store, config, set_checksum, in_scope, scope_params)
+    return changed + _make_ready(store, config, label, in_scope, scope_params)
 
 
-def _make_ready(store: Store, config: Config, set_checksum: str, in_scope: str,
-                scope_params: list, *, state: str = "state") -> int:
-    """`enriching` -> `ready` for the files in scope that no matching enricher waits for.
-    `state` is how the condition names the column (`+state`: not through its index)."""
+def _make_ready(store: Store, config: Config, label: int, in_scope: str, scope_params: list,
+                *, state: str = "state") -> int:
+    """`enriching` -> `ready` for the files in scope that no matching enricher waits for;
+    `label` is the enricher set checksum's. `state` is how the condition names the column
+    (`+state`: not through its index)."""
     waiting, waiting_params = _waiting_condition(store, config)
+    enriching, ready = STATE_CODES[STATE_ENRICHING], STATE_CODES[STATE_READY]
     return store.execute(
-        f"UPDATE file SET state = ?, enricher_checksum = ? WHERE {state} = ?"
+        f"UPDATE file SET state = ?, checksum_label = ? WHERE {state} = ?"
         f" AND content_hash IS NOT NULL AND {in_scope} AND NOT ({waiting})",
-        [STATE_READY, set_checksum, STATE_ENRICHING, *scope_params, *waiting_params],
+        [ready, label, enriching, *scope_params, *waiting_params],
     ).rowcount
 
 
@@ -143,10 +147,11 @@ def settle_created(store: Store, config: Config, library_id: int, after_id: int,
         # By the id range, through no other index: the library's (library_id, rel_path)
         # would walk the whole library for each part, and the state index every file still
         # waiting for a heavy enricher (every JPEG of a photo library) as they pile up.
+        set_checksum = enricher_set_checksum(active_enrichers(config.enrichers))
         return _make_ready(
-            store, config, enricher_set_checksum(active_enrichers(config.enrichers)),
+            store, config, labels.ids(store, [set_checksum])[set_checksum],
             "id > ? AND id <= ? AND +library_id = ?", [after_id, through_id, library_id],
-            state="+state" if store.is_sqlite else "state")
+            state="+state")
 
 
 def _waiting_condition(store: Store, config: Config) -> tuple[str, list]:

@@ -17,7 +17,7 @@ from daemon.service.heartbeat import decode_status
 from daemon.store import Store, labels, redact_url
 from daemon.store.hashes import PREFIX as HASH_PREFIX
 from daemon.store.hashes import from_db, to_db
-from daemon.store.models import DaemonProcess, Library
+from daemon.store.models import STATE_NAMES, DaemonProcess, Library
 from daemon.units import iso_utc, path_text
 
 
@@ -252,8 +252,8 @@ def list_files(store: Store, file_filter: FileFilter) -> Iterator[FileRow]:
             errors = enricher_errors(store, content_hash)
             if not errors:
                 continue
-        yield FileRow(name, rel_path, size, mtime_ns, content_hash, bool(missing), since, state,
-                      file_tags, errors)
+        yield FileRow(name, rel_path, size, mtime_ns, content_hash, bool(missing), since,
+                      STATE_NAMES[state], file_tags, errors)
 
 
 def enricher_errors(store: Store, content_hash: str) -> list[tuple[str, str]]:

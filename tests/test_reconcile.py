@@ -102,9 +102,8 @@ def test_lifecycle_waits_for_every_matching_enricher(store, tmp_path):
     rows.insight(HASH_A, "probe", generated_at=2.0, current=False, source="probe",
                  enricher_checksum=enricher_checksum(probe))
     assert run(store, config, reconcile.lifecycle) == 1
-    row = rows.File.get_by_id(video.id)
-    assert row.state == STATE_READY
-    assert row.enricher_checksum == enricher_set_checksum(config.enrichers)
+    assert rows.state_of(video) == STATE_READY
+    assert rows.checksum_of(video) == enricher_set_checksum(config.enrichers)
 
 
 def test_lifecycle_accepts_a_current_user_insight_of_the_kind(store, tmp_path):
@@ -124,7 +123,7 @@ def test_lifecycle_sends_ready_back_when_the_enricher_set_changes(store, tmp_pat
     up_to_date = rows.file(lib, "a", HASH_A, state=STATE_READY, enricher_checksum=current)
     stale = rows.file(lib, "b", HASH_B, state=STATE_READY, enricher_checksum="old")
     assert run(store, config, reconcile.lifecycle) == 2  # stale: → enriching → ready
-    assert rows.File.get_by_id(stale.id).enricher_checksum == current
+    assert rows.checksum_of(stale) == current
 
     enricher = {"name": "probe", "match": ["b"], "command": ["true"]}
     changed = rows.make_config(store.url, tmp_path, enrichers=rows.no_builtins(enricher))

@@ -54,7 +54,7 @@ from daemon.meta.match import GlobSet
 from daemon.scan.probe import probe
 from daemon.store import Store, labels, queries
 from daemon.store.hashes import all_to_db, from_db
-from daemon.store.models import STATE_ENRICHING, STATE_NEW
+from daemon.store.models import STATE_CODES, STATE_ENRICHING, STATE_NEW
 from daemon.store.paths import shown
 
 _CHUNK_FILES = 500
@@ -122,7 +122,7 @@ def pending_work(store: Store, config: Config, library_id: int,
                            size, mtime_ns, waits)
 
 
-# Up to this many unsettled files, they are found through the (state, enricher_checksum)
+# Up to this many unsettled files, they are found through the (state, checksum_label)
 # index and sorted (an idle tick at a million ready files: 2 ms); past it, by walking the
 # library in id order, which sorts nothing (sorting every unsettled row for each chunk of
 # 500 made the first tick of a fresh million-file index quadratic).
@@ -131,7 +131,7 @@ _BY_STATE_INDEX_MAX = 20_000
 
 def _unsettled_chunk_query(store: Store, library_id: int, set_checksum: str):
     """`chunk(after_id)`: the next files of the library that are not `ready`, by id."""
-    unsettled, params = queries.unsettled_condition(set_checksum)
+    unsettled, params = queries.unsettled_condition(store, set_checksum)
     [(count,)] = store.query(
         f"SELECT COUNT(*) FROM (SELECT 1 FROM file WHERE {unsettled} AND +library_id = ?"
         " LIMIT ?) AS unsettled", [*params, library_id, _BY_STATE_INDEX_MAX + 1])
@@ -197,7 +197,7 @@ def pending_estimate(store: Store, config: Config, library: str) -> tuple[int, i
     if row is None:
         return 0, 0
     unsettled, unsettled_params = queries.unsettled_condition(
-        enricher_set_checksum(active_enrichers(config.enrichers)))
+        store, enricher_set_checksum(active_enrichers(config.enrichers)))
     [(files, total_bytes)] = store.query(
         f"SELECT COUNT(*), SUM(size) FROM file WHERE {unsettled} AND +library_id = ?"
         " AND NOT is_missing AND content_hash IS NOT NULL",
@@ -233,7 +233,7 @@ def enrich_library(
             # state first, +library_id: the state index, not a walk through the library
             "UPDATE file SET state = ? WHERE state = ? AND +library_id = ?"
             " AND content_hash IS NOT NULL",
-            [STATE_ENRICHING, STATE_NEW, row.id],
+            [STATE_CODES[STATE_ENRICHING], STATE_CODES[STATE_NEW], row.id],
         )
     one_shot = heavy is None
     heavy = heavy or HeavyRuns(workers.POOL)

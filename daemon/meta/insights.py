@@ -31,7 +31,7 @@ KIND_RE = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 LABELLED_KINDS = frozenset({"mime"})
 # The columns of a new insight row, as `stored_rows` builds it.
 INSIGHT_COLUMNS = ("content_hash", "library_id", "rel_path", "kind", "value", "value_label",
-                   "generated_at", "is_current", "source", "enricher_checksum")
+                   "generated_at", "is_current", "source_label", "checksum_label")
 _DEMOTE_BY_HASH = (
     "UPDATE insight SET is_current = ? WHERE content_hash = ? AND kind = ? AND is_current"
 )
@@ -53,10 +53,15 @@ def satisfied_condition(
     """
     a = alias
     sql = (
-        f"({a}.kind = ? AND (({a}.source = ? AND {a}.enricher_checksum = ?)"
-        f" OR ({a}.is_current AND {a}.source <> ?)))"
+        f"({a}.kind = ? AND (({a}.source_label = {_LABEL_ID} AND {a}.checksum_label ="
+        f" {_LABEL_ID}) OR ({a}.is_current AND {a}.source_label <> {_LABEL_ID})))"
     )
     return sql, [enricher.name, enricher.name, checksum, enricher.name]
+
+
+# A label's id for a text parameter, 0 (no label's id) when no row was ever labelled with
+# it: evaluated once per statement, not per row.
+_LABEL_ID = f"COALESCE((SELECT id FROM {labels.TABLE} WHERE text = ?), 0)"
 
 
 def record_insight(
@@ -111,11 +116,13 @@ def stored_rows(store: Store, insights: Sequence[NewInsight], texts: Sequence[st
     """The `INSIGHT_COLUMNS` rows of new current insights whose value JSON is `texts[n]`,
     for `Store.insert_rows` (call inside the writing transaction: a label's id is only good
     in it)."""
-    ids = labels.ids(store, [text for i, text in zip(insights, texts, strict=True)
-                             if i.kind in LABELLED_KINDS])
+    ids = labels.ids(store, [*(text for i, text in zip(insights, texts, strict=True)
+                               if i.kind in LABELLED_KINDS),
+                             *{i.source for i in insights},
+                             *{i.enricher_checksum for i in insights}])
     return [(i.content_hash, *located(i), i.kind,
              *(("", ids[text]) if i.kind in LABELLED_KINDS else (text, None)),
-             i.generated_at, True, i.source, i.enricher_checksum)
+             i.generated_at, True, ids[i.source], ids.get(i.enricher_checksum))
             for i, text in zip(insights, texts, strict=True)]
 
 
@@ -164,8 +171,8 @@ def file_insights(store: Store, file: IndexedFile, *, history: bool) -> list[dic
     if not history:
         where += " AND is_current"
     rows = store.query(
-        f"SELECT kind, {labels.insight_value('insight')}, generated_at, is_current, source"
-        " FROM insight"
+        f"SELECT kind, {labels.insight_value('insight')}, generated_at, is_current,"
+        f" (SELECT text FROM {labels.TABLE} WHERE id = source_label) FROM insight"
         f" WHERE {where} ORDER BY kind, is_current DESC, generated_at DESC, id DESC",
         params,
     )

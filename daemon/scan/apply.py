@@ -12,19 +12,19 @@ from collections.abc import Iterable, Sequence
 from daemon.scan.hash import Hashed
 from daemon.scan.plan import DbRow, Plan
 from daemon.scan.walk import DiskEntry
-from daemon.store import Store, paths
+from daemon.store import Store, labels, paths
 from daemon.store import changes as feed
 from daemon.store.changes import Change
 from daemon.store.hashes import to_db
-from daemon.store.models import STATE_ENRICHING, STATE_NEW, File, Library
+from daemon.store.models import STATE_CODES, STATE_ENRICHING, STATE_NEW, File, Library
 from daemon.units import path_text
 
 BATCH_ROWS = 5000
 
 _INSERT_COLUMNS = (
     "library_id", "rel_path", "path_text", "size", "mtime_ns", "inode", "device",
-    "content_hash", "is_missing", "state", "enricher_checksum", "first_seen", "last_seen",
-)
+    "content_hash", "is_missing", "state", "checksum_label", "first_seen",
+)  # not last_seen: NULL until the row is rewritten (`models.File`)
 # Keyed by id (the first value of each row).
 _REWRITE_COLUMNS = (
     "rel_path", "path_text", "size", "mtime_ns", "inode", "device", "content_hash",
@@ -36,6 +36,7 @@ _MOVE_FILE = "UPDATE file SET " + ", ".join(f"{c} = ?" for c in _REWRITE_COLUMNS
 _REWRITTEN_PATH = 1 + _REWRITE_COLUMNS.index("path_text")  # after the id
 _REWRITTEN_REL_PATH = 1 + _REWRITE_COLUMNS.index("rel_path")
 _REWRITTEN_HASH = 1 + _REWRITE_COLUMNS.index("content_hash")
+_REWRITTEN_STATE = 1 + _REWRITE_COLUMNS.index("state")
 _MARK_MISSING = "UPDATE file SET is_missing = ?, missing_since = ? WHERE is_missing = ? AND id IN"
 MARK_MISSING_CHUNK = 500
 # Tags set by path while the hash was unknown follow a moved file to its new path.
@@ -83,7 +84,6 @@ def apply_plan(
     """
     now = time.time() if now is None else now
     library_id = library.id
-    inserts = _insert_rows(library_id, plan.created, hashes, now, set_checksum)
     rewrites: list[tuple] = []
     carries: list[tuple[bytes, str, str | None]] = []
     replaced_by_known_content = replaced_content(plan) if known_hashes is None else known_hashes
@@ -105,7 +105,9 @@ def apply_plan(
     # One transaction per part: a part is at most scanner.PART_FILES files.
     with store.write_tx():
         created = None
-        if inserts:
+        if plan.created:
+            checksum_label = labels.ids(store, [set_checksum]).get(set_checksum)
+            inserts = _insert_rows(library_id, plan.created, hashes, now, checksum_label)
             after_id = _last_file_id(store)
             store.insert_rows(File, _INSERT_COLUMNS, inserts)
             created = feed.CreatedRows(library.name, library_id, after_id, _last_file_id(store))
@@ -212,6 +214,7 @@ def _move_params(move: tuple) -> tuple:
     values[_REWRITTEN_HASH - 1] = to_db(values[_REWRITTEN_HASH - 1])
     values[_REWRITTEN_PATH - 1] = paths.stored(values[_REWRITTEN_REL_PATH - 1],
                                                values[_REWRITTEN_PATH - 1])
+    values[_REWRITTEN_STATE - 1] = STATE_CODES[values[_REWRITTEN_STATE - 1]]
     return (*values, move[0])
 
 
@@ -224,25 +227,25 @@ def _last_file_id(store: Store) -> int:
 
 
 def _insert_rows(library_id: int, created: list[DiskEntry], hashes: dict[bytes, Hashed],
-                 now: float, set_checksum: str | None = None) -> list[tuple]:
+                 now: float, checksum_label: int | None = None) -> list[tuple]:
     """A new file is `new` until hashed; one hashed on the way in starts `enriching`, the
     state the lifecycle pass would give it at once (on PostgreSQL that UPDATE rewrote every
     row of a cold scan and all its index entries: 1.5 s of 3.7 s at 100k files).
 
-    An `enriching` row holds the enricher set's checksum already (nothing reads the checksum
-    of a row that is not `ready`; the lifecycle pass writes the same one when it makes the row
-    `ready`). The row then shrinks when it becomes `ready` instead of growing by the checksum:
-    grown rows split SQLite's pages, and a fresh table was 10 % empty space (`file` 129 -> 121
-    B a file at 100k files, the database 438 -> 434).
+    An `enriching` row holds the enricher set's checksum (its label) already (nothing reads
+    the checksum of a row that is not `ready`; the lifecycle pass writes the same one when it
+    makes the row `ready`). The row then does not grow when it becomes `ready`: grown rows
+    split SQLite's pages, and a fresh table was 10 % empty space (`file` 129 -> 121 B a file
+    at 100k files, the database 438 -> 434).
 
     One comprehension, no call per file: a cold scan builds a row for every file it finds."""
     get = hashes.get
     return [
         (library_id, rel_path, rel_path.decode("utf-8", "backslashreplace"),
-         *hashed[1:], hashed[0], False, STATE_ENRICHING, set_checksum, now, now)
+         *hashed[1:], hashed[0], False, STATE_ENRICHING, checksum_label, now)
         if hashed else
         (library_id, rel_path, rel_path.decode("utf-8", "backslashreplace"),
-         *entry[1:], None, False, STATE_NEW, None, now, now)
+         *entry[1:], None, False, STATE_NEW, None, now)
         for entry in created
         for rel_path, hashed in ((entry[0], get(entry[0])),)
     ]

@@ -28,7 +28,7 @@ from daemon.meta.insights import (
 )
 from daemon.meta.match import GlobSet
 from daemon.scan.hash import Hashed, Sniffer
-from daemon.store import Store
+from daemon.store import Store, labels
 from daemon.store.hashes import all_to_db, from_db
 from daemon.store.models import Insight
 
@@ -94,8 +94,10 @@ class SniffedInsights:
         for start in range(0, len(hashes), LOOKUP_CHUNK):
             chunk = all_to_db(hashes[start:start + LOOKUP_CHUNK])
             for digest, source, checksum, is_current in store.query(
-                "SELECT content_hash, source, enricher_checksum, is_current FROM insight"
-                " WHERE content_hash IN (" + ", ".join("?" for _ in chunk) + ") AND kind = ?",
+                f"SELECT i.content_hash, s.text, c.text, i.is_current FROM insight i"
+                f" LEFT JOIN {labels.TABLE} s ON s.id = i.source_label"
+                f" LEFT JOIN {labels.TABLE} c ON c.id = i.checksum_label"
+                " WHERE i.content_hash IN (" + ", ".join("?" for _ in chunk) + ") AND i.kind = ?",
                 [*chunk, name],
             ):
                 content_hash = from_db(digest)

@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 from daemon import __version__, logs
 from daemon.mounts import max_user_watches
 from daemon.store import Store
+from daemon.store.models import STATE_CODES
 
 # A scan of a small library takes milliseconds, of a million files many minutes.
 SCAN_BUCKETS_S = (0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, float("inf"))
@@ -43,7 +44,7 @@ STATES = ("new", "enriching", "ready")
 FILE_COUNTS_SQL = (
     "SELECT library_id,"
     " SUM(CASE WHEN is_missing THEN 1 ELSE 0 END),"
-    + "".join(f" SUM(CASE WHEN NOT is_missing AND state = '{state}' THEN 1 ELSE 0 END),"
+    + "".join(f" SUM(CASE WHEN NOT is_missing AND state = {STATE_CODES[state]} THEN 1 ELSE 0 END),"
               for state in STATES)
     + " SUM(CASE WHEN NOT is_missing AND content_hash IS NULL THEN 1 ELSE 0 END)"
     " FROM file GROUP BY library_id"

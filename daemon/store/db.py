@@ -35,7 +35,7 @@ from peewee import (
 )
 
 from daemon.store import changes, hashes, migrations, paths, pgdriver
-from daemon.store.models import File, HashField, database_proxy
+from daemon.store.models import STATE_CODES, File, HashField, StateField, database_proxy
 from daemon.store.statistics import TRACKED, Statistics, written_table
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -408,22 +408,26 @@ class Store:
 def _rows_to_db(model: type[Model], columns: Sequence[str],
                 rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
     """`rows` as the database stores them: the rows callers build hold content hashes (the
-    `HashField` columns) as text and a file's whole path text, as everything above the store
-    does; stored, a hash is its digest (`hashes`) and the path text '' where it is the name's
-    bytes decoded (`paths`)."""
+    `HashField` columns) as text, a file's whole path text and its state's name, as
+    everything above the store does; stored, a hash is its digest (`hashes`), the path text
+    '' where it is the name's bytes decoded (`paths`) and the state its code (`StateField`)."""
     hash_at = [i for i, column in enumerate(columns)
                if isinstance(model._meta.columns[column], HashField)]
+    state_at = [i for i, column in enumerate(columns)
+                if isinstance(model._meta.columns[column], StateField)]
     text_at = rel_at = None
     if model is File and "path_text" in columns and "rel_path" in columns:
         text_at, rel_at = columns.index("path_text"), columns.index("rel_path")
-    if not hash_at and text_at is None:
+    if not hash_at and not state_at and text_at is None:
         return rows
-    to_db, stored = hashes.to_db, paths.stored
+    to_db, stored, code = hashes.to_db, paths.stored, STATE_CODES.__getitem__
     converted = []
     for row in rows:
         row = list(row)
         for i in hash_at:
             row[i] = to_db(row[i])
+        for i in state_at:
+            row[i] = code(row[i])
         if text_at is not None:
             row[text_at] = stored(row[rel_at], row[text_at])
         converted.append(row)

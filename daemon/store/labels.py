@@ -2,9 +2,11 @@
 
 The change feed names a host, a library, and a tag or insight kind on every row; written out,
 those texts were ~35 of a change row's ~110 bytes (100k files, a cold scan: two changes a
-file). A label is never deleted or changed, so an id means one text for good. Ids are looked
-up in the database inside the writer's transaction, never cached in the process: an id taken
-in a transaction that rolls back must not outlive it (the next insert would reuse it).
+file). Files and insights label their enricher checksums, and insights their source, the same
+way (schema 8), as the `mime` insights label their values. A label is never deleted or
+changed, so an id means one text for good. Ids are looked up in the database inside the
+writer's transaction, never cached in the process: an id taken in a transaction that rolls
+back must not outlive it (the next insert would reuse it).
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from peewee import DoubleField, SmallIntegerField
+
 from daemon.store import changes, hashes, labels, paths
-from daemon.store.models import ALL_MODELS, SchemaVersion
+from daemon.store.models import ALL_MODELS, STATE_CODES, File, Insight, SchemaVersion
 
 if TYPE_CHECKING:
     from daemon.store.db import Store
@@ -28,8 +30,9 @@ def _scale_indexes(store: Store) -> None:
     file_state_enricher_checksum: the lifecycle pass runs every tick and looks for the few
     files not `ready` under the current enricher set, not through the whole library."""
     store.execute("CREATE INDEX IF NOT EXISTS file_inode ON file (inode)")
-    store.execute("CREATE INDEX IF NOT EXISTS file_state_enricher_checksum"
-                  " ON file (state, enricher_checksum)")
+    if _has_column(store, "file", "enricher_checksum"):  # else created at schema 8 or later
+        store.execute("CREATE INDEX IF NOT EXISTS file_state_enricher_checksum"
+                      " ON file (state, enricher_checksum)")
 
 
 def _smaller_indexes(store: Store) -> None:
@@ -65,6 +68,8 @@ def _leaner_rows(store: Store) -> None:
     """
     digits = 10  # what `models.ENRICHER_CHECKSUM_DIGITS` was when this migration was written
     for table in ("file", "insight"):
+        if not _has_column(store, table, "enricher_checksum"):
+            continue  # created at schema 8 or later: a label id
         store.execute(f"UPDATE {table} SET enricher_checksum = substr(enricher_checksum, 1, ?)"
                       " WHERE length(enricher_checksum) > ?", [digits, digits])
     store.execute("UPDATE insight SET library_id = NULL, rel_path = NULL"
@@ -196,10 +201,119 @@ def _unchecked_file_library(store: Store) -> None:
         store.execute(f'ALTER TABLE file DROP CONSTRAINT "{name}"')
 
 
+def _codes_and_labels(store: Store) -> None:
+    """Texts that repeat on every row as small integers, and no `last_seen` where it is
+    `first_seen` (bench/README.md has the breakdown):
+    - a file's `state` as a code (`models.STATE_CODES`) and its enricher set checksum as a
+      `label` id (`checksum_label`): 10 + 5 bytes of text on every row and every entry of
+      the (state, checksum) index become 1 or 2; its `last_seen` NULL until the row is
+      rewritten (8 bytes);
+    - an insight's `source` and its enricher's checksum as label ids (`source_label`,
+      `checksum_label`): 4-10 + 10 bytes a row become 2.
+
+    PostgreSQL changes the columns' types (a rewrite of each table and its indexes, which
+    also drops the dead row versions a scan's lifecycle update left). SQLite cannot change a
+    column's type (a VARCHAR column would store the ids as text): each table is rebuilt
+    under its model's schema, as SQLite's documentation describes, and the old table's pages
+    are free for reuse (`VACUUM` gives them back, docs/operations.md). A database created at
+    this schema has the new columns from the start.
+    """
+    if _has_column(store, "file", "enricher_checksum"):
+        state_code = "CASE state " + " ".join(
+            f"WHEN '{name}' THEN {code}" for name, code in STATE_CODES.items()) + " END"
+        _to_codes(store, File, {"state": ("state", state_code),
+                                "checksum_label": ("enricher_checksum",
+                                                   _label_case(store, "file",
+                                                               "enricher_checksum")),
+                                "last_seen": ("last_seen", "CASE WHEN last_seen = first_seen"
+                                              " THEN NULL ELSE last_seen END")},
+                  renamed_indexes={"file_state_enricher_checksum": "file_state_checksum_label"})
+    if _has_column(store, "insight", "enricher_checksum"):
+        _to_codes(store, Insight, {
+            "source_label": ("source", _label_case(store, "insight", "source")),
+            "checksum_label": ("enricher_checksum",
+                               _label_case(store, "insight", "enricher_checksum"))})
+
+
+def _label_case(store: Store, table: str, column: str) -> str:
+    """SQL giving the label id of `table.column`'s text, every text of it made a label.
+
+    A handful of texts (the enricher names, one checksum per enricher config ever used):
+    spelled as literals, since PostgreSQL's ALTER ... USING takes no sub-select."""
+    insert = ("INSERT OR IGNORE INTO {labels} (text) SELECT DISTINCT {column} FROM {table}"
+              " WHERE {column} IS NOT NULL" if store.is_sqlite else
+              "INSERT INTO {labels} (text) SELECT DISTINCT {column} FROM {table}"
+              " WHERE {column} IS NOT NULL ON CONFLICT (text) DO NOTHING")
+    store.execute(insert.format(labels=labels.TABLE, table=table, column=column))
+    label_of = store.query(f"SELECT text, id FROM {labels.TABLE} WHERE text IN"
+                           f" (SELECT {column} FROM {table})")
+    if not label_of:
+        return "NULL"
+    return (f"CASE {column} " + " ".join(f"WHEN {_literal(text)} THEN {label}"
+                                         for text, label in label_of) + " END")
+
+
+def _to_codes(store: Store, model: type, columns: dict[str, tuple[str, str]],
+              renamed_indexes: dict[str, str] | None = None) -> None:
+    """Each new column from its old one (`columns`: new name -> (old name, SQL of the new
+    value)); PostgreSQL renames the indexes on them (SQLite makes the model's)."""
+    table = model._meta.table_name
+    if store.is_sqlite:
+        _rebuild_sqlite_table(store, model, {new: sql for new, (_, sql) in columns.items()})
+        return
+    changes = []
+    for new, (old, sql) in columns.items():
+        if model._meta.columns[new].null:
+            changes.append(f"ALTER COLUMN {old} DROP NOT NULL")
+        changes.append(f"ALTER COLUMN {old} TYPE {_pg_type(model, new)} USING {sql}")
+    store.execute(f"ALTER TABLE {table} " + ", ".join(changes))
+    for new, (old, _) in columns.items():
+        if new != old:
+            store.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
+    for old, new in (renamed_indexes or {}).items():
+        store.execute(f"ALTER INDEX IF EXISTS {old} RENAME TO {new}")
+    store.execute(f"ANALYZE {table}")  # the changed columns' statistics went with their type
+
+
+def _pg_type(model: type, column: str) -> str:
+    field = model._meta.columns[column]
+    if isinstance(field, DoubleField):
+        return "double precision"
+    return "smallint" if isinstance(field, SmallIntegerField) else "integer"
+
+
+def _rebuild_sqlite_table(store: Store, model: type, expressions: dict[str, str]) -> None:
+    """Copy a SQLite table into a new one made from its model, each column as is or from
+    its SQL expression in `expressions`, then put it and the model's indexes in its place.
+
+    The model as it is today, as migration 0 makes it: a later migration that changes the
+    table must expect its own change already there (it checks, as this one does)."""
+    table = model._meta.table_name
+    create, _ = store.db.get_sql_context().sql(model._schema._create_table(safe=False)).query()
+    store.execute(create.replace(f'CREATE TABLE "{table}"', f'CREATE TABLE "{table}_rebuilt"',
+                                 1))
+    columns = [field.column_name for field in model._meta.sorted_fields]
+    store.execute(f"INSERT INTO {table}_rebuilt ({', '.join(columns)}) SELECT "
+                  + ", ".join(expressions.get(column, column) for column in columns)
+                  + f" FROM {table}")
+    store.execute(f"DROP TABLE {table}")
+    store.execute(f"ALTER TABLE {table}_rebuilt RENAME TO {table}")
+    for index in model._schema._create_indexes(safe=False):
+        store.execute(store.db.get_sql_context().sql(index).query()[0])
+
+
+def _has_column(store: Store, table: str, column: str) -> bool:
+    return column in {found.name for found in store.db.get_columns(table)}
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 MIGRATIONS: list[Callable[[Store], None]] = [_create_tables, _scale_indexes,
                                              changes.create_table, _smaller_indexes,
                                              _leaner_rows, _hashes_as_digests,
-                                             _unchecked_file_library]
+                                             _unchecked_file_library, _codes_and_labels]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -20,6 +20,7 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     Model,
+    SmallIntegerField,
     TextField,
 )
 
@@ -30,6 +31,12 @@ database_proxy = DatabaseProxy()
 STATE_NEW = "new"
 STATE_ENRICHING = "enriching"
 STATE_READY = "ready"
+# A file's state is stored as a small code, its name shown (`StateField`; raw SQL passes
+# the code). SQLite stores 0 and 1 in no bytes: `ready`, the state of nearly every row, is 0,
+# and `enriching` 1, so a new row does not shrink when it becomes `ready` (which left 1 B of
+# slack a row in SQLite's pages).
+STATE_CODES = {STATE_READY: 0, STATE_ENRICHING: 1, STATE_NEW: 2}
+STATE_NAMES = {code: name for name, code in STATE_CODES.items()}
 # Enricher checksums are stored as this many hex digits (`meta/enrichers.py` says why).
 ENRICHER_CHECKSUM_DIGITS = 10
 
@@ -51,6 +58,16 @@ class HashField(BlobField):
 
     def python_value(self, value):
         return hashes.from_db(value)
+
+
+class StateField(SmallIntegerField):
+    """A file's lifecycle state: its name to Python, its code (`STATE_CODES`) stored."""
+
+    def db_value(self, value):
+        return STATE_CODES[value] if isinstance(value, str) else value
+
+    def python_value(self, value):
+        return STATE_NAMES[value] if value is not None else None
 
 
 class BaseModel(Model):
@@ -85,15 +102,17 @@ class File(BaseModel):
     content_hash = HashField(null=True, index=True)
     is_missing = BooleanField(default=False)
     missing_since = DoubleField(null=True)
-    state = CharField(default=STATE_NEW)
-    enricher_checksum = CharField(null=True)
+    state = StateField(default=STATE_NEW)
+    # The `label` of the enricher set checksum the file was settled under (migration 7).
+    checksum_label = IntegerField(null=True)
     first_seen = DoubleField()
-    last_seen = DoubleField()
+    # When a scan last rewrote the row; NULL until then (it is first_seen: 8 B a file saved).
+    last_seen = DoubleField(null=True)
 
     class Meta:
-        # file_inode and file_state_enricher_checksum: migration 1 says why.
+        # file_inode and file_state_checksum_label: migration 1 says why.
         indexes = ((("library", "rel_path"), True), (("inode",), False),
-                   (("state", "enricher_checksum"), False))
+                   (("state", "checksum_label"), False))
 
 
 class Tag(BaseModel):
@@ -123,8 +142,10 @@ class Insight(BaseModel):
     value_label = IntegerField(null=True)
     generated_at = DoubleField()
     is_current = BooleanField(default=True)
-    source = CharField()
-    enricher_checksum = CharField(null=True)
+    # `label` ids (migration 7): who wrote it (an enricher's name, or `user`) and the
+    # checksum of that enricher's config.
+    source_label = IntegerField()
+    checksum_label = IntegerField(null=True)
 
     class Meta:
         # is_current in the index: the collapse pass and "is this enricher done" read it

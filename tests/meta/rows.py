@@ -6,10 +6,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from peewee import Table
+
 from daemon.config import BUILTIN_ENRICHERS, Config, parse_config
 from daemon.meta.indexed import IndexedFile
 from daemon.scan.apply import path_text
-from daemon.store.models import STATE_NEW, File, Insight, Library, Tag
+from daemon.store import labels
+from daemon.store.models import STATE_NEW, File, Insight, Library, Tag, database_proxy
 
 HASH_A = "xxh128:" + "a" * 32
 HASH_B = "xxh128:" + "b" * 32
@@ -43,8 +46,28 @@ def file(lib: Library, rel: str | bytes, content_hash: str | None = HASH_A, *,
         library=lib, rel_path=rel_path, path_text=path_text(rel_path), size=size,
         mtime_ns=mtime_ns, inode=1, device=1, content_hash=content_hash,
         is_missing=missing_since is not None, missing_since=missing_since, state=state,
-        enricher_checksum=enricher_checksum, first_seen=0.0, last_seen=0.0,
+        checksum_label=label_id(enricher_checksum), first_seen=0.0, last_seen=0.0,
     )
+
+
+def _labels() -> Table:
+    return Table(labels.TABLE, ("id", "text")).bind(database_proxy)
+
+
+def label_id(text: str | None) -> int | None:
+    """The id of a label, created as needed (`store.labels`)."""
+    if text is None:
+        return None
+    _labels().insert(text=text).on_conflict_ignore().execute()
+    table = _labels()
+    return table.select(table.id).where(table.text == text).scalar()
+
+
+def checksum_of(row: File) -> str | None:
+    """The enricher set checksum a file row holds, as text."""
+    label = File.get_by_id(row.id).checksum_label
+    table = _labels()
+    return table.select(table.text).where(table.id == label).scalar()
 
 
 def indexed(row: File) -> IndexedFile:
@@ -63,8 +86,8 @@ def insight(content_hash: str | None, kind: str, *, generated_at: float, current
             enricher_checksum: str | None = None, value: str = "{}") -> Insight:
     return Insight.create(
         content_hash=content_hash, library=lib, rel_path=rel.encode() if rel else None,
-        kind=kind, value=value, generated_at=generated_at, is_current=current, source=source,
-        enricher_checksum=enricher_checksum,
+        kind=kind, value=value, generated_at=generated_at, is_current=current,
+        source_label=label_id(source), checksum_label=label_id(enricher_checksum),
     )
 
 

@@ -42,7 +42,7 @@ def test_runs_once_per_hash_and_only_on_matching_paths(store, world):
     library = config.libraries[0]
     assert enrich_library(store, config, library) == 2
     assert sorted(os.path.basename(p) for p in runs(counter)) == ["a.dat", "b.dat"]
-    assert Insight.select().where(Insight.source == "count").count() == 2
+    assert Insight.select().where(Insight.source_label == rows.label_id("count")).count() == 2
     assert {f.state for f in File.select()} == {STATE_ENRICHING}
     assert enrich_library(store, config, library) == 0
     assert len(runs(counter)) == 2

@@ -17,13 +17,13 @@ def test_written_rows_hold_what_their_column_lists_name():
     unhashed = DiskEntry(b"new.jpg", 1, 2, 3, 9)
     inserted, pending = (dict(zip(apply._INSERT_COLUMNS, row, strict=True)) for row in
                          apply._insert_rows(1, [entry, unhashed], {entry.rel_path: hashed}, 10.0,
-                                            "0123456789"))
+                                            5))
     assert (inserted["rel_path"], inserted["path_text"], inserted["content_hash"],
-            inserted["inode"], inserted["state"], inserted["enricher_checksum"]) == (
-        b"d/\xff.jpg", "d/\\xff.jpg", HASH_NEW, 7, "enriching", "0123456789")
+            inserted["inode"], inserted["state"], inserted["checksum_label"]) == (
+        b"d/\xff.jpg", "d/\\xff.jpg", HASH_NEW, 7, "enriching", 5)
     assert (pending["rel_path"], pending["content_hash"], pending["size"],
             pending["mtime_ns"], pending["inode"], pending["state"],
-            pending["enricher_checksum"]) == (b"new.jpg", None, 1, 2, 3, "new", None)
+            pending["checksum_label"]) == (b"new.jpg", None, 1, 2, 3, "new", None)
     row = DbRow(42, b"old.jpg", 1, 2, 7, 9, HASH_OLD, False, "ready")
     rewrite, _ = apply._rewrite_row(row, entry, hashed, 10.0)
     rewritten = dict(zip(("id", *apply._REWRITE_COLUMNS), rewrite, strict=True))

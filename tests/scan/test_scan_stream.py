@@ -180,7 +180,8 @@ def test_new_files_are_read_once_for_hash_and_mime(env, store, monkeypatch, pool
     result = scan(env, store, options=ScanOptions(sniff=True))
     assert result.stats["hashed"] == 3
     expected = {rel: mime.detect(bytes(root / rel), rel) for rel in ("a/pic.png", "a/notes.txt")}
-    rows_ = store.query(f"SELECT rel_path, {labels.insight_value('insight')}, source"
+    rows_ = store.query(f"SELECT rel_path, {labels.insight_value('insight')},"
+                        f" (SELECT text FROM {labels.TABLE} WHERE id = source_label)"
                         " FROM insight WHERE kind = 'mime'")
     # One per content, found by its hash: a hashed insight keeps no path.
     stored = sorted((r[0], json.dumps(json.loads(r[1]), sort_keys=True), r[2]) for r in rows_)

@@ -10,6 +10,7 @@ from daemon.scan import scanner
 from daemon.scan.progress import Progress
 from daemon.scan.scanner import ScanOptions, scan_library
 from daemon.store import queries
+from daemon.store.models import STATE_NAMES
 from tests.media import jpeg_bytes
 
 TEXTS = {f"a/t{i:02d}.txt": f"text {i}" for i in range(12)}
@@ -19,7 +20,7 @@ def states(store) -> dict[str, str]:
     library = queries.get_library("photos")
     if library is None:
         return {}
-    return {bytes(path).decode(): state for path, state in store.query(
+    return {bytes(path).decode(): STATE_NAMES[state] for path, state in store.query(
         "SELECT rel_path, state FROM file WHERE library_id = ?", [library.id])}
 
 

@@ -22,6 +22,7 @@ import psycopg2
 import pytest
 
 from daemon.store.hashes import from_db
+from daemon.store.models import STATE_NAMES
 from tests.conftest import REPO_ROOT, Env, cli_env
 
 # Small enough that a test sees ticks and settled events quickly, large enough for 2 busy cores.
@@ -164,7 +165,7 @@ def index_rows(db_url: str) -> dict[str, dict]:
     return {
         f"{name}/{bytes(rel).decode('utf-8', 'backslashreplace')}": {
             "id": row_id, "hash": from_db(content_hash), "missing": bool(missing), "size": size,
-            "state": state,
+            "state": STATE_NAMES[state],
         }
         for name, rel, row_id, content_hash, missing, size, state in query_db(db_url, query)
     }

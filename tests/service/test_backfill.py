@@ -14,6 +14,7 @@ from daemon.scan.hash import hash_file
 from daemon.scan.scanner import ScanOptions, scan_library
 from daemon.store import queries
 from daemon.store.hashes import from_db
+from daemon.store.models import STATE_NAMES
 from tests.conftest import write_tree
 
 
@@ -34,7 +35,7 @@ def config_of(store, library: LibraryConfig) -> Config:
 
 def file_rows(store) -> dict[str, tuple]:
     return {
-        bytes(rel).decode(): (from_db(content_hash), state)
+        bytes(rel).decode(): (from_db(content_hash), STATE_NAMES[state])
         for rel, content_hash, state in store.query(
             "SELECT rel_path, content_hash, state FROM file"
         )

@@ -16,9 +16,18 @@ from daemon.scan.walk import to_signed64
 from daemon.store import Store, changes, hashes, labels, migrations, redact_url, sqlite_path
 from daemon.store.db import SQLITE_CACHE_KIB
 from daemon.store.migrations import SCHEMA_VERSION, current_version
-from daemon.store.models import ALL_MODELS, File, Library, SchemaVersion
+from daemon.store.models import (
+    ALL_MODELS,
+    STATE_CODES,
+    STATE_NAMES,
+    STATE_NEW,
+    File,
+    Library,
+    SchemaVersion,
+)
 from daemon.units import iso_utc
 from tests.conftest import REPO_ROOT, cli_env, new_pg_schema_url, write_tree
+from tests.store.old_schemas import as_schema_7
 
 
 def test_sqlite_url_forms():
@@ -48,13 +57,16 @@ def _index_names(store: Store, table: str) -> set[str]:
 def _store_at_version(db_url: str, version: int, monkeypatch) -> Store:
     """A database as a release at schema `version` left it: only the migrations before it.
 
-    Migration 0 creates the tables from today's models: before schema 6 the content hash
-    columns held `xxh128:` text (PostgreSQL: varchar), as they are made here again. Write
+    Migration 0 creates the tables from today's models: before schema 8 a file's state and
+    enricher checksum were text (`old_schemas`), before schema 6 the content hash columns held
+    `xxh128:` text (PostgreSQL: varchar), as they are made here again. Write
     their rows with `insert_values` or raw SQL (`insert_rows` writes today's digests)."""
     with monkeypatch.context() as patch:
         patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:version])
         patch.setattr(migrations, "SCHEMA_VERSION", version)
         store = Store(db_url)
+    if version < 8:
+        as_schema_7(store)
     if version < 6 and not store.is_sqlite:  # SQLite keeps text in any column as it is
         for table in migrations.HASHED_TABLES:
             store.execute(f"ALTER TABLE {table} ALTER COLUMN content_hash"
@@ -179,10 +191,10 @@ def test_migration_4_keeps_every_row_and_what_every_output_shows(db_url, monkeyp
 
     store = Store(db_url)
     assert current_version(store) == SCHEMA_VERSION
-    files = _text_hashes(store.query("SELECT rel_path, content_hash, is_missing,"
-                                     " missing_since, state, enricher_checksum FROM file"
-                                     " ORDER BY id"))
-    assert [(bytes(r[0]), *r[1:5]) for r in files] == [
+    files = _text_hashes(store.query(
+        "SELECT f.rel_path, f.content_hash, f.is_missing, f.missing_since, f.state, l.text"
+        f" FROM file f LEFT JOIN {labels.TABLE} l ON l.id = f.checksum_label ORDER BY f.id"))
+    assert [(bytes(r[0]), *r[1:4], STATE_NAMES[r[4]]) for r in files] == [
         (b"a", hashed, False, None, "ready"), (b"gone", copied, True, 7.25, "ready"),
         (b"b\xff", None, False, None, "new")]
     # Still settled: the stored set checksum is what this code computes for the same set.
@@ -194,7 +206,8 @@ def test_migration_4_keeps_every_row_and_what_every_output_shows(db_url, monkeyp
         ("unhashed", other.id, b"b\xff", None)]
     insights = _text_hashes(store.query(
         f"SELECT content_hash, library_id, rel_path, kind, {labels.insight_value('insight')},"
-        " is_current, source, enricher_checksum FROM insight ORDER BY id"))
+        f" is_current, (SELECT text FROM {labels.TABLE} WHERE id = source_label),"
+        f" (SELECT text FROM {labels.TABLE} WHERE id = checksum_label) FROM insight ORDER BY id"))
     assert [(*r[:2], r[2] and bytes(r[2]), *r[3:]) for r in insights] == [
         (hashed, None, None, "mime", '{"mime": "text/plain"}', True, "mime",
          enricher_checksum(mime)),
@@ -240,9 +253,10 @@ def test_migration_6_drops_only_postgresqls_check_of_a_files_library(db_url, mon
                  ("scan_run", "library")}
     assert _foreign_keys(store) == every_key
     library = Library.create(name="lib", root="/lib", host="h", created_at=1.0)
-    store.insert_rows(File, ["library_id", "rel_path", "path_text", "size", "mtime_ns", "inode",
-                             "device", "is_missing", "state", "first_seen", "last_seen"],
-                      [(library.id, b"a", "", 1, 2, 3, 4, False, "new", 5.0, 5.0)])
+    store.insert_values("file", ["library_id", "rel_path", "path_text", "size", "mtime_ns",
+                                 "inode", "device", "is_missing", "state", "first_seen",
+                                 "last_seen"],
+                        [(library.id, b"a", "", 1, 2, 3, 4, False, "new", 5.0, 5.0)])
     store.close()
 
     store = Store(db_url)
@@ -250,7 +264,7 @@ def test_migration_6_drops_only_postgresqls_check_of_a_files_library(db_url, mon
     assert _foreign_keys(store) == (every_key if store.is_sqlite
                                     else every_key - {("file", "library")})
     rows = store.query("SELECT library_id, rel_path, state FROM file")
-    assert [(r[0], bytes(r[1]), r[2]) for r in rows] == [(library.id, b"a", "new")]
+    assert [(r[0], bytes(r[1]), STATE_NAMES[r[2]]) for r in rows] == [(library.id, b"a", "new")]
     store.close()
 
 
@@ -289,7 +303,8 @@ def test_raw_path_bytes_and_big_inodes_round_trip(store):
         store.executemany(
             "INSERT INTO file (library_id, rel_path, path_text, size, mtime_ns, inode, device,"
             " is_missing, state, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(library.id, weird, "t", 1, 2**62, big_inode, 1, False, "new", 0.0, 0.0)],
+            [(library.id, weird, "t", 1, 2**62, big_inode, 1, False, STATE_CODES[STATE_NEW],
+              0.0, 0.0)],
         )
     row = File.get()
     assert row.rel_path == weird and row.inode == big_inode and row.mtime_ns == 2**62

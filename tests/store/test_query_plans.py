@@ -189,3 +189,29 @@ def test_look_ups_by_hash_search_the_hash_indexes(sqlite_url, declared):
                 f"INDEX {index} (content_hash=? AND" in plan, (needle, plan)
     finally:
         store.close()
+
+
+def test_the_look_ups_of_unsettled_files_search_the_state_index(sqlite_store, tmp_path):
+    """The idle tick's lifecycle pass and the enrich step's look-up of files not `ready`
+    read the (state, checksum_label) index, not every file of the library (2 ms against
+    0.6 s at a million ready files)."""
+    lib = library("lib")
+    for i in range(50):
+        file(lib, f"d/{i:03d}", HASH_A, state="ready")
+    config = make_config(sqlite_store.url, tmp_path)
+    statements: list[str] = []
+    connection = sqlite_store.db.connection()
+    connection.set_trace_callback(statements.append)
+    try:
+        with sqlite_store.write_tx():
+            reconcile.lifecycle(sqlite_store, config)
+        enrich._unsettled_chunk_query(sqlite_store, lib.id, enrich.enricher_set_checksum(
+            enrich.active_enrichers(config.enrichers)))(0)
+    finally:
+        connection.set_trace_callback(None)
+    by_state = [sql for sql in statements if "state" in sql and (
+        sql.lstrip().startswith("UPDATE file") or " FROM file" in sql)]
+    assert len(by_state) == 5, by_state  # three UPDATEs, the count and the chunk
+    for sql in by_state:
+        plan = " | ".join(row[-1] for row in connection.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "USING INDEX file_state_checksum_label" in plan, (sql, plan)

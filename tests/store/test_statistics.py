@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 
 from daemon.store import Store, statistics
-from daemon.store.models import File, Library, Tag
+from daemon.store.models import STATE_CODES, STATE_NEW, STATE_READY, File, Library, Tag
 from tests.conftest import new_pg_schema_url
 
 COLUMNS = ("library_id", "rel_path", "path_text", "size", "mtime_ns", "inode", "device",
@@ -46,12 +46,14 @@ def test_a_table_is_analyzed_each_time_its_writes_reach_its_analyzed_size(pg_sto
         pg_store.insert_rows(File, COLUMNS, _rows(library.id, 200, 150))
     assert _analyzed_rows(pg_store, "file") == 200  # 150 written since, of 200 analyzed
     with pg_store.write_tx():
-        changed = pg_store.execute("UPDATE file SET state = ? WHERE id % 2 = 0", ["ready"])
+        changed = pg_store.execute("UPDATE file SET state = ? WHERE id % 2 = 0",
+                                   [STATE_CODES[STATE_READY]])
     assert changed.rowcount == 175
     assert _analyzed_rows(pg_store, "file") == 350  # 150 inserted + 175 updated >= 200
     assert pg_store.query(
         "SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'file'"
-        " AND schemaname = current_schema() AND attname = 'state'") == [("{new,ready}",)]
+        " AND schemaname = current_schema() AND attname = 'state'") == [
+            (f"{{{STATE_CODES[STATE_READY]},{STATE_CODES[STATE_NEW]}}}",)]
 
 
 def test_rolled_back_writes_and_untracked_tables_count_for_nothing(pg_store):

@@ -1,0 +1,101 @@
+"""Tables as an older schema had them, for the migration tests.
+
+Migration 0 creates the tables from today's models; a test of a later migration first turns
+them back into the form the schema before it left them, rows kept.
+"""
+
+from __future__ import annotations
+
+from daemon.store import Store, labels
+from daemon.store.models import STATE_CODES
+
+# Schema 7's tables as peewee created them on SQLite (and their indexes), old column names.
+_SQLITE_FILE_7 = (
+    'CREATE TABLE "file_7" ("id" INTEGER NOT NULL PRIMARY KEY, "library_id" INTEGER NOT NULL,'
+    ' "rel_path" BLOB NOT NULL, "path_text" TEXT NOT NULL, "size" INTEGER NOT NULL,'
+    ' "mtime_ns" INTEGER NOT NULL, "inode" INTEGER NOT NULL, "device" INTEGER NOT NULL,'
+    ' "content_hash" BLOB, "is_missing" INTEGER NOT NULL, "missing_since" REAL,'
+    ' "state" VARCHAR(255) NOT NULL, "enricher_checksum" VARCHAR(255),'
+    ' "first_seen" REAL NOT NULL, "last_seen" REAL NOT NULL, FOREIGN KEY ("library_id")'
+    ' REFERENCES "library" ("id") ON DELETE CASCADE)'
+)
+_FILE_INDEXES_7 = (
+    'CREATE INDEX "file_content_hash" ON "file" ("content_hash")',
+    'CREATE UNIQUE INDEX "file_library_id_rel_path" ON "file" ("library_id", "rel_path")',
+    'CREATE INDEX "file_inode" ON "file" ("inode")',
+)
+_SQLITE_INSIGHT_7 = (
+    'CREATE TABLE "insight_7" ("id" INTEGER NOT NULL PRIMARY KEY, "content_hash" BLOB,'
+    ' "library_id" INTEGER, "rel_path" BLOB, "kind" VARCHAR(255) NOT NULL,'
+    ' "value" TEXT NOT NULL, "value_label" INTEGER, "generated_at" REAL NOT NULL,'
+    ' "is_current" INTEGER NOT NULL, "source" VARCHAR(255) NOT NULL,'
+    ' "enricher_checksum" VARCHAR(255), FOREIGN KEY ("library_id") REFERENCES "library" ("id")'
+    ' ON DELETE CASCADE)'
+)
+_INSIGHT_INDEXES_7 = (
+    'CREATE INDEX "insight_content_hash_kind_is_current" ON "insight"'
+    ' ("content_hash", "kind", "is_current")',
+    'CREATE INDEX "insight_unhashed_path" ON "insight" ("library_id", "rel_path")'
+    ' WHERE content_hash IS NULL',
+)
+
+
+def as_schema_7(store: Store) -> None:
+    """A file's state as its name, its enricher checksum as text (`enricher_checksum`,
+    indexed by (state, enricher_checksum)) and its `last_seen` always set; an insight's
+    `source` and `enricher_checksum` as text: schema 7's form."""
+    state_name = "CASE state " + " ".join(
+        f"WHEN {code} THEN '{name}'" for name, code in STATE_CODES.items()) + " END"
+    with store.write_tx():
+        _as_text(store, "file", {"enricher_checksum": "checksum_label"},
+                 {"state": (state_name, "varchar(255)"),
+                  "last_seen": ("COALESCE(last_seen, first_seen)", "double precision")},
+                 _SQLITE_FILE_7, _FILE_INDEXES_7)
+        if not store.is_sqlite:
+            store.execute("ALTER TABLE file ALTER COLUMN last_seen SET NOT NULL")
+        if not store.is_sqlite:
+            store.execute("DROP INDEX file_state_checksum_label")
+        store.execute("CREATE INDEX file_state_enricher_checksum"
+                      " ON file (state, enricher_checksum)")
+        _as_text(store, "insight", {"source": "source_label",
+                                    "enricher_checksum": "checksum_label"},
+                 {}, _SQLITE_INSIGHT_7, _INSIGHT_INDEXES_7)
+
+
+def _as_text(store: Store, table: str, labelled: dict[str, str],
+             other: dict[str, tuple[str, str]], sqlite_table: str,
+             sqlite_indexes: tuple[str, ...]) -> None:
+    """`labelled`: old text column -> today's label column; `other`: column -> (SQL of its
+    old value, PostgreSQL type)."""
+    has_labels = store.db.table_exists(labels.TABLE)  # since schema 5
+    if store.is_sqlite:
+        values = {**{old: f"(SELECT text FROM {labels.TABLE} WHERE id = {new})"
+                     if has_labels else "NULL" for old, new in labelled.items()},
+                  **{column: sql for column, (sql, _) in other.items()}}
+        columns = _sqlite_columns(sqlite_table)
+        store.execute(sqlite_table)
+        store.execute(f"INSERT INTO {table}_7 ({', '.join(columns)}) SELECT "
+                      + ", ".join(values.get(column, column) for column in columns)
+                      + f" FROM {table}")
+        store.execute(f"DROP TABLE {table}")
+        store.execute(f"ALTER TABLE {table}_7 RENAME TO {table}")
+        for index in sqlite_indexes:
+            store.execute(index)
+        return
+    changes = [f"ALTER COLUMN {column} TYPE {pg_type} USING {sql}"
+               for column, (sql, pg_type) in other.items()]
+    for new in labelled.values():
+        texts = store.query(f"SELECT id, text FROM {labels.TABLE} WHERE id IN"
+                            f" (SELECT {new} FROM {table})") if has_labels else []
+        text_of = ("CASE " + new + " " + " ".join(
+            f"WHEN {label} THEN '{text}'" for label, text in texts) + " END"
+            if texts else "NULL")
+        changes.append(f"ALTER COLUMN {new} TYPE varchar(255) USING {text_of}")
+    store.execute(f"ALTER TABLE {table} " + ", ".join(changes))
+    for old, new in labelled.items():
+        store.execute(f"ALTER TABLE {table} RENAME COLUMN {new} TO {old}")
+
+
+def _sqlite_columns(create_table: str) -> list[str]:
+    body = create_table[create_table.index("(") + 1:create_table.index("FOREIGN KEY")]
+    return [part.split('"')[1] for part in body.split(",") if part.strip()]
