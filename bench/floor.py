@@ -40,9 +40,6 @@ from tree import default_cache_dir, ensure_tree
 
 PART_FILES = 10_000
 MAGIC_SAMPLE = 20_000
-INSERT = ("INSERT INTO file (library_id, rel_path, path_text, size, mtime_ns, inode, device,"
-          " content_hash, is_missing, state, enricher_checksum, first_seen, last_seen)"
-          " VALUES (?, ?, '', ?, ?, ?, ?, ?, 0, 'enriching', ?, ?, ?)")
 CREATED = ("INSERT INTO change_log (at, host_label, library_label, kind, path, hash, detail_label,"
            " detail) SELECT ?, 1, 1, 1, path_text, content_hash, NULL, NULL FROM file"
            " WHERE id > ? AND id <= ? ORDER BY id")
@@ -60,16 +57,31 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def insert_sql() -> str:
+    """The cold scan's INSERT of a `file` row, its columns as the scan names them."""
+    from daemon.scan.apply import _INSERT_COLUMNS
+
+    return (f"INSERT INTO file ({', '.join(_INSERT_COLUMNS)})"
+            f" VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})")
+
+
 def tree_rows(root: Path) -> list[tuple]:
-    """One row per file as a cold scan inserts it (its real stat; a random 16-byte hash)."""
+    """One row per file, stored as a cold scan stores it (its real stat, a random 16-byte
+    hash, `enriching` with the enricher set's checksum label)."""
+    from daemon.scan.apply import _INSERT_COLUMNS
+    from daemon.store.models import STATE_CODES, STATE_ENRICHING
+
     rng = random.Random(0)
     rows = []
     for directory in sorted(os.scandir(root), key=lambda e: e.name):
         for entry in sorted(os.scandir(directory.path), key=lambda e: e.name):
             st = entry.stat(follow_symlinks=False)
-            rel_path = os.fsencode(os.path.relpath(entry.path, root))
-            rows.append((1, rel_path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev,
-                         rng.randbytes(16), "0123456789abcdef", 1.7e9, 1.7e9))
+            stored = {"library_id": 1, "rel_path": os.fsencode(os.path.relpath(entry.path, root)),
+                      "path_text": "", "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                      "inode": st.st_ino, "device": st.st_dev, "content_hash": rng.randbytes(16),
+                      "is_missing": 0, "state": STATE_CODES[STATE_ENRICHING],
+                      "checksum_label": 1, "first_seen": 1.7e9}
+            rows.append(tuple(stored[column] for column in _INSERT_COLUMNS))
     return rows
 
 
@@ -95,10 +107,11 @@ def insert_s(template: Path, rows: list[tuple], *, drop_hash_index: bool) -> flo
         db.execute("PRAGMA synchronous = NORMAL")
         if drop_hash_index:
             db.execute("DROP INDEX file_content_hash")
+        insert = insert_sql()
         started = time.perf_counter()
         for start in range(0, len(rows), PART_FILES):
             db.execute("BEGIN IMMEDIATE")
-            db.executemany(INSERT, rows[start:start + PART_FILES])
+            db.executemany(insert, rows[start:start + PART_FILES])
             db.execute(CREATED, (time.time(), start, start + PART_FILES))
             db.execute("COMMIT")
         elapsed_s = time.perf_counter() - started
