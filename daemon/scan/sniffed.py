@@ -45,6 +45,8 @@ class SniffedInsights:
         self.checksum = enricher_checksum(self.enricher) if self.enricher else ""
         self.globs = GlobSet(self.enricher.match) if self.enricher else None
         self.values: dict[bytes, Any] = {}
+        if self.enricher:
+            mime.preload()  # before the hash pool forks its workers
 
     @property
     def sniffer(self) -> Sniffer | None:

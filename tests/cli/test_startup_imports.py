@@ -103,3 +103,12 @@ def test_scan_does_import_the_scanner(sqlite_env, tmp_path):
     assert {"daemon.scan.scanner", "peewee"} <= loaded
     # Its info events are below a one-shot command's level: dropped without structlog.
     assert loaded & {*LOGGING, "psycopg2"} == set()
+
+
+def test_scan_without_enrichment_leaves_python_magic_unimported(sqlite_env, tmp_path):
+    """The `mime` checksum needs only to know whether libmagic loads (meta/mime.py);
+    python-magic's import (`ldconfig -p` twice) is for a scan that sniffs."""
+    sqlite_env.library("photos", {"a.txt": "a"})
+    config = str(sqlite_env.config_path)
+    assert "magic" not in imported_by(tmp_path, "--config", config, "scan", "--no-enrich")
+    assert "magic" in imported_by(tmp_path, "--config", config, "scan")
