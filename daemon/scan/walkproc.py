@@ -213,31 +213,44 @@ def _read_child(child: _Child, result: WalkResult,
 
 
 class _PipeReader:
-    """`read(size)` of a pipe, which lets `while_waiting` work before a read would block."""
+    """`read(size)` of a pipe, which lets `while_waiting` work before a read would block.
+
+    One buffer, filled in place (`os.readv`): a bytearray grown and trimmed per read would
+    be reallocated, i.e. mapped and unmapped, at every megabyte that passes."""
 
     def __init__(self, fd: int, while_waiting: Callable[[], bool] | None):
         self._fd = fd
         self._while_waiting = while_waiting
-        self._buffer = bytearray()
-        self._at = 0  # where the bytes not read yet start
+        self._buffer = bytearray(PIPE_BUFFER)
+        self._start = self._end = 0  # the bytes not read yet
         self._poll = select.poll()
         self._poll.register(fd, select.POLLIN)
 
     def read(self, size: int) -> bytes:
         """`size` bytes, or fewer at the end of the stream."""
-        while len(self._buffer) - self._at < size:
+        if self._end - self._start < size:
+            self._fill(size)
+        start = self._start
+        self._start = min(start + size, self._end)
+        with memoryview(self._buffer) as view:
+            return bytes(view[start:self._start])
+
+    def _fill(self, size: int) -> None:
+        """At least `size` bytes not read yet in the buffer, unless the stream ends first."""
+        unread = self._end - self._start
+        if size > len(self._buffer):  # a frame bigger than the buffer: a huge directory
+            self._buffer.extend(bytes(size - len(self._buffer)))
+        self._buffer[:unread] = self._buffer[self._start:self._end]  # same size: in place
+        self._start, self._end = 0, unread
+        while self._end < size:
             while self._while_waiting is not None and not self._poll.poll(0) and (
                     self._while_waiting()):
                 pass
-            data = os.read(self._fd, PIPE_BUFFER)
-            if not data:
-                break
-            del self._buffer[:self._at]
-            self._at = 0
-            self._buffer += data
-        data = bytes(self._buffer[self._at:self._at + size])
-        self._at += len(data)
-        return data
+            with memoryview(self._buffer) as view:
+                read = os.readv(self._fd, [view[self._end:]])
+            if not read:
+                return
+            self._end += read
 
 
 def _read_stream(stream: BinaryIO | _PipeReader, result: WalkResult) -> Iterator[WalkRun]:
