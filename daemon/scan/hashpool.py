@@ -59,13 +59,16 @@ class Pending:
 
 class Hasher:
     def __init__(self, root: bytes, follow_symlinks: bool, *, sniff: Sniffer | None = None,
-                 head_bytes: int = 0):
+                 head_bytes: int = 0, before_pool: Callable[[], None] | None = None):
         """`sniff(head, path_text)` runs on the first `head_bytes` bytes of every hashed
-        file, in the process that read them (its result, not the bytes, comes back)."""
+        file, in the process that read them (its result, not the bytes, comes back).
+        `before_pool()` runs once, before the pool starts (what it loads, forked workers
+        inherit)."""
         self.root = root
         self.follow_symlinks = follow_symlinks
         self.sniff = sniff
         self.head_bytes = head_bytes
+        self.before_pool = before_pool
         self._pool: ProcessPoolExecutor | None = None
 
     def submit(self, entries: list[DiskEntry]) -> Pending:
@@ -92,6 +95,8 @@ class Hasher:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
+            if self.before_pool is not None:
+                self.before_pool()
             method = "fork" if threading.active_count() == 1 else "spawn"
             self._pool = ProcessPoolExecutor(
                 max_workers=os.cpu_count() or 1, mp_context=multiprocessing.get_context(method),

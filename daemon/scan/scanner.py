@@ -191,7 +191,8 @@ class _ScanRun:
         self.hasher = Hasher(
             os.fsencode(library.path), library.follow_symlinks,
             sniff=self.sniffed.sniffer if self.sniffed else None,
-            head_bytes=SniffedInsights.head_bytes)
+            head_bytes=SniffedInsights.head_bytes,
+            before_pool=SniffedInsights.before_pool if self.sniffed else None)
 
     @cached_property
     def log(self):

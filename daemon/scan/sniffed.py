@@ -45,14 +45,19 @@ class SniffedInsights:
         self.checksum = enricher_checksum(self.enricher) if self.enricher else ""
         self.globs = GlobSet(self.enricher.match) if self.enricher else None
         self.values: dict[bytes, Any] = {}
-        if self.enricher:
-            mime.preload()  # before the hash pool forks its workers
 
     @property
     def sniffer(self) -> Sniffer | None:
         return mime.detect_buffer_json if self.enricher else None
 
     head_bytes = mime.SNIFF_BYTES
+
+    @staticmethod
+    def before_pool() -> None:
+        """Load libmagic's bindings before the hash pool forks its workers, which would
+        each import them (`ldconfig -p` twice) for their first file. Not sooner: a rescan
+        with nothing new reads no file and needs none of it."""
+        mime.preload()
 
     def add(self, rel_path: bytes, value: Any) -> None:
         if value is not None:
