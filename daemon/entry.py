@@ -11,6 +11,6 @@ from __future__ import annotations
 
 
 def main() -> int:
-    from daemon.cli import main as cli_main
+    from daemon.cli import program
 
-    return cli_main()
+    return program()

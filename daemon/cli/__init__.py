@@ -219,6 +219,42 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(build_parser(argv).parse_args(argv))
 
 
+def program() -> int:
+    """The `assetd` process (console script, `python -m daemon`): `main`, and after a
+    one-shot command an exit without the interpreter's teardown.
+
+    That teardown frees every object and module one at a time, which the kernel does at
+    once when the process ends: 20-40 ms of a no-change `assetd scan` of 100k files
+    (~0.45 s in all), paid by every script that calls assetd in a loop. By then the command
+    has closed the store (`run_command`) and reaped its walkers and hash workers; only the
+    buffered output is left to flush. The daemon (`run`), or a command that left a thread
+    running, ends the ordinary way.
+    """
+    argv = sys.argv[1:]
+    args = build_parser(argv).parse_args(argv)
+    code = run_command(args)
+    if args.command != "run":
+        exit_now(code)
+    return code
+
+
+def exit_now(code: int) -> None:
+    """Flush stdout and stderr and end the process with `code`, skipping the interpreter's
+    teardown, where that loses nothing: no other thread is running (it would not be
+    waited for). Returns otherwise."""
+    import os
+    import threading
+
+    if threading.active_count() != 1:
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass  # the reader left: as `run_command` treats it
+    os._exit(code)
+
+
 class Terminated(BaseException):
     """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt.
 

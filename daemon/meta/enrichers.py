@@ -53,7 +53,7 @@ def _full_checksum(enricher: EnricherConfig) -> str:
 def _builtin_version(name: str) -> int | str | None:
     version = BUILTIN_VERSIONS.get(name)
     # The table and libmagic answer differently: installing libmagic re-runs `mime`.
-    return f"{version}+{mime.BACKEND}" if name == "mime" else version
+    return f"{version}+{mime.backend()}" if name == "mime" else version
 
 
 def enricher_set_checksum(enrichers: Iterable[EnricherConfig]) -> str:
@@ -76,7 +76,7 @@ def unavailable_reason(name: str) -> str | None:
 
 def degraded_reason(name: str) -> str | None:
     """Why the built-in `name` runs with less than its full answers here (None: it does not)."""
-    return mime.UNAVAILABLE_REASON if name == "mime" else None
+    return mime.unavailable_reason() if name == "mime" else None
 
 
 def enricher_notes(enricher: EnricherConfig) -> list[str]:

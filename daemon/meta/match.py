@@ -20,6 +20,7 @@ from collections.abc import Iterable
 _UPPER, _LOWER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
 _ASCII_LOWER = str.maketrans(_UPPER, _LOWER)
 LIKE_ESCAPE = "\\"
+MATCHES_EVERY_PATH = "1 = 1"  # `sql_match`'s condition where a glob is `*`
 
 
 def ascii_lower(text: str) -> str:
@@ -63,6 +64,6 @@ def sql_match(
         # `*` (every enricher's default) selects every path: nothing to compute per row, where
         # PostgreSQL's translate() cost a string copy per file and enricher (the lifecycle
         # pass asks for every enricher: 5 per file).
-        return "1 = 1", []
+        return MATCHES_EVERY_PATH, []
     clause = " OR ".join(f"{subject} LIKE ? ESCAPE '{LIKE_ESCAPE}'" for _ in likes)
     return f"({clause})", likes

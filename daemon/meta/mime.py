@@ -3,8 +3,17 @@
 libmagic is a system library (Debian: `apt-get install libmagic1`), loaded through
 python-magic. Where it cannot be loaded, `pip install .` and assetd still work and `mime` answers
 from the built-in table in `mime_table` (a few dozen signatures, then the extension);
-`UNAVAILABLE_REASON` says why, for `config check` and the daemon's one warning at start. The
-backend is part of the enricher's checksum, so installing libmagic later re-runs `mime`.
+`unavailable_reason()` says why, for `config check` and the daemon's one warning at start. The
+backend (`backend()`) is part of the enricher's checksum, so installing libmagic later re-runs
+`mime`.
+
+Every scan needs that checksum, few need libmagic's answers: `assetd scan --no-enrich` and a
+rescan with nothing new sniff nothing. Importing python-magic runs `ldconfig -p` twice (its
+loader, then its compat module) and loads the magic database twice, ~30 ms of a one-shot
+scan's ~0.15 s of start-up. So the backend is decided by loading libmagic by its soname with
+ctypes (~0.1 ms; python-magic's own loader falls back to the same name on Linux), and
+python-magic is imported only where its answers are wanted (`preload`, or the first call).
+Elsewhere (no soname to try, or it did not load) python-magic's own search decides.
 
 libmagic is fed the first `SNIFF_BYTES` of the file, never its path: the scanner can hand over
 the block it already read for hashing (`detect_buffer`). 64 KiB covers what `file` needs for
@@ -24,8 +33,11 @@ content rules of the other built-ins look for it in the stored JSON text (`conte
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import io
 import json
+import sys
 import threading
 from typing import Any
 
@@ -34,20 +46,54 @@ from daemon.meta import mime_table
 SNIFF_BYTES = 64 * 1024
 OCTET_STREAM = mime_table.OCTET_STREAM
 _UTF8_LEAD_MIN = 0xC0
+LIBMAGIC, TABLE = "libmagic", "table"
+_LINUX_SONAME = "libmagic.so.1"
 
-try:
-    import magic as _magic
-except ImportError as exc:  # python-magic raises ImportError when libmagic will not load
-    _magic = None
-    UNAVAILABLE_REASON: str | None = (
-        f"libmagic not loaded ({exc}); using the built-in table of common formats;"
-        " for libmagic's answers install it (Debian/Ubuntu: apt-get install libmagic1)"
-    )
-else:
-    UNAVAILABLE_REASON = None
-
-BACKEND = "table" if _magic is None else "libmagic"
 _per_thread = threading.local()  # a libmagic cookie is not safe to share between threads
+
+
+def backend() -> str:
+    """`LIBMAGIC` where libmagic loads on this host, else `TABLE`."""
+    return _probe()[0]
+
+
+def unavailable_reason() -> str | None:
+    """Why libmagic is not used here (None: it is)."""
+    return _probe()[1]
+
+
+@functools.cache
+def _probe() -> tuple[str, str | None]:
+    """(backend, why not libmagic): asked once a process, without python-magic where the
+    soname loads (see the module docstring)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(_LINUX_SONAME)
+        except OSError:
+            pass
+        else:
+            return LIBMAGIC, None
+    try:
+        _python_magic()
+    except ImportError as exc:  # python-magic raises ImportError when libmagic will not load
+        return TABLE, (
+            f"libmagic not loaded ({exc}); using the built-in table of common formats;"
+            " for libmagic's answers install it (Debian/Ubuntu: apt-get install libmagic1)"
+        )
+    return LIBMAGIC, None
+
+
+def _python_magic():
+    import magic
+
+    return magic
+
+
+def preload() -> None:
+    """Import python-magic now where it will be used: before a pool forks its workers,
+    which would otherwise each import it (and run `ldconfig` twice) for their first file."""
+    if backend() == LIBMAGIC:
+        _python_magic()
 
 
 def detect(path: bytes, path_text: str) -> dict[str, Any]:
@@ -67,7 +113,7 @@ def detect_buffer_json(head: bytes, path_text: str) -> str:
 def detect_buffer(head: bytes, path_text: str) -> dict[str, Any]:
     """The insight value from the file's first bytes (at most `SNIFF_BYTES` are looked at)."""
     head = head[:SNIFF_BYTES]
-    if _magic is None:
+    if backend() == TABLE:
         value = mime_table.detect_table(head, path_text)
         if value["detected_by"] != "magic":
             value = _by_pillow(head) or value
@@ -87,7 +133,7 @@ def detect_buffer(head: bytes, path_text: str) -> dict[str, Any]:
 def _libmagic():
     cookie = getattr(_per_thread, "magic", None)
     if cookie is None:
-        cookie = _per_thread.magic = _magic.Magic(mime=True)
+        cookie = _per_thread.magic = _python_magic().Magic(mime=True)
     return cookie
 
 

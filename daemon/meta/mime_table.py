@@ -10,12 +10,12 @@ has no signature (text, CSV, JSON).
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 from typing import Any
 
-_EXTENSIONS = mimetypes.MimeTypes(filenames=())
 # ZIP-based formats Python's own table lacks (the host's mime.types usually has them).
-for _extension, _type in {
+_ZIP_BASED = {
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
@@ -25,8 +25,7 @@ for _extension, _type in {
     ".epub": "application/epub+zip",
     ".jar": "application/java-archive",
     ".apk": "application/vnd.android.package-archive",
-}.items():
-    _EXTENSIONS.add_type(_type, _extension)
+}
 # Signatures that name a container, not a format: the extension may say more.
 OCTET_STREAM = "application/octet-stream"
 _GENERIC = {"application/zip", OCTET_STREAM, "text/plain", "application/x-ole2"}
@@ -100,4 +99,13 @@ def detect_table(head: bytes, path_text: str) -> dict[str, Any]:
 
 
 def guess_by_extension(path_text: str) -> str | None:
-    return _EXTENSIONS.guess_type(path_text, strict=False)[0]
+    return _extensions().guess_type(path_text, strict=False)[0]
+
+
+@functools.cache
+def _extensions() -> mimetypes.MimeTypes:
+    """Built on first use (~2 ms): every scan imports this module, few ask it anything."""
+    table = mimetypes.MimeTypes(filenames=())
+    for extension, mime_type in _ZIP_BASED.items():
+        table.add_type(mime_type, extension)
+    return table

@@ -26,18 +26,19 @@ none would ever see end-of-file, and one blocked writing its results would stay 
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.scan.hash import HASHED, Hashed, Sniffer, as_hashed, hash_batch, hash_outcome
 from daemon.scan.walk import DiskEntry
+
+if TYPE_CHECKING:  # imported with the first pool: a scan that hashes nothing needs neither
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 POOL_MIN_FILES = 256  # fewer files to hash than this: no pool
 BIG_FILE_BYTES = 32 << 20  # hashed in this process (progress per MiB, stop between chunks)
@@ -58,13 +59,16 @@ class Pending:
 
 class Hasher:
     def __init__(self, root: bytes, follow_symlinks: bool, *, sniff: Sniffer | None = None,
-                 head_bytes: int = 0):
+                 head_bytes: int = 0, before_pool: Callable[[], None] | None = None):
         """`sniff(head, path_text)` runs on the first `head_bytes` bytes of every hashed
-        file, in the process that read them (its result, not the bytes, comes back)."""
+        file, in the process that read them (its result, not the bytes, comes back).
+        `before_pool()` runs once, before the pool starts (what it loads, forked workers
+        inherit)."""
         self.root = root
         self.follow_symlinks = follow_symlinks
         self.sniff = sniff
         self.head_bytes = head_bytes
+        self.before_pool = before_pool
         self._pool: ProcessPoolExecutor | None = None
 
     def submit(self, entries: list[DiskEntry]) -> Pending:
@@ -88,6 +92,11 @@ class Hasher:
 
     def _submit(self, batch: list[DiskEntry]) -> Future:
         if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            if self.before_pool is not None:
+                self.before_pool()
             method = "fork" if threading.active_count() == 1 else "spawn"
             self._pool = ProcessPoolExecutor(
                 max_workers=os.cpu_count() or 1, mp_context=multiprocessing.get_context(method),

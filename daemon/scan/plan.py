@@ -42,6 +42,38 @@ class KeyPage(NamedTuple):
     load: Callable[[], Iterable[DbRow]]
 
 
+class PagesAhead:
+    """The database's pages of keys (`queries.key_pages`), of which up to `max_pages` can be
+    fetched before the merge asks for them (`fetch_one`): while the walk keeps the scanning
+    process waiting (walkproc.py). The scan writes only rows whose paths the merge has
+    passed, so a page read early holds what it would hold when the merge reaches it."""
+
+    def __init__(self, pages: Iterable[KeyPage], max_pages: int):
+        self._pages = iter(pages)
+        self._ahead: deque[KeyPage] = deque()
+        self._max_pages = max_pages
+        self._done = False
+
+    def __iter__(self) -> Iterator[KeyPage]:
+        return self
+
+    def __next__(self) -> KeyPage:
+        if self._ahead:
+            return self._ahead.popleft()
+        return next(self._pages)
+
+    def fetch_one(self) -> bool:
+        """Fetch the next page now; False when all are fetched or `max_pages` wait."""
+        if self._done or len(self._ahead) >= self._max_pages:
+            return False
+        page = next(self._pages, None)
+        if page is None:
+            self._done = True
+            return False
+        self._ahead.append(page)
+        return True
+
+
 def row_key(row: DbRow) -> tuple:
     """What a row compares equal to on the fast path: the `DiskEntry` of an unchanged file.
 

@@ -23,6 +23,7 @@ from daemon.scan.hash import HASHED, TORN, VANISHED, Hashed
 from daemon.scan.hashpool import Hasher, Pending
 from daemon.scan.plan import (
     DbRow,
+    PagesAhead,
     Plan,
     PlanStream,
     add_sources,
@@ -42,6 +43,9 @@ from daemon.units import iso_utc
 # keeps the work already done; most scans fit in one part.
 PART_FILES = 10_000
 PART_BYTES = 8 << 30
+# Pages of keys (`queries.SNAPSHOT_PAGE_ROWS` rows, ~55 B a row) read while the walkers keep
+# the merge waiting: ~9 MB at most.
+PAGES_AHEAD = 32
 
 STAT_KEYS = (
     "discovered", "created", "updated", "unchanged", "moved", "missing", "restored", "hashed",
@@ -187,7 +191,8 @@ class _ScanRun:
         self.hasher = Hasher(
             os.fsencode(library.path), library.follow_symlinks,
             sniff=self.sniffed.sniffer if self.sniffed else None,
-            head_bytes=SniffedInsights.head_bytes)
+            head_bytes=SniffedInsights.head_bytes,
+            before_pool=SniffedInsights.before_pool if self.sniffed else None)
 
     @cached_property
     def log(self):
@@ -237,13 +242,14 @@ class _ScanRun:
         pending = None
         for index, scope in enumerate(self.scopes):
             self.scope_index = index
+            db = PagesAhead(queries.key_pages(self.store, self.row.id, scope) if self.row
+                            else (), max_pages=PAGES_AHEAD)
             if self.child_walk:
                 runs = walk_runs_in_children(root, scope, self.walked, walk_options,
-                                             keys=self.lookups)
+                                             keys=self.lookups, while_waiting=db.fetch_one)
             else:
                 runs = keyed_runs(walk_runs(root, scope, self.walked, walk_options),
                                   keys=self.lookups)
-            db = queries.key_pages(self.store, self.row.id, scope) if self.row else ()
             # Closed on the way out of an error or a stop too: the forked walkers are
             # stopped then, not left walking (walkproc.py).
             with closing(runs) as disk:

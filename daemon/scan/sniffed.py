@@ -52,6 +52,13 @@ class SniffedInsights:
 
     head_bytes = mime.SNIFF_BYTES
 
+    @staticmethod
+    def before_pool() -> None:
+        """Load libmagic's bindings before the hash pool forks its workers, which would
+        each import them (`ldconfig -p` twice) for their first file. Not sooner: a rescan
+        with nothing new reads no file and needs none of it."""
+        mime.preload()
+
     def add(self, rel_path: bytes, value: Any) -> None:
         if value is not None:
             self.values[rel_path] = value

@@ -103,3 +103,20 @@ def test_scan_does_import_the_scanner(sqlite_env, tmp_path):
     assert {"daemon.scan.scanner", "peewee"} <= loaded
     # Its info events are below a one-shot command's level: dropped without structlog.
     assert loaded & {*LOGGING, "psycopg2"} == set()
+
+
+def test_scan_without_enrichment_or_a_pool_leaves_their_modules_unimported(sqlite_env,
+                                                                          tmp_path):
+    """The `mime` checksum needs only to know whether libmagic loads (meta/mime.py);
+    python-magic's import (`ldconfig -p` twice) is for a scan that sniffs or enriches
+    something, and
+    multiprocessing's for one with enough files to hash to start the hash pool."""
+    sqlite_env.library("photos", {"a.txt": "a"})
+    config = str(sqlite_env.config_path)
+    pool = {"multiprocessing", "concurrent.futures"}
+    loaded = imported_by(tmp_path, "--config", config, "scan", "--no-enrich")
+    assert loaded & {"magic", *pool} == set()
+    assert "magic" in imported_by(tmp_path, "--config", config, "scan")  # sniffs a.txt
+    assert "magic" not in imported_by(tmp_path, "--config", config, "scan")  # nothing new
+    sqlite_env.library("many", {f"{i}.txt": str(i) for i in range(300)})
+    assert pool <= imported_by(tmp_path, "--config", config, "scan", "--no-enrich", "many")

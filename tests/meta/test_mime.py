@@ -16,7 +16,7 @@ from daemon.meta import mime, mime_table
 from tests.conftest import REPO_ROOT, cli_env
 from tests.media import env_without_libmagic, image_bytes, jpeg_bytes
 
-needs_libmagic = pytest.mark.skipif(mime.BACKEND != "libmagic", reason="libmagic not loaded")
+needs_libmagic = pytest.mark.skipif(mime.backend() != mime.LIBMAGIC, reason="libmagic not loaded")
 
 
 @pytest.mark.parametrize(("name", "content", "expected", "by"), [
@@ -95,8 +95,8 @@ def test_without_libmagic_the_table_answers_and_says_why(tmp_path):
     (tmp_path / "pic.weird").write_bytes(jpeg_bytes())
     (tmp_path / "tex").write_bytes(image_bytes("DDS", (16, 16)))
     script = (
-        "import json, sys; from daemon.meta import mime; print(json.dumps([mime.BACKEND,"
-        " mime.UNAVAILABLE_REASON, mime.detect(sys.argv[1].encode(), 'pic.weird'),"
+        "import json, sys; from daemon.meta import mime; print(json.dumps([mime.backend(),"
+        " mime.unavailable_reason(), mime.detect(sys.argv[1].encode(), 'pic.weird'),"
         " mime.detect(sys.argv[2].encode(), 'tex')]))"
     )
     env = env_without_libmagic(tmp_path)

@@ -3,6 +3,7 @@
 from daemon.scan.plan import (
     DbRow,
     KeyPage,
+    PagesAhead,
     PlanStream,
     encode_row_keys,
     make_plan,
@@ -290,3 +291,21 @@ def test_keys_out_of_order_stop_the_merge():
     pages = [KeyPage(encode_row_keys(rows), b"a", lambda: rows)]
     with pytest.raises(RuntimeError, match="out of rel_path order"):
         list(stream.consume(runs, pages, max_files=10, max_bytes=1 << 60))
+
+
+def test_pages_ahead_fetches_a_bounded_number_early_and_keeps_their_order():
+    fetched = []
+
+    def pages():
+        for number in range(5):
+            fetched.append(number)
+            yield KeyPage(b"%d\0" % number, b"%d" % number, list)
+
+    ahead = PagesAhead(pages(), max_pages=2)
+    assert fetched == []  # nothing is read until asked
+    assert ahead.fetch_one() and ahead.fetch_one() and not ahead.fetch_one()
+    assert fetched == [0, 1]
+    assert next(ahead).last == b"0"
+    assert ahead.fetch_one() and fetched == [0, 1, 2]
+    assert [page.last for page in ahead] == [b"1", b"2", b"3", b"4"]
+    assert not ahead.fetch_one()

@@ -133,6 +133,55 @@ def test_walk_in_children_applies_the_walk_options(tmp_path, spawn):
     assert [run.entries() for run in runs] == walked
 
 
+@pytest.mark.parametrize("spawn", [False, True], ids=["forked", "spawned"])
+def test_walk_in_children_lets_the_caller_work_while_the_pipe_is_empty(tmp_path, spawn):
+    """`while_waiting` runs while the first child has sent nothing yet (a spawned walker
+    takes ~50 ms to start), until it says it is done; the runs are the same."""
+    from daemon.scan.walk import WalkResult, walk_runs
+    from daemon.scan.walkproc import walk_runs_in_children
+
+    write_tree(tmp_path, {name: name for name in ["a/x", "b/y", "c"]})
+    root = os.fsencode(tmp_path)
+    calls = []
+
+    def while_waiting() -> bool:
+        calls.append(None)
+        return len(calls) < 3  # done for now on the third call
+
+    runs = walk_runs_in_children(root, b"", WalkResult(), spawn=spawn,
+                                 while_waiting=while_waiting)
+    assert [run.entries() for run in runs] == [
+        list(map(tuple, run)) for run in walk_runs(root, b"", WalkResult())]
+    if spawn:
+        assert len(calls) >= 3
+
+
+def test_the_pipe_reader_works_before_it_would_block():
+    """What a frame needs that is not in the pipe yet is waited for only once
+    `while_waiting` has nothing more to do; here it is what writes the bytes."""
+    from daemon.scan.walkproc import _PipeReader
+
+    read_fd, write_fd = os.pipe()
+    writes = [b"ab", b"cdef"]
+    calls = []
+
+    def while_waiting() -> bool:
+        calls.append(None)
+        if len(calls) == 3:
+            os.write(write_fd, writes.pop(0))
+        return len(calls) < 3
+
+    try:
+        reader = _PipeReader(read_fd, while_waiting)
+        assert reader.read(2) == b"ab" and len(calls) == 3
+        os.write(write_fd, writes.pop(0))
+        os.close(write_fd)
+        assert reader.read(3) == b"cde" and len(calls) == 3  # readable: no call
+        assert reader.read(5) == b"f" and reader.read(1) == b""
+    finally:
+        os.close(read_fd)
+
+
 def test_keys_read_back_as_the_entries_they_spell():
     """A record per file; no path holds a NUL, so spaces, digits, newlines and non-UTF-8
     bytes in names read back as they were, and so do negative (signed 64-bit) numbers."""

@@ -22,7 +22,7 @@ from daemon.store import Store, queries
 from daemon.store import changes as feed
 from daemon.store.changes import Change
 from daemon.store.models import STATE_ENRICHING
-from tests.meta.rows import HASH_A, HASH_B, file, library, make_config
+from tests.meta.rows import HASH_A, HASH_B, file, insight, library, make_config
 
 
 def plans_of(store: Store, run) -> list[str]:
@@ -129,6 +129,9 @@ def test_a_scan_part_is_settled_by_its_id_range(sqlite_store, tmp_path):
     lib = library("lib")
     for i in range(50):
         file(lib, f"d/{i:03d}", HASH_A, state=STATE_ENRICHING)
+    # A `mime` result somewhere: without one no file can be ready, and the pass skips the
+    # statement (reconcile._make_ready).
+    insight(HASH_B, "mime", generated_at=1.0)
     config = make_config(sqlite_store.url, tmp_path)
     statements: list[str] = []
     connection = sqlite_store.db.connection()
