@@ -133,7 +133,7 @@ def test_lifecycle_visits_no_waiting_file_while_an_every_file_enricher_has_no_in
                         lambda sql, *args: statements.append(sql) or execute(sql, *args))
 
     def readying() -> list[str]:
-        return [sql for sql in statements if "SET state = ?, enricher_checksum = ?" in sql]
+        return [sql for sql in statements if "SET state = ?, checksum_label = ?" in sql]
 
     assert run(store, config, reconcile.lifecycle) == 1  # b: new → enriching
     assert readying() == []

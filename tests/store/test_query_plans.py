@@ -129,9 +129,6 @@ def test_a_scan_part_is_settled_by_its_id_range(sqlite_store, tmp_path):
     lib = library("lib")
     for i in range(50):
         file(lib, f"d/{i:03d}", HASH_A, state=STATE_ENRICHING)
-    # A `mime` result somewhere: without one no file can be ready, and the pass skips the
-    # statement (reconcile._make_ready).
-    insight(HASH_B, "mime", generated_at=1.0)
     config = make_config(sqlite_store.url, tmp_path)
     statements: list[str] = []
     connection = sqlite_store.db.connection()
@@ -201,6 +198,9 @@ def test_the_look_ups_of_unsettled_files_search_the_state_index(sqlite_store, tm
     lib = library("lib")
     for i in range(50):
         file(lib, f"d/{i:03d}", HASH_A, state="ready")
+    # A `mime` result somewhere: without one no file can be ready, and the pass skips its
+    # last statement (reconcile._make_ready).
+    insight(HASH_B, "mime", generated_at=1.0)
     config = make_config(sqlite_store.url, tmp_path)
     statements: list[str] = []
     connection = sqlite_store.db.connection()
