@@ -4,8 +4,9 @@ In order, on one daemon process:
 
     startup      process start → `daemon.ready` (the startup scan of every file); peak RSS
                  (VmHWM) at that point
-    idle         after the first tick (on a fresh index it moves every row new → ready, which
-                 is work, not idling), utime + stime over --idle-seconds divided by the window:
+    idle         after the first tick (in builds whose startup scan did not settle its parts
+                 it moved every row of a fresh index to ready, which is work, not idling),
+                 utime + stime over --idle-seconds divided by the window:
                  % of one core, ticks included; then the RSS (steady)
     SIGHUP       VmHWM is reset (/proc/PID/clear_refs), SIGHUP sent; seconds until the rescan's
                  `scan.finished` (every file seen again), and the peak RSS through it
