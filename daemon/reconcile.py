@@ -109,19 +109,22 @@ def lifecycle(store: Store, config: Config, *, library: str | None = None,
 
 
 def _make_ready(store: Store, config: Config, label: int, in_scope: str, scope_params: list,
-                *, state: str = "state", few_rows: bool = False) -> int:
+                *, one_part: bool = False) -> int:
     """`enriching` -> `ready` for the files in scope that no matching enricher waits for;
-    `label` is the enricher set checksum's. `state` is how the condition names the column
-    (`+state`: not through its index)."""
+    `label` is the enricher set checksum's. `one_part`: the scope is a scan's part, an id
+    range (`settle_created`)."""
     waiting, waiting_params, every_file = _waiting_condition(store, config)
     # A file is ready only with a satisfying insight of each enricher that applies to every
     # file: where one of them has none in the whole index (a library scanned with
     # --no-enrich), no file can be, and the statement need not visit each waiting file to
     # find that out (~40 ms at 100k files, on every no-change rescan of such a library).
-    # Not for `few_rows` (a scan's part, by id range): the statement is cheap there, and the
-    # look-up could read the whole insight table before it met the part's new insights.
-    if not few_rows and not all(_satisfies_any(store, enricher) for enricher in every_file):
+    # Not for one part: the statement is cheap there, and the look-up could read the whole
+    # insight table before it met the part's new insights.
+    if not one_part and not all(_satisfies_any(store, enricher) for enricher in every_file):
         return 0
+    # A part goes by its id range, not through the state index (`+state`), which holds every
+    # file still waiting for a heavy enricher (every JPEG of a photo library) as they pile up.
+    state = "+state" if one_part else "state"
     enriching, ready = STATE_CODES[STATE_ENRICHING], STATE_CODES[STATE_READY]
     return store.execute(
         f"UPDATE file SET state = ?, checksum_label = ? WHERE {state} = ?"
@@ -146,7 +149,7 @@ def settle_scanned(store: Store, config: Config, library: str,
 
 
 def settle_created(store: Store, config: Config, library_id: int, after_id: int,
-                   through_id: int) -> int:
+                   through_id: int, set_checksum: str) -> int:
     """The lifecycle of the rows a scan just inserted into one library (ids in (`after_id`,
     `through_id`]), as it applies each part (a one-shot scan, the daemon's whole-library
     scans): the hashed files whose only enricher is the `mime` recorded from the hashing read
@@ -154,18 +157,17 @@ def settle_created(store: Store, config: Config, library_id: int, after_id: int,
     every file after the scan and the enrich step looked at every file first, with the workers
     idle: at 100k files of random bytes the scanning process spent ~3 s less CPU (of ~8) once
     this took over. It is `lifecycle`'s last statement; `new` rows and a changed enricher set
-    are not a fresh part's business (new rows hold the set's checksum), so `settle_scanned`
-    (or the daemon's tick) still runs after."""
+    are not a fresh part's business (new rows hold the set's checksum, `set_checksum`, the
+    scan's `enricher_set_checksum`), so `settle_scanned` (or the daemon's tick) still runs
+    after."""
     with store.write_tx():
         store.lock(RECONCILE_LOCK)
         # By the id range, through no other index: the library's (library_id, rel_path)
-        # would walk the whole library for each part, and the state index every file still
-        # waiting for a heavy enricher (every JPEG of a photo library) as they pile up.
-        set_checksum = enricher_set_checksum(active_enrichers(config.enrichers))
+        # would walk the whole library for each part.
         return _make_ready(
             store, config, labels.ids(store, [set_checksum])[set_checksum],
             "id > ? AND id <= ? AND +library_id = ?", [after_id, through_id, library_id],
-            state="+state", few_rows=True)
+            one_part=True)
 
 
 def _waiting_condition(store: Store,

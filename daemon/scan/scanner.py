@@ -415,7 +415,8 @@ class _ScanRun:
                 if created and self.options.settle_parts:
                     from daemon.reconcile import settle_created  # only with the enrichers
 
-                    settle_created(self.store, self.config, self.row.id, *created)
+                    settle_created(self.store, self.config, self.row.id, *created,
+                                   self.set_checksum)
         _add_part_stats(self.result.stats, part)
 
 

@@ -130,11 +130,12 @@ def test_a_scan_part_is_settled_by_its_id_range(sqlite_store, tmp_path):
     for i in range(50):
         file(lib, f"d/{i:03d}", HASH_A, state=STATE_ENRICHING)
     config = make_config(sqlite_store.url, tmp_path)
+    set_checksum = enrich.enricher_set_checksum(enrich.active_enrichers(config.enrichers))
     statements: list[str] = []
     connection = sqlite_store.db.connection()
     connection.set_trace_callback(statements.append)
     try:
-        reconcile.settle_created(sqlite_store, config, lib.id, 10, 20)
+        reconcile.settle_created(sqlite_store, config, lib.id, 10, 20, set_checksum)
     finally:
         connection.set_trace_callback(None)
     [plan] = [" | ".join(row[-1] for row in connection.execute(
