@@ -51,13 +51,9 @@ class SniffedInsights:
         return mime.detect_buffer_json if self.enricher else None
 
     head_bytes = mime.SNIFF_BYTES
-
-    @staticmethod
-    def before_pool() -> None:
-        """Load libmagic's bindings before the hash pool forks its workers, which would
-        each import them (`ldconfig -p` twice) for their first file. Not sooner: a rescan
-        with nothing new reads no file and needs none of it."""
-        mime.preload()
+    # Run by the hasher before its pool forks the workers, which would each import
+    # python-magic for their first file; not sooner: a rescan with nothing new reads no file.
+    before_pool = staticmethod(mime.preload)
 
     def add(self, rel_path: bytes, value: Any) -> None:
         if value is not None:
