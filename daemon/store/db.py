@@ -329,12 +329,14 @@ class Store:
         return len(rows)
 
     def insert_rows(self, model: type[Model], columns: Sequence[str],
-                    rows: Sequence[Sequence[Any]]) -> int:
-        """INSERT many rows: executemany on SQLite, COPY on PostgreSQL."""
+                    rows: Sequence[Sequence[Any]], *, stored: bool = False) -> int:
+        """INSERT many rows: executemany on SQLite, COPY on PostgreSQL. `stored`: the rows
+        hold each value as the database stores it already (`_rows_to_db`)."""
         if not rows:
             return 0
         table = model._meta.table_name
-        rows = _rows_to_db(model, columns, rows)
+        if not stored:
+            rows = _rows_to_db(model, columns, rows)
         if self.is_sqlite:
             placeholders = ", ".join("?" for _ in columns)
             self.db.cursor().executemany(

@@ -22,6 +22,15 @@ def stored(rel_path: bytes, text: str) -> str:
         return text
 
 
+def stored_name(rel_path: bytes) -> str:
+    """`stored(rel_path, path_text(rel_path))` with one decode."""
+    try:
+        rel_path.decode()
+    except UnicodeDecodeError:
+        return path_text(rel_path)
+    return ""
+
+
 def shown(rel_path: bytes | memoryview, stored_text: str) -> str:
     """The path text of a row whose `rel_path` and `path_text` columns are these."""
     return stored_text or path_text(bytes(rel_path))

@@ -7,23 +7,30 @@ from daemon.scan.hash import Hashed
 from daemon.scan.plan import DbRow, Plan
 from daemon.scan.walk import DiskEntry
 from daemon.store import changes as feed
+from daemon.store.hashes import to_db
+from daemon.store.models import STATE_CODES
 
 HASH_OLD, HASH_NEW, HASH_EDIT = ("xxh128:" + digit * 32 for digit in "0ab")
 
 
-def test_written_rows_hold_what_their_column_lists_name():
+def test_inserted_rows_are_in_the_stored_form_their_column_lists_name():
     entry = DiskEntry(b"d/\xff.jpg", 3, 5, 7, 9)
     hashed = Hashed(HASH_NEW, 3, 5, 7, 9)
     unhashed = DiskEntry(b"new.jpg", 1, 2, 3, 9)
-    inserted, pending = (dict(zip(apply._INSERT_COLUMNS, row, strict=True)) for row in
-                         apply._insert_rows(1, [entry, unhashed], {entry.rel_path: hashed}, 10.0,
-                                            5))
+    accented = DiskEntry("d/été.jpg".encode(), 4, 5, 6, 9)
+    inserted, pending, utf8 = (
+        dict(zip(apply._INSERT_COLUMNS, row, strict=True)) for row in
+        apply._insert_rows(1, [entry, unhashed, accented], {entry.rel_path: hashed}, 10.0, 5))
+    # As `Store._rows_to_db` stores them: the digest, the state's code, and the path text
+    # only where it is not the name's bytes decoded.
     assert (inserted["rel_path"], inserted["path_text"], inserted["content_hash"],
             inserted["inode"], inserted["state"], inserted["checksum_label"]) == (
-        b"d/\xff.jpg", "d/\\xff.jpg", HASH_NEW, 7, "enriching", 5)
-    assert (pending["rel_path"], pending["content_hash"], pending["size"],
+        b"d/\xff.jpg", "d/\\xff.jpg", to_db(HASH_NEW), 7, STATE_CODES["enriching"], 5)
+    assert (pending["rel_path"], pending["path_text"], pending["content_hash"], pending["size"],
             pending["mtime_ns"], pending["inode"], pending["state"],
-            pending["checksum_label"]) == (b"new.jpg", None, 1, 2, 3, "new", None)
+            pending["checksum_label"]) == (b"new.jpg", "", None, 1, 2, 3, STATE_CODES["new"],
+                                           None)
+    assert utf8["path_text"] == ""
     row = DbRow(42, b"old.jpg", 1, 2, 7, 9, HASH_OLD, False, "ready")
     rewrite, _ = apply._rewrite_row(row, entry, hashed, 10.0)
     rewritten = dict(zip(("id", *apply._REWRITE_COLUMNS), rewrite, strict=True))
