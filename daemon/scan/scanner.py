@@ -36,7 +36,7 @@ from daemon.scan.progress import Progress
 from daemon.scan.sniffed import SniffedInsights
 from daemon.scan.walk import DiskEntry, WalkOptions, WalkResult, keyed_runs, walk_runs
 from daemon.scan.walkproc import walk_runs_in_children
-from daemon.store import Store, queries, sqlite_path
+from daemon.store import Store, hash_index, queries, sqlite_path
 from daemon.units import iso_utc
 
 # A long scan is applied in parts of this many files or bytes to read, so a stop or a crash
@@ -201,6 +201,14 @@ class _ScanRun:
         return logs.get_logger().bind(library=self.library.name)
 
     def execute(self) -> LibraryScan:
+        if self.lookups or self.options.dry_run or not self.child_walk:
+            return self._execute()
+        # A whole scan of a library with no rows: if the index has no file at all, its hash
+        # index is built at the end (store/hash_index.py).
+        with hash_index.deferred(self.store):
+            return self._execute()
+
+    def _execute(self) -> LibraryScan:
         started_at = time.time()
         options, stream = self.options, self.stream
         root = os.fsencode(self.library.path)

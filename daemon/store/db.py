@@ -34,7 +34,7 @@ from peewee import (
     SqliteDatabase,
 )
 
-from daemon.store import changes, hashes, migrations, paths, pgdriver
+from daemon.store import changes, hash_index, hashes, migrations, paths, pgdriver
 from daemon.store.models import STATE_CODES, File, HashField, StateField, database_proxy
 from daemon.store.statistics import TRACKED, Statistics, written_table
 
@@ -165,6 +165,8 @@ class Store:
         if self.is_sqlite and create:
             _restrict_sqlite_files(sqlite_path(url))
         migrations.migrate(self)
+        if create:  # `scan` and `run`: a first scan that did not end left it out
+            hash_index.ensure(self)
 
     def close(self) -> None:
         if not self.db.is_closed():

@@ -1,0 +1,93 @@
+"""The `file_content_hash` index during an index's first scan (store/hash_index.py): left out
+while the first scan of an empty index inserts its rows, built at its end, whether it ends or
+fails, and built by the next `scan` or `run` where a first scan never got to its end."""
+
+from __future__ import annotations
+
+import pytest
+
+from daemon.config import load_config
+from daemon.scan import scanner
+from daemon.scan.progress import Progress
+from daemon.scan.scanner import ScanOptions, scan_library
+from daemon.store import Store, hash_index
+
+
+class IndexSeen(Progress):
+    """Whether the index exists, looked at between the scan's parts."""
+
+    def __init__(self, store, stop_after: int | None = None):
+        self.store, self.seen, self.stop_after = store, [], stop_after
+
+    def discovered(self, library: str, files: int) -> None:
+        self.seen.append(hash_index.exists(self.store))
+        if self.stop_after is not None and len(self.seen) > self.stop_after:
+            raise KeyboardInterrupt
+
+
+def scan(env, store, library=0, progress=None):
+    config = load_config(str(env.config_path))
+    return scan_library(store, config, config.libraries[library], options=ScanOptions(),
+                        progress=progress)
+
+
+def plan_of_lookup_by_hash(store) -> str:
+    """(PostgreSQL would read a table this small whole, index or not: it is told not to.)"""
+    lookup = "SELECT id FROM file WHERE content_hash = ?"
+    if store.is_sqlite:
+        rows = store.query(f"EXPLAIN QUERY PLAN {lookup}", [b"\0" * 16])
+    else:
+        with store.write_tx():
+            store.execute("SET LOCAL enable_seqscan = off")
+            rows = store.query(f"EXPLAIN {lookup}", [b"\0" * 16])
+    return " ".join(str(value) for row in rows for value in row)
+
+
+def test_a_first_scan_builds_the_index_after_its_rows(env, store, monkeypatch):
+    monkeypatch.setattr(scanner, "PART_FILES", 3)
+    env.library("photos", {f"d/f{i}.txt": f"file {i}" for i in range(10)})
+    progress = IndexSeen(store)
+    result = scan(env, store, progress=progress)
+    assert result.stats["created"] == 10
+    assert progress.seen[1:] and not any(progress.seen[1:])  # left out while parts came in
+    assert hash_index.exists(store)
+    assert hash_index.NAME in plan_of_lookup_by_hash(store)
+
+
+def test_a_scan_into_an_index_that_has_files_keeps_the_index(env, store):
+    env.library("photos", {"a.txt": "a"})
+    env.library("music", {f"m{i}.txt": f"song {i}" for i in range(5)})
+    scan(env, store, library=0)
+    progress = IndexSeen(store)
+    scan(env, store, library=1, progress=progress)  # a new library, but not a new index
+    assert progress.seen and all(progress.seen)
+    assert hash_index.exists(store)
+
+
+def test_a_first_scan_that_stops_builds_the_index_on_its_way_out(env, store, monkeypatch):
+    monkeypatch.setattr(scanner, "PART_FILES", 2)
+    env.library("photos", {f"f{i}.txt": f"file {i}" for i in range(8)})
+    progress = IndexSeen(store, stop_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        scan(env, store, progress=progress)
+    assert progress.seen[-1] is False  # it was out when the stop came
+    assert hash_index.exists(store)
+    # The parts applied before the stop are kept, and found by hash again.
+    assert store.query("SELECT count(*) FROM file")[0][0] > 0
+
+
+def test_the_next_scan_or_run_builds_an_index_a_killed_first_scan_left_out(env, db_url):
+    env.library("photos", {"a.txt": "a"})
+    first = Store(db_url)
+    scan(env, first)
+    with first.write_tx():
+        first.execute(f"DROP INDEX {hash_index.NAME}")  # as a first scan killed mid-way
+    first.close()
+    reader = Store(db_url, create=False)  # `status`, `files`: they read, they build nothing
+    assert not hash_index.exists(reader)
+    reader.close()
+    opened = Store(db_url)  # what `scan` and `run` open
+    try:
+        assert hash_index.exists(opened)
+    finally:
+        opened.close()
