@@ -37,6 +37,7 @@ from daemon.scan.sniffed import SniffedInsights
 from daemon.scan.walk import DiskEntry, WalkOptions, WalkResult, keyed_runs, walk_runs
 from daemon.scan.walkproc import walk_runs_in_children
 from daemon.store import Store, hash_index, queries, sqlite_path
+from daemon.store.models import Library
 from daemon.units import iso_utc
 
 # A long scan is applied in parts of this many files or bytes to read, so a stop or a crash
@@ -132,20 +133,29 @@ def scan_library(
             queries.set_library_online(store, row.id, False, probed.reason)
         return result
 
+    # Walk, plan, hash, guard, apply: the part that must not run twice at once.
+    target = ScanTarget(store, config, library, row, scopes, options, progress)
     if options.dry_run:
-        return _scan_online(store, config, library, row, scopes, options, progress, result)
+        return _ScanRun(target, result).execute()
     with store.scan_lock(library.name, on_wait=lambda: logs.get_logger().warning(
         "scan.waiting", library=library.name,
         why="another scan of this library is running (the daemon, or another assetd scan); "
         "waiting for it to finish",
     )):
-        return _scan_online(store, config, library, row, scopes, options, progress, result)
+        return _ScanRun(target, result).execute()
 
 
-def _scan_online(store, config, library, row, scopes, options, progress, result) -> LibraryScan:
-    """Walk, plan, hash, guard, apply: the part that must not run twice at once."""
-    run = _ScanRun(store, config, library, row, scopes, options, progress, result)
-    return run.execute()
+@dataclass(frozen=True)
+class ScanTarget:
+    """What one scan of a library works on and with."""
+
+    store: Store
+    config: Config
+    library: LibraryConfig
+    row: Library  # the library's row (with `--dry-run`, None for a library never indexed)
+    scopes: list[bytes]  # rel paths; [b""] is the whole root
+    options: ScanOptions
+    progress: Progress
 
 
 def normalize_scopes(scopes: list[bytes]) -> list[bytes]:
@@ -166,10 +176,12 @@ class _ScanRun:
     for the end (plan.PlanStream). Lookups by inode and by content hash decide whether a new
     path can be a move's destination, so the rest is applied without waiting."""
 
-    def __init__(self, store, config, library, row, scopes, options, progress, result):
+    def __init__(self, target: ScanTarget, result: LibraryScan):
+        store, config, library, row, options = (
+            target.store, target.config, target.library, target.row, target.options)
         self.store, self.config, self.library, self.row = store, config, library, row
-        self.scopes = normalize_scopes(scopes)
-        self.options, self.progress, self.result = options, progress, result
+        self.scopes = normalize_scopes(target.scopes)
+        self.options, self.progress, self.result = options, target.progress, result
         self.walked = WalkResult()
         self.stream = PlanStream(self.walked.unreadable)
         self.errors: list[tuple[bytes, str]] = []
@@ -228,8 +240,7 @@ class _ScanRun:
                 queries.count_present(self.row.id) if self.row else 0)
         threshold = self.config.daemon.mass_missing_threshold
         if guarded and mass_missing_exceeded(len(final.missing), indexed, threshold):
-            return _tripped(self.store, self.result, self.row, final, indexed, threshold,
-                            options, started_at)
+            return self._trip(final, indexed, threshold, started_at)
         self._apply(last, last_hashes)
         self._apply(final, last_hashes)
         if not options.dry_run:
@@ -239,8 +250,7 @@ class _ScanRun:
                                  hashed=self.hashed, errors=len(self.errors))
         self.result.stats["unchanged"] += stream.unchanged
         self.result.errors = [ScanError(rel, message) for rel, message in self.errors]
-        _finish(self.store, self.result, self.row, self.scopes, options, started_at,
-                self.log if logs.enabled("info") else None)
+        self._finish(started_at)
         return self.result
 
     def _merge_and_apply(self, root: bytes, walk_options: WalkOptions):
@@ -428,6 +438,42 @@ class _ScanRun:
         _add_part_stats(self.result.stats, part)
 
 
+    def _trip(self, plan: Plan, indexed: int, threshold: float,
+              started_at: float) -> LibraryScan:
+        """The mass-missing guard tripped: nothing more is written, the library counts as
+        offline for this run, and why is said."""
+        result = self.result
+        result.online = False
+        result.reason = (
+            f"mass-missing guard: {len(plan.missing)} of {indexed} indexed files would be "
+            f"marked missing (threshold {threshold:g}); nothing was changed. If they really are "
+            f"gone, run `assetd scan --allow-mass-missing {result.name}`"
+        )
+        logs.get_logger().warning(logs.LIBRARY_OFFLINE, library=result.name,
+                                  reason=result.reason)
+        if not self.options.dry_run:
+            queries.record_scan(
+                self.store, self.row.id, host=self.row.host, started_at=started_at,
+                finished_at=time.time(), status="offline", online=False, reason=result.reason,
+                scope="", stats=result.stats,
+            )
+        return result
+
+    def _finish(self, started_at: float) -> None:
+        finished_at, result = time.time(), self.result
+        if not self.options.dry_run:
+            queries.record_scan(
+                self.store, self.row.id, host=self.row.host, started_at=started_at,
+                finished_at=finished_at, status=result.status, online=True, reason=None,
+                scope=", ".join(path_text(s) or "/" for s in self.scopes), stats=result.stats,
+            )
+        if logs.enabled("info"):  # else the configured level drops it
+            self.log.info(
+                logs.SCAN_FINISHED, dry_run=self.options.dry_run, status=result.status,
+                duration_s=round(finished_at - started_at, 3), **result.stats,
+            )
+
+
 def _add_part_stats(stats: dict[str, int], part: Plan) -> None:
     for key, items in (("created", part.created), ("updated", part.updated),
                        ("unchanged", part.unchanged), ("moved", part.moved),
@@ -444,37 +490,6 @@ def _drop_vanished(plan: Plan, vanished: set[bytes]) -> None:
     plan.moved = [(r, e) for r, e in plan.moved if keep(e)]
     plan.restored = [(r, e) for r, e in plan.restored if keep(e)]
     plan.unchanged = [r for r in plan.unchanged if r.rel_path not in vanished]
-
-
-def _tripped(store, result, row, plan, indexed, threshold, options, started_at) -> LibraryScan:
-    result.online = False
-    result.reason = (
-        f"mass-missing guard: {len(plan.missing)} of {indexed} indexed files would be marked "
-        f"missing (threshold {threshold:g}); nothing was changed. If they really are gone, run "
-        f"`assetd scan --allow-mass-missing {result.name}`"
-    )
-    logs.get_logger().warning(logs.LIBRARY_OFFLINE, library=result.name, reason=result.reason)
-    if not options.dry_run:
-        queries.record_scan(
-            store, row.id, host=row.host, started_at=started_at, finished_at=time.time(),
-            status="offline", online=False, reason=result.reason, scope="", stats=result.stats,
-        )
-    return result
-
-
-def _finish(store, result, row, scopes, options, started_at, log) -> None:
-    finished_at = time.time()
-    if not options.dry_run:
-        queries.record_scan(
-            store, row.id, host=row.host, started_at=started_at, finished_at=finished_at,
-            status=result.status, online=True, reason=None,
-            scope=", ".join(path_text(s) or "/" for s in scopes), stats=result.stats,
-        )
-    if log is not None:  # None: the configured level drops it
-        log.info(
-            logs.SCAN_FINISHED, dry_run=options.dry_run, status=result.status,
-            duration_s=round(finished_at - started_at, 3), **result.stats,
-        )
 
 
 @dataclass
