@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 from daemon.scan.hash import Hashed
-from daemon.scan.plan import DbRow, Plan
+from daemon.scan.plan import Plan
 from daemon.scan.walk import DiskEntry
 from daemon.store import Store, labels, paths
 from daemon.store import changes as feed
@@ -18,6 +18,7 @@ from daemon.store.changes import Change
 from daemon.store.hashes import PREFIX as HASH_PREFIX
 from daemon.store.hashes import to_db
 from daemon.store.models import STATE_CODES, STATE_ENRICHING, STATE_NEW, File, Library
+from daemon.store.rows import DbRow
 from daemon.units import path_text
 
 BATCH_ROWS = 5000

@@ -10,36 +10,14 @@ before the last part and the held work are applied. `--dry-run` applies nothing.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from operator import itemgetter
-from typing import NamedTuple
 
-from daemon.scan.walk import DiskEntry, WalkRun, last_path
-
-
-class DbRow(NamedTuple):
-    id: int
-    rel_path: bytes
-    size: int
-    mtime_ns: int
-    inode: int
-    device: int
-    content_hash: str | None
-    is_missing: bool
-    state: str
-
-
-class KeyPage(NamedTuple):
-    """A page of the database side of a merge, in rel_path order: its rows' `row_key`s
-    encoded as the walk encodes its files' (`walk.KEY_RECORD`; `encode_row_keys`), its last
-    rel_path, and how to read its full rows (only needed where a key does not match the
-    disk)."""
-
-    keys: bytes
-    last: bytes
-    load: Callable[[], Iterable[DbRow]]
+from daemon.keys import last_path
+from daemon.scan.walk import DiskEntry, WalkRun
+from daemon.store.rows import DbRow, KeyPage
 
 
 class PagesAhead:
@@ -86,7 +64,7 @@ def row_key(row: DbRow) -> tuple:
 
 
 def encode_row_keys(rows: Iterable[DbRow]) -> bytes:
-    """`row_key`s as `walk.KEY_RECORD`s, a None inode as an empty field (no file's key):
+    """`row_key`s as `keys.KEY_RECORD`s, a None inode as an empty field (no file's key):
     what `queries.key_pages` has the database compute."""
     return b"".join(
         b"%b\0%d %d %b %d\0" % (path, size, mtime_ns, b"" if inode is None else b"%d" % inode,

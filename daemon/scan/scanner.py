@@ -22,7 +22,6 @@ from daemon.scan.filters import ExcludeMatcher
 from daemon.scan.hash import HASHED, TORN, VANISHED, Hashed
 from daemon.scan.hashpool import Hasher, Pending
 from daemon.scan.plan import (
-    DbRow,
     PagesAhead,
     Plan,
     PlanStream,
@@ -38,6 +37,7 @@ from daemon.scan.walk import DiskEntry, WalkOptions, WalkResult, keyed_runs, wal
 from daemon.scan.walkproc import walk_runs_in_children
 from daemon.store import Store, hash_index, queries, sqlite_path
 from daemon.store.models import Library
+from daemon.store.rows import DbRow
 from daemon.units import iso_utc
 
 # A long scan is applied in parts of this many files or bytes to read, so a stop or a crash

@@ -19,6 +19,7 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from daemon.errors import describe_os_error
+from daemon.keys import encode_keys
 from daemon.scan.filters import ExcludeMatcher
 
 
@@ -32,31 +33,6 @@ class DiskEntry(NamedTuple):
 
 # The namedtuple's own constructor is a Python function; this is a C call (a million files).
 _new_entry = partial(tuple.__new__, DiskEntry)
-
-# One file's fast-path key as bytes: `rel_path NUL size mtime_ns inode device NUL`. A path
-# holds no NUL byte, so a concatenation of records reads back one way only, and two equal
-# concatenations are the same files. The database spells its rows' keys the same way
-# (`queries.key_pages`): a run of a no-change rescan is then one bytes comparison against
-# the database's page, with no Python object per file or per row.
-KEY_RECORD = b"%b\0%d %d %d %d\0"
-
-
-def encode_keys(entries: Iterable[tuple]) -> bytes:
-    """`KEY_RECORD` of each entry (DiskEntry or a plain tuple in its field order)."""
-    return b"".join(map(KEY_RECORD.__mod__, entries))
-
-
-def decode_keys(keys: bytes) -> list[tuple]:
-    """The entries (plain tuples in DiskEntry's order) that `encode_keys` spelled `keys`."""
-    fields = keys.split(b"\0")
-    numbers = map(int, b" ".join(fields[1::2]).split())
-    return list(zip(fields[0:-1:2], numbers, numbers, numbers, numbers, strict=True))
-
-
-def last_path(keys: bytes) -> bytes:
-    """The rel_path of the last record of non-empty `keys`."""
-    return keys[:-1].rsplit(b"\0", 2)[-2]
-
 
 class WalkRun(NamedTuple):
     """A run of the walk for the scan's merge: its files' `encode_keys` (b"" where they were

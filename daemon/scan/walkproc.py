@@ -3,7 +3,7 @@
 A no-change rescan of a million files is two streams compared: the walk (a `scandir` and an
 `lstat` per file, and a Python object per stat: ~3 s) and the database's keys (~1 s). In one
 process they take turns; here two forked children walk (`walk.walk_runs`, half of the top
-directory each) and send their runs, in a rescan as their keys (`walk.encode_keys`, which the
+directory each) and send their runs, in a rescan as their keys (`keys.encode_keys`, which the
 parent compares with the database's in one bytes comparison, and decodes only for a run that
 differs), in a cold scan as `marshal` data (plain tuples: ~0.1 µs a file to load, against ~3 µs
 to walk), while the parent reads the database. The first half comes down a pipe (1 MiB
@@ -41,14 +41,13 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import BinaryIO, NamedTuple
 
+from daemon.keys import decode_keys, encode_keys
 from daemon.scan.walk import (
     EVERY_FILE,
     DiskEntry,
     WalkOptions,
     WalkResult,
     WalkRun,
-    decode_keys,
-    encode_keys,
     run_of,
     walk_runs,
 )

@@ -11,8 +11,7 @@ from peewee import IntegrityError
 
 from daemon import logs
 from daemon.config import LibraryConfig
-from daemon.scan.plan import DbRow, KeyPage
-from daemon.scan.walk import last_path
+from daemon.keys import last_path
 from daemon.store import changes, labels
 from daemon.store.db import Store
 from daemon.store.hashes import all_to_db, from_db
@@ -26,6 +25,7 @@ from daemon.store.models import (
     Library,
     ScanRun,
 )
+from daemon.store.rows import DbRow, KeyPage
 
 SCAN_RUNS_KEPT = 200
 SNAPSHOT_PAGE_ROWS = 5000
@@ -151,7 +151,7 @@ def _db_row(r: tuple) -> DbRow:
                  STATE_NAMES[r[8]])
 
 
-# A row's `plan.row_key` as `walk.KEY_RECORD` bytes (`plan.encode_row_keys`), computed and
+# A row's `plan.row_key` as `keys.KEY_RECORD` bytes (`plan.encode_row_keys`), computed and
 # concatenated by the database, a page at a time: no hash or state text is read, and no
 # Python object is made per row for the unchanged files a rescan is mostly made of (fetching
 # the keys as tuples was 2.4 s of a 1M-file rescan's parent process; the page blobs ~1 s).

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from daemon.scan import apply
 from daemon.scan.hash import Hashed
-from daemon.scan.plan import DbRow, Plan
+from daemon.scan.plan import Plan
 from daemon.scan.walk import DiskEntry
 from daemon.store import changes as feed
 from daemon.store.hashes import to_db
 from daemon.store.models import STATE_CODES
+from daemon.store.rows import DbRow
 
 HASH_OLD, HASH_NEW, HASH_EDIT = ("xxh128:" + digit * 32 for digit in "0ab")
 

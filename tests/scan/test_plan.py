@@ -1,8 +1,6 @@
 """The plan is plain data: these tests need no disk and no database."""
 
 from daemon.scan.plan import (
-    DbRow,
-    KeyPage,
     PagesAhead,
     PlanStream,
     encode_row_keys,
@@ -12,6 +10,7 @@ from daemon.scan.plan import (
     merge_sorted,
 )
 from daemon.scan.walk import DiskEntry, keyed_runs
+from daemon.store.rows import DbRow, KeyPage
 
 H1 = "xxh128:" + "1" * 32
 H2 = "xxh128:" + "2" * 32

@@ -94,7 +94,8 @@ def test_walk_in_children_sends_the_same_runs_and_what_the_walk_recorded(tmp_pat
     reach the parent's result once; forked (`assetd scan`) or spawned (the daemon)."""
     from functools import partial
 
-    from daemon.scan.walk import WalkResult, encode_keys, walk_runs
+    from daemon.keys import encode_keys
+    from daemon.scan.walk import WalkResult, walk_runs
     from daemon.scan.walkproc import walk_runs_in_children
 
     walk_runs_in_children = partial(walk_runs_in_children, spawn=spawn)
@@ -185,7 +186,7 @@ def test_the_pipe_reader_works_before_it_would_block():
 def test_keys_read_back_as_the_entries_they_spell():
     """A record per file; no path holds a NUL, so spaces, digits, newlines and non-UTF-8
     bytes in names read back as they were, and so do negative (signed 64-bit) numbers."""
-    from daemon.scan.walk import decode_keys, encode_keys, last_path
+    from daemon.keys import decode_keys, encode_keys, last_path
 
     entries = [(b"a b 1 2", 0, 1796455664182358339, -(2 ** 63), 65024),
                (b"d/\xff\n x", 2 ** 40, 1, 9, -7), (b"z", 5, 6, 7, 8)]

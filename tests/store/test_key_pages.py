@@ -1,5 +1,5 @@
 """The database side of a rescan's merge: `queries.key_pages` has the database spell each
-row's fast-path key exactly as the walk spells a file's (`walk.KEY_RECORD`), so an unchanged
+row's fast-path key exactly as the walk spells a file's (`keys.KEY_RECORD`), so an unchanged
 run is one bytes comparison. Any byte it spelled differently would make every rescan re-read
 files, or (worse) let a changed file pass as unchanged."""
 
@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import time
 
-from daemon.scan.plan import DbRow, encode_row_keys, row_key
-from daemon.scan.walk import encode_keys
+from daemon.keys import encode_keys
+from daemon.scan.plan import encode_row_keys, row_key
 from daemon.store import queries
 from daemon.store.models import STATE_READY, File
+from daemon.store.rows import DbRow
 from tests.meta.rows import HASH_A, library
 
 # Names a merge must keep apart: spaces and digits (the record's field separator and its
