@@ -1,7 +1,10 @@
 """The database: peewee models, connect-by-URL, migrations and bulk operations.
 
-Services open one `Store` and own their transactions through `write_tx`; nothing above this
-package writes SQL.
+Services open one `Store` and own their transactions through `write_tx`. The schema, the
+migrations, the bulk paths (executemany, COPY) and the statements several services share live
+here; a statement that belongs to one decision (a reconcile pass, the enrich step's work list,
+`dupes`) is written beside it, in `?` dialect, through `Store.query` / `Store.execute`, which
+translate it for PostgreSQL (`Store.sql`).
 
 peewee imports psycopg2 as it is imported, whatever the database, and psycopg2 brings ssl,
 uuid's and ipaddress's set-up with it: about a fifth of what `assetd status` executes on a
