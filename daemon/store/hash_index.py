@@ -38,9 +38,14 @@ def exists(store: Store) -> bool:
 
 def ensure(store: Store) -> None:
     """Build the index if it is missing (a first scan that did not end). Asked first: on
-    PostgreSQL even a CREATE INDEX IF NOT EXISTS waits for every writer of the table."""
-    if not exists(store):
-        with store.write_tx():
+    PostgreSQL even a CREATE INDEX IF NOT EXISTS waits for every writer of the table. Then
+    asked again under a lock: two PostgreSQL sessions that both run that CREATE INDEX at
+    once can fail one of them on the catalog's unique name, IF NOT EXISTS or not."""
+    if exists(store):
+        return
+    with store.write_tx():
+        store.lock(NAME)
+        if not exists(store):
             store.execute(_CREATE)
 
 
@@ -49,6 +54,7 @@ def deferred(store: Store) -> Iterator[bool]:
     """Around a scan: without the index while `file` had no row when it started (yields
     whether it dropped it), then with it again, whether the scan ends or fails."""
     with store.write_tx():
+        store.lock(NAME)
         empty = not store.query("SELECT 1 FROM file LIMIT 1")
         if empty:
             store.execute(f"DROP INDEX IF EXISTS {NAME}")

@@ -4,6 +4,10 @@ fails, and built by the next `scan` or `run` where a first scan never got to its
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import pytest
 
 from daemon.config import load_config
@@ -11,6 +15,7 @@ from daemon.scan import scanner
 from daemon.scan.progress import Progress
 from daemon.scan.scanner import ScanOptions, scan_library
 from daemon.store import Store, hash_index
+from tests.conftest import REPO_ROOT
 
 
 class IndexSeen(Progress):
@@ -91,3 +96,30 @@ def test_the_next_scan_or_run_builds_an_index_a_killed_first_scan_left_out(env, 
         assert hash_index.exists(opened)
     finally:
         opened.close()
+
+
+def test_two_processes_that_find_the_index_missing_build_it_once(env, db_url):
+    """PostgreSQL fails the second of two concurrent CREATE INDEX IF NOT EXISTS on its
+    catalog's unique name: `ensure` asks again under a lock, so the second finds it built."""
+    env.library("photos", {"a.txt": "a"})
+    first = Store(db_url)
+    scan(env, first)
+    with first.write_tx():
+        first.execute(f"DROP INDEX {hash_index.NAME}")
+    opener = None
+    try:
+        with first.write_tx():  # this process builds it, and holds its transaction open
+            first.lock(hash_index.NAME)
+            first.execute(f"CREATE INDEX {hash_index.NAME} ON file (content_hash)")
+            opener = subprocess.Popen(
+                [sys.executable, "-c", "import sys\nfrom daemon.store import Store\n"
+                 "Store(sys.argv[1]).close()", db_url],
+                cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
+            time.sleep(0.5)  # the other process finds it missing and waits
+            assert opener.poll() is None
+        _, stderr = opener.communicate(timeout=30)
+        assert opener.returncode == 0, stderr
+    finally:
+        if opener is not None and opener.poll() is None:
+            opener.kill()
+        first.close()
