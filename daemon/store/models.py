@@ -1,4 +1,6 @@
-"""peewee models. Times are epoch seconds (floats) so both backends compare them alike.
+"""peewee models. Times are epoch seconds (floats) so both backends compare them alike, but
+for a file's `first_seen` and `last_seen`, whole seconds (nothing reads their fraction; 4 B
+in a SQLite row instead of 8, migration 8).
 
 `rel_path` is the exact bytes of the path relative to the library root (`/`-separated): names
 that are not valid UTF-8 must round-trip, and neither SQLite TEXT nor PostgreSQL text can hold
@@ -105,9 +107,10 @@ class File(BaseModel):
     state = StateField(default=STATE_NEW)
     # The `label` of the enricher set checksum the file was settled under (migration 7).
     checksum_label = IntegerField(null=True)
-    first_seen = DoubleField()
-    # When a scan last rewrote the row; NULL until then (it is first_seen: 8 B a file saved).
-    last_seen = DoubleField(null=True)
+    # Whole epoch seconds (migration 8): when a scan first wrote the row, and when a scan last
+    # rewrote it, NULL until then (it is first_seen: 8 B a file saved).
+    first_seen = BigIntegerField()
+    last_seen = BigIntegerField(null=True)
 
     class Meta:
         # file_inode and file_state_checksum_label: migration 1 says why.

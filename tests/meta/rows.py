@@ -46,7 +46,7 @@ def file(lib: Library, rel: str | bytes, content_hash: str | None = HASH_A, *,
         library=lib, rel_path=rel_path, path_text=path_text(rel_path), size=size,
         mtime_ns=mtime_ns, inode=1, device=1, content_hash=content_hash,
         is_missing=missing_since is not None, missing_since=missing_since, state=state,
-        checksum_label=label_id(enricher_checksum), first_seen=0.0, last_seen=0.0,
+        checksum_label=label_id(enricher_checksum), first_seen=0, last_seen=0,
     )
 
 

@@ -6,8 +6,8 @@ them back into the form the schema before it left them, rows kept.
 
 from __future__ import annotations
 
-from daemon.store import Store, labels
-from daemon.store.models import STATE_CODES
+from daemon.store import Store, changes, labels, migrations
+from daemon.store.models import STATE_CODES, File
 
 # Schema 7's tables as peewee created them on SQLite (and their indexes), old column names.
 _SQLITE_FILE_7 = (
@@ -40,10 +40,53 @@ _INSIGHT_INDEXES_7 = (
 )
 
 
+# A change's time's fraction below the millisecond, by id (`as_schema_8`): none changes the
+# millisecond the feed prints.
+SUB_MS_FRACTIONS = (0.0, 0.0004, 0.000999)
+_FEED_COLUMNS = "id, {at}, host_label, library_label, kind, path, hash, detail_label, detail"
+
+
+def as_schema_8(store: Store, sub_ms: tuple[float, ...] = SUB_MS_FRACTIONS) -> None:
+    """A file's `first_seen` and `last_seen` and the change feed's time (`at`) as float
+    seconds: schema 8's form. Each time gets a fraction, as `time.time()` gave it:
+    `first_seen` a quarter second and `last_seen` three (a rewritten row's is then later,
+    as a float's was), a change's one of `sub_ms` by id (id % len(sub_ms))."""
+    with store.write_tx():
+        if store.is_sqlite:
+            _sqlite_file_8(store)
+        else:
+            store.execute("ALTER TABLE file ALTER COLUMN first_seen TYPE double precision"
+                          " USING first_seen + 0.25, ALTER COLUMN last_seen"
+                          " TYPE double precision USING last_seen + 0.75")
+        if "at_ms" in {column.name for column in store.db.get_columns(changes.TABLE)}:
+            fraction = f"CASE id - id / {len(sub_ms)} * {len(sub_ms)} " + " ".join(
+                f"WHEN {i} THEN {f!r}" for i, f in enumerate(sub_ms)) + " END"
+            migrations._copy_change_log(
+                store, migrations._lean_columns(store), _FEED_COLUMNS.format(at="at"),
+                _FEED_COLUMNS.format(at=f"at_ms / 1000.0 + {fraction}"))
+
+
+def _sqlite_file_8(store: Store) -> None:
+    create, _ = store.db.get_sql_context().sql(File._schema._create_table(safe=False)).query()
+    for column in ('"first_seen" INTEGER', '"last_seen" INTEGER'):
+        create = create.replace(column, column.replace("INTEGER", "REAL"), 1)
+    store.execute(create.replace('CREATE TABLE "file"', 'CREATE TABLE "file_8"', 1))
+    columns = [field.column_name for field in File._meta.sorted_fields]
+    store.execute(f"INSERT INTO file_8 ({', '.join(columns)}) SELECT "
+                  + ", ".join({"first_seen": "first_seen + 0.25",
+                               "last_seen": "last_seen + 0.75"}.get(column, column)
+                              for column in columns) + " FROM file")
+    store.execute("DROP TABLE file")
+    store.execute("ALTER TABLE file_8 RENAME TO file")
+    for index in File._schema._create_indexes(safe=False):
+        store.execute(store.db.get_sql_context().sql(index).query()[0])
+
+
 def as_schema_7(store: Store) -> None:
     """A file's state as its name, its enricher checksum as text (`enricher_checksum`,
     indexed by (state, enricher_checksum)) and its `last_seen` always set; an insight's
-    `source` and `enricher_checksum` as text: schema 7's form."""
+    `source` and `enricher_checksum` as text: schema 7's form (and schema 8's times)."""
+    as_schema_8(store)
     state_name = "CASE state " + " ".join(
         f"WHEN {code} THEN '{name}'" for name, code in STATE_CODES.items()) + " END"
     with store.write_tx():
