@@ -49,8 +49,9 @@ def _smaller_indexes(store: Store) -> None:
     for name in ("file_library_id", "insight_content_hash_kind", "insight_current_hash_kind",
                  "insight_library_id_rel_path"):
         store.execute(f"DROP INDEX IF EXISTS {name}")
-    store.execute("CREATE INDEX IF NOT EXISTS insight_content_hash_kind_is_current"
-                  " ON insight (content_hash, kind, is_current)")
+    if _has_column(store, "insight", "kind"):  # else created at schema 9 or later
+        store.execute("CREATE INDEX IF NOT EXISTS insight_content_hash_kind_is_current"
+                      " ON insight (content_hash, kind, is_current)")
     store.execute("CREATE INDEX IF NOT EXISTS insight_unhashed_path"
                   " ON insight (library_id, rel_path) WHERE content_hash IS NULL")
 
@@ -82,6 +83,8 @@ def _leaner_rows(store: Store) -> None:
 
 def _label_mime_values(store: Store) -> None:
     """The `mime` insights' values become labels (`insights.LABELLED_KINDS`)."""
+    if not _has_column(store, "insight", "kind"):
+        return  # created at schema 9 or later: nothing to convert
     if "value_label" not in {column.name for column in store.db.get_columns("insight")}:
         store.execute("ALTER TABLE insight ADD COLUMN value_label INTEGER")
     insert = ("INSERT OR IGNORE INTO {labels} (text) SELECT DISTINCT value FROM insight"
@@ -224,43 +227,58 @@ def _codes_and_labels(store: Store) -> None:
     under its model's schema, as SQLite's documentation describes, and the old table's pages
     are free for reuse (`VACUUM` gives them back, docs/operations.md). A database created at
     this schema has the new columns from the start.
+
+    Both tables come out as today's models have them, migration 8's columns too (a rebuilt
+    SQLite table has no other form): a file's seen-times as whole seconds and an insight's
+    kind as a label id, which migration 8 then finds done.
     """
     if _has_column(store, "file", "enricher_checksum"):
         state_code = "CASE state " + " ".join(
             f"WHEN '{name}' THEN {code}" for name, code in STATE_CODES.items()) + " END"
+        whole = _whole_seconds(store)
         _to_codes(store, File, {"state": ("state", state_code),
                                 "checksum_label": ("enricher_checksum",
                                                    _label_case(store, "file",
                                                                "enricher_checksum")),
-                                "last_seen": ("last_seen", "CASE WHEN last_seen = first_seen"
-                                              " THEN NULL ELSE last_seen END")},
+                                "first_seen": ("first_seen", whole("first_seen")),
+                                "last_seen": ("last_seen", whole(
+                                    "CASE WHEN last_seen = first_seen THEN NULL"
+                                    " ELSE last_seen END"))},
                   renamed_indexes={"file_state_enricher_checksum": "file_state_checksum_label"})
     if _has_column(store, "insight", "enricher_checksum"):
         _to_codes(store, Insight, {
             "source_label": ("source", _label_case(store, "insight", "source")),
             "checksum_label": ("enricher_checksum",
-                               _label_case(store, "insight", "enricher_checksum"))})
+                               _label_case(store, "insight", "enricher_checksum")),
+            **_kind_label_column(store)}, renamed_indexes=_KIND_LABEL_INDEX)
 
 
-def _integer_times(store: Store) -> None:
-    """Times as integers where nothing reads a fraction of what is stored (bench/README.md
-    has the breakdown):
+def _integers_for_times_and_kinds(store: Store) -> None:
+    """Times as integers where nothing reads a fraction of what is stored, and an insight's
+    kind as a label id (bench/README.md has the breakdown):
     - a file's `first_seen` and `last_seen` as whole seconds (no output shows them; a
       float's 8 bytes become 4 in a SQLite row);
     - the change feed's time as the whole milliseconds it prints (`at_ms`, `changes.at_ms`
       says how they are taken): 8 bytes become 6 in each of a file's two rows of a cold
-      scan, and every `changes` output stays the same.
+      scan, and every `changes` output stays the same;
+    - an insight's kind as a `label` id (`kind_label`; `labels.insight_kind_is` in SQL):
+      `mime`'s 4 bytes become 1 in the row and in the (content_hash, kind, is_current)
+      index.
 
-    SQLite rebuilds both tables: a REAL column stores a whole number in as few bytes as an
-    integer, but hands it back as a float, and the copy leaves no slack in the pages (the
+    SQLite rebuilds the three tables: a REAL column stores a whole number in as few bytes as
+    an integer, but hands it back as a float, and the copy leaves no slack in the pages (the
     old tables' pages are free for reuse, `VACUUM` gives them back). PostgreSQL changes the
     types (bigint: the same 8 bytes there; the rewrite drops the dead row versions a scan's
-    lifecycle update left). A database created at this schema has integer seen-times.
+    lifecycle update left). Each part is skipped where it is done: a database created at
+    this schema, or migrated from schema 7 or older by migration 7, has them already.
     """
-    if _column_type(store, "file", "first_seen") not in ("integer", "bigint"):
-        whole = ("CAST({} AS INTEGER)" if store.is_sqlite else "trunc({})::bigint").format
+    if _column_type(store, "file", "first_seen") in ("real", "double precision"):
+        whole = _whole_seconds(store)
         _to_codes(store, File, {column: (column, whole(column))
                                 for column in ("first_seen", "last_seen")})
+    if _has_column(store, "insight", "kind"):
+        _to_codes(store, Insight, _kind_label_column(store),
+                  renamed_indexes=_KIND_LABEL_INDEX)
     if _has_column(store, changes.TABLE, "at_ms"):
         return
     if store.is_sqlite:
@@ -276,6 +294,20 @@ def _integer_times(store: Store) -> None:
     store.execute(f"ALTER TABLE {changes.TABLE} ALTER COLUMN at TYPE bigint USING"
                   " floor(at)::bigint * 1000 + round((at - floor(at)) * 1000000)::bigint / 1000")
     store.execute(f"ALTER TABLE {changes.TABLE} RENAME COLUMN at TO at_ms")
+
+
+def _whole_seconds(store: Store) -> Callable[[str], str]:
+    """SQL for the whole seconds of an SQL expression's epoch seconds (as `int()` cuts)."""
+    return ("CAST({} AS INTEGER)" if store.is_sqlite else "trunc({})::bigint").format
+
+
+def _kind_label_column(store: Store) -> dict[str, tuple[str, str]]:
+    """`_to_codes`' column of an insight's kind as a label id, from its text."""
+    return {"kind_label": ("kind", _label_case(store, "insight", "kind"))}
+
+
+_KIND_LABEL_INDEX = {"insight_content_hash_kind_is_current":
+                     "insight_content_hash_kind_label_is_current"}
 
 
 def _label_case(store: Store, table: str, column: str) -> str:
@@ -365,7 +397,7 @@ MIGRATIONS: list[Callable[[Store], None]] = [_create_tables, _scale_indexes,
                                              changes.create_table, _smaller_indexes,
                                              _leaner_rows, _hashes_as_digests,
                                              _unchecked_file_library, _codes_and_labels,
-                                             _integer_times]
+                                             _integers_for_times_and_kinds]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

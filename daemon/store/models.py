@@ -139,7 +139,8 @@ class Insight(BaseModel):
     # partial insight_unhashed_path serves the look-ups by path (migration 4).
     library = ForeignKeyField(Library, null=True, on_delete="CASCADE", index=False)
     rel_path = PathField(null=True)
-    kind = CharField()
+    # The `label` id of its kind (migration 8; `insights.kind_label_sql` in SQL).
+    kind_label = IntegerField()
     # The value's JSON; '' when it is the label `value_label` (`labels.insight_value`).
     value = TextField()
     value_label = IntegerField(null=True)
@@ -153,7 +154,7 @@ class Insight(BaseModel):
     class Meta:
         # is_current in the index: the collapse pass and "is this enricher done" read it
         # from the index alone (migration 3 says more).
-        indexes = ((("content_hash", "kind", "is_current"), False),)
+        indexes = ((("content_hash", "kind_label", "is_current"), False),)
 
 
 # By path only while the content is not hashed (an insight set on an unhashed file): the

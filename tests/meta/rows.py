@@ -86,7 +86,7 @@ def insight(content_hash: str | None, kind: str, *, generated_at: float, current
             enricher_checksum: str | None = None, value: str = "{}") -> Insight:
     return Insight.create(
         content_hash=content_hash, library=lib, rel_path=rel.encode() if rel else None,
-        kind=kind, value=value, generated_at=generated_at, is_current=current,
+        kind_label=label_id(kind), value=value, generated_at=generated_at, is_current=current,
         source_label=label_id(source), checksum_label=label_id(enricher_checksum),
     )
 
@@ -98,6 +98,7 @@ def state_of(row: File) -> str:
 def current_insights(content_hash: str, kind: str) -> list[float]:
     return sorted(
         i.generated_at for i in Insight.select().where(
-            (Insight.content_hash == content_hash) & (Insight.kind == kind) & Insight.is_current
+            (Insight.content_hash == content_hash) & (Insight.kind_label == label_id(kind))
+            & Insight.is_current
         )
     )

@@ -7,7 +7,7 @@ them back into the form the schema before it left them, rows kept.
 from __future__ import annotations
 
 from daemon.store import Store, changes, labels, migrations
-from daemon.store.models import STATE_CODES, File
+from daemon.store.models import STATE_CODES, File, Insight
 
 # Schema 7's tables as peewee created them on SQLite (and their indexes), old column names.
 _SQLITE_FILE_7 = (
@@ -48,16 +48,32 @@ _FEED_COLUMNS = "id, {at}, host_label, library_label, kind, path, hash, detail_l
 
 def as_schema_8(store: Store, sub_ms: tuple[float, ...] = SUB_MS_FRACTIONS) -> None:
     """A file's `first_seen` and `last_seen` and the change feed's time (`at`) as float
-    seconds: schema 8's form. Each time gets a fraction, as `time.time()` gave it:
-    `first_seen` a quarter second and `last_seen` three (a rewritten row's is then later,
-    as a float's was), a change's one of `sub_ms` by id (id % len(sub_ms))."""
+    seconds, an insight's kind as text: schema 8's form. Each time gets a fraction, as
+    `time.time()` gave it: `first_seen` a quarter second and `last_seen` three (a rewritten
+    row's is then later, as a float's was), a change's one of `sub_ms` by id (id %
+    len(sub_ms))."""
+    has_labels = store.db.table_exists(labels.TABLE)  # since schema 5; no insight before
+    kind_text = f"(SELECT text FROM {labels.TABLE} WHERE id = kind_label)" if has_labels else "NULL"
     with store.write_tx():
         if store.is_sqlite:
-            _sqlite_file_8(store)
+            _sqlite_table_8(store, File, {'"first_seen" INTEGER': '"first_seen" REAL',
+                                          '"last_seen" INTEGER': '"last_seen" REAL'},
+                            {"first_seen": "first_seen + 0.25", "last_seen": "last_seen + 0.75"})
+            _sqlite_table_8(store, Insight, {'"kind_label" INTEGER': '"kind" VARCHAR(255)'},
+                            {"kind": kind_text}, _INSIGHT_INDEXES_7)
         else:
             store.execute("ALTER TABLE file ALTER COLUMN first_seen TYPE double precision"
                           " USING first_seen + 0.25, ALTER COLUMN last_seen"
                           " TYPE double precision USING last_seen + 0.75")
+            kinds = store.query(f"SELECT id, text FROM {labels.TABLE} WHERE id IN"
+                                " (SELECT kind_label FROM insight)") if has_labels else []
+            store.execute("ALTER TABLE insight ALTER COLUMN kind_label TYPE varchar(255) USING "
+                          + ("CASE kind_label " + " ".join(
+                              f"WHEN {label} THEN '{text}'" for label, text in kinds) + " END"
+                             if kinds else "NULL"))
+            store.execute("ALTER TABLE insight RENAME COLUMN kind_label TO kind")
+            store.execute("ALTER INDEX insight_content_hash_kind_label_is_current"
+                          " RENAME TO insight_content_hash_kind_is_current")
         if "at_ms" in {column.name for column in store.db.get_columns(changes.TABLE)}:
             fraction = f"CASE id - id / {len(sub_ms)} * {len(sub_ms)} " + " ".join(
                 f"WHEN {i} THEN {f!r}" for i, f in enumerate(sub_ms)) + " END"
@@ -66,20 +82,27 @@ def as_schema_8(store: Store, sub_ms: tuple[float, ...] = SUB_MS_FRACTIONS) -> N
                 _FEED_COLUMNS.format(at=f"at_ms / 1000.0 + {fraction}"))
 
 
-def _sqlite_file_8(store: Store) -> None:
-    create, _ = store.db.get_sql_context().sql(File._schema._create_table(safe=False)).query()
-    for column in ('"first_seen" INTEGER', '"last_seen" INTEGER'):
-        create = create.replace(column, column.replace("INTEGER", "REAL"), 1)
-    store.execute(create.replace('CREATE TABLE "file"', 'CREATE TABLE "file_8"', 1))
-    columns = [field.column_name for field in File._meta.sorted_fields]
-    store.execute(f"INSERT INTO file_8 ({', '.join(columns)}) SELECT "
-                  + ", ".join({"first_seen": "first_seen + 0.25",
-                               "last_seen": "last_seen + 0.75"}.get(column, column)
-                              for column in columns) + " FROM file")
-    store.execute("DROP TABLE file")
-    store.execute("ALTER TABLE file_8 RENAME TO file")
-    for index in File._schema._create_indexes(safe=False):
-        store.execute(store.db.get_sql_context().sql(index).query()[0])
+def _sqlite_table_8(store: Store, model: type, columns_8: dict[str, str],
+                    values: dict[str, str], indexes: tuple[str, ...] | None = None) -> None:
+    """A SQLite table rebuilt as today's model makes it but for `columns_8` (today's column
+    definition -> schema 8's), each column from its SQL in `values` or as it is; its indexes
+    are `indexes` or the model's."""
+    table = model._meta.table_name
+    create, _ = store.db.get_sql_context().sql(model._schema._create_table(safe=False)).query()
+    for today, then in columns_8.items():
+        create = create.replace(today, then, 1)
+    store.execute(create.replace(f'CREATE TABLE "{table}"', f'CREATE TABLE "{table}_8"', 1))
+    columns = _sqlite_columns(create)
+    store.execute(f"INSERT INTO {table}_8 ({', '.join(columns)}) SELECT "
+                  + ", ".join(values.get(column, column) for column in columns)
+                  + f" FROM {table}")
+    store.execute(f"DROP TABLE {table}")
+    store.execute(f"ALTER TABLE {table}_8 RENAME TO {table}")
+    if indexes is None:
+        indexes = tuple(store.db.get_sql_context().sql(index).query()[0]
+                        for index in model._schema._create_indexes(safe=False))
+    for index in indexes:
+        store.execute(index)
 
 
 def as_schema_7(store: Store) -> None:

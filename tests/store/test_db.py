@@ -121,10 +121,12 @@ def test_migration_3_trades_three_indexes_for_smaller_ones_and_keeps_every_row(
     assert store.query("SELECT count(*) FROM insight WHERE is_current")[0][0] == 2
     assert store.query("SELECT count(*) FROM insight WHERE content_hash IS NULL")[0][0] == 1
     assert "file_library_id" not in _index_names(store, "file")
-    assert _index_names(store, "insight") >= {"insight_content_hash_kind_is_current",
+    # Its kind a label id since schema 9 (migration 8), the index renamed with the column.
+    assert _index_names(store, "insight") >= {"insight_content_hash_kind_label_is_current",
                                               "insight_unhashed_path"}
     assert not _index_names(store, "insight") & {
-        "insight_content_hash_kind", "insight_current_hash_kind", "insight_library_id_rel_path"}
+        "insight_content_hash_kind", "insight_current_hash_kind", "insight_library_id_rel_path",
+        "insight_content_hash_kind_is_current"}
     store.close()
 
 
@@ -208,7 +210,8 @@ def test_migration_4_keeps_every_row_and_what_every_output_shows(db_url, monkeyp
         ("keep", library.id, b"a", hashed), ("old", library.id, b"gone", copied),
         ("unhashed", other.id, b"b\xff", None)]
     insights = _text_hashes(store.query(
-        f"SELECT content_hash, library_id, rel_path, kind, {labels.insight_value('insight')},"
+        f"SELECT content_hash, library_id, rel_path, {labels.insight_kind('insight')},"
+        f" {labels.insight_value('insight')},"
         f" is_current, (SELECT text FROM {labels.TABLE} WHERE id = source_label),"
         f" (SELECT text FROM {labels.TABLE} WHERE id = checksum_label) FROM insight ORDER BY id"))
     assert [(*r[:2], r[2] and bytes(r[2]), *r[3:]) for r in insights] == [

@@ -1,19 +1,21 @@
 """Migration 8 (schema version 9): a file's `first_seen` and `last_seen` as whole seconds,
-the change feed's time as integer milliseconds (`at_ms`); nothing else changes.
+the change feed's time as integer milliseconds (`at_ms`), an insight's kind as a label id;
+nothing else changes.
 
 The database before it is made by real commands (a scan with the mime insights, a user's
-insight, a tag, an edited file, a missing one), then its `file` and `change_log` tables
-turned back into schema 8's form (`old_schemas`: float seconds, with fractions as
-`time.time()` gives them) and the version set to 8. Every output a user reads must be the
-same after the migration as before it; a change's `at` as schema 8's assetd printed it from
-the float, including one whose microseconds round up into the next millisecond.
+insight, a tag, an edited file, a missing one), then its `file`, `insight` and `change_log`
+tables turned back into schema 8's form (`old_schemas`: float seconds, with fractions as
+`time.time()` gives them; the kind as text) and the version set to 8. Every output a user
+reads must be the same after the migration as before it; a change's `at` as schema 8's
+assetd printed it from the float, including one whose microseconds round up into the next
+millisecond.
 """
 
 from __future__ import annotations
 
 import json
 
-from daemon.store import Store, changes, migrations
+from daemon.store import Store, changes, labels, migrations
 from daemon.store.migrations import SCHEMA_VERSION, current_version
 from daemon.units import iso_utc
 from tests.store.old_schemas import as_schema_8
@@ -51,7 +53,15 @@ def _types(store: Store) -> set[str]:
         " (('file', 'first_seen'), ('file', 'last_seen'), ('change_log', 'at_ms'))")}
 
 
-def test_migration_8_keeps_every_time_as_every_output_shows_it(env, monkeypatch):
+def _kinds(store: Store) -> list[tuple]:
+    """(id, kind as text, current) of every insight."""
+    return sorted(store.query(f"SELECT id, {labels.insight_kind('insight')}, is_current"
+                              " FROM insight") if migrations._has_column(store, "insight",
+                                                                          "kind_label")
+                  else store.query("SELECT id, kind, is_current FROM insight"))
+
+
+def test_migration_8_keeps_every_time_and_kind_as_every_output_shows_it(env, monkeypatch):
     root = env.library("photos", {"a.txt": "alpha", "b.png": b"\x89PNG", "gone.txt": "soon",
                                   "edited.txt": "first"})
     env.cli("scan")
@@ -63,8 +73,9 @@ def test_migration_8_keeps_every_time_as_every_output_shows_it(env, monkeypatch)
     paths = [str(root / name) for name in ("a.txt", "b.png", "edited.txt")]
     before = _outputs(env, paths)
     store = Store(env.db_url)
-    seen = _seen(store)
+    seen, kinds = _seen(store), _kinds(store)
     assert {path for path, (_, last) in seen.items() if last is not None} == {b"edited.txt"}
+    assert {kind for _, kind, _ in kinds} == {"mime", "note"}
     newest = changes.last_id(store)
     with store.write_tx():  # a dropped newest change: its id is never handed out again
         store.execute(f"DELETE FROM {changes.TABLE} WHERE id = ?", [newest])
@@ -84,6 +95,9 @@ def test_migration_8_keeps_every_time_as_every_output_shows_it(env, monkeypatch)
     printed = {change_id: iso_utc(at, timespec="milliseconds")
                for change_id, at in store.query(f"SELECT id, at FROM {changes.TABLE}")}
     assert all(first % 1 == 0.25 for first, _ in _seen(store).values())
+    assert _kinds(store) == kinds
+    assert "insight_content_hash_kind_is_current" in {
+        index.name for index in store.db.get_indexes("insight")}
     store.close()
 
     after = _outputs(env, paths)  # the first command migrates
@@ -101,6 +115,9 @@ def test_migration_8_keeps_every_time_as_every_output_shows_it(env, monkeypatch)
     assert current_version(store) == SCHEMA_VERSION
     assert _seen(store) == seen
     assert _types(store) == ({"integer"} if store.is_sqlite else {"bigint"})
+    assert _kinds(store) == kinds
+    assert {index.name for index in store.db.get_indexes("insight")} - {"insight_pkey"} == {
+        "insight_content_hash_kind_label_is_current", "insight_unhashed_path"}
     store.close()
     (root / "new.txt").write_text("after the migration")
     env.cli("scan")
