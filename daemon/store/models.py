@@ -139,11 +139,13 @@ class Insight(BaseModel):
     # partial insight_unhashed_path serves the look-ups by path (migration 4).
     library = ForeignKeyField(Library, null=True, on_delete="CASCADE", index=False)
     rel_path = PathField(null=True)
-    # The `label` id of its kind (migration 8; `insights.kind_label_sql` in SQL).
-    kind_label = IntegerField()
     # The value's JSON; '' when it is the label `value_label` (`labels.insight_value`).
     value = TextField()
     value_label = IntegerField(null=True)
+    # The `label` id of its kind (migration 8; `labels.insight_kind_is` in SQL). After
+    # value_label: PostgreSQL aligns an integer to 4 bytes, and after the 17-byte hash it
+    # would cost 3 bytes of padding and push generated_at to the next 8 (8 B a row).
+    kind_label = IntegerField()
     generated_at = DoubleField()
     is_current = BooleanField(default=True)
     # `label` ids (migration 7): who wrote it (an enricher's name, or `user`) and the
