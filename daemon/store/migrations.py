@@ -263,14 +263,16 @@ def _integers_for_times_and_kinds(store: Store) -> None:
       scan, and every `changes` output stays the same;
     - an insight's kind as a `label` id (`kind_label`; `labels.insight_kind_is` in SQL):
       `mime`'s 4 bytes become 1 in the row and in the (content_hash, kind, is_current)
-      index.
+      index. (PostgreSQL aligns the id to 4 bytes after the 17-byte hash: its index entry
+      grows from 32 to 40 bytes, ~14 B a file.)
 
     SQLite rebuilds the three tables: a REAL column stores a whole number in as few bytes as
     an integer, but hands it back as a float, and the copy leaves no slack in the pages (the
     old tables' pages are free for reuse, `VACUUM` gives them back). PostgreSQL changes the
-    types (bigint: the same 8 bytes there; the rewrite drops the dead row versions a scan's
-    lifecycle update left). Each part is skipped where it is done: a database created at
-    this schema, or migrated from schema 7 or older by migration 7, has them already.
+    types (bigint: the same 8 bytes there as a double; the rewrite drops the dead row
+    versions a scan's lifecycle update left). Each part is skipped where it is done: a
+    database created at this schema, or migrated from schema 7 or older by migration 7, has
+    them already.
     """
     if _column_type(store, "file", "first_seen") in ("real", "double precision"):
         whole = _whole_seconds(store)
