@@ -41,8 +41,8 @@ from tree import default_cache_dir, ensure_tree
 
 PART_FILES = 10_000
 MAGIC_SAMPLE = 20_000
-CREATED = ("INSERT INTO change_log (at, host_label, library_label, kind, path, hash, detail_label,"
-           " detail) SELECT ?, 1, 1, 1, path_text, content_hash, NULL, NULL FROM file"
+CREATED = ("INSERT INTO change_log (at_ms, host_label, library_label, kind, path, hash,"
+           " detail_label, detail) SELECT ?, 1, 1, 1, path_text, content_hash, NULL, NULL FROM file"
            " WHERE id > ? AND id <= ? ORDER BY id")
 
 
@@ -81,7 +81,7 @@ def tree_rows(root: Path) -> list[tuple]:
                       "path_text": "", "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                       "inode": st.st_ino, "device": st.st_dev, "content_hash": rng.randbytes(16),
                       "is_missing": 0, "state": STATE_CODES[STATE_ENRICHING],
-                      "checksum_label": 1, "first_seen": 1.7e9}
+                      "checksum_label": 1, "first_seen": 1_700_000_000}
             rows.append(tuple(stored[column] for column in _INSERT_COLUMNS))
     return rows
 
@@ -113,7 +113,7 @@ def insert_s(template: Path, rows: list[tuple], *, drop_hash_index: bool) -> flo
         for start in range(0, len(rows), PART_FILES):
             db.execute("BEGIN IMMEDIATE")
             db.executemany(insert, rows[start:start + PART_FILES])
-            db.execute(CREATED, (time.time(), start, start + PART_FILES))
+            db.execute(CREATED, (int(time.time() * 1000), start, start + PART_FILES))
             db.execute("COMMIT")
         if drop_hash_index:
             db.execute("CREATE INDEX file_content_hash ON file (content_hash)")

@@ -54,16 +54,18 @@ def insight_collapse(store: Store, config: Config, *, after_id: int = 0) -> int:
     a walk over a million insights (0.7 s).
     """
     if after_id:
-        groups, params = ("SELECT content_hash, kind FROM insight WHERE id > ? AND is_current"
-                          " AND content_hash IS NOT NULL"), [after_id]
+        groups, params = ("SELECT content_hash, kind_label FROM insight WHERE id > ?"
+                          " AND is_current AND content_hash IS NOT NULL"), [after_id]
     else:
-        groups, params = ("SELECT content_hash, kind FROM insight WHERE is_current"
-                          " AND content_hash IS NOT NULL GROUP BY content_hash, kind"
+        groups, params = ("SELECT content_hash, kind_label FROM insight WHERE is_current"
+                          " AND content_hash IS NOT NULL GROUP BY content_hash, kind_label"
                           " HAVING COUNT(*) > 1"), []
     cursor = store.execute(
-        f"UPDATE insight SET is_current = ? WHERE is_current AND (content_hash, kind) IN ({groups})"
+        "UPDATE insight SET is_current = ? WHERE is_current"
+        f" AND (content_hash, kind_label) IN ({groups})"
         " AND EXISTS (SELECT 1 FROM insight o WHERE o.content_hash = insight.content_hash"
-        " AND o.kind = insight.kind AND o.is_current AND (o.generated_at < insight.generated_at"
+        " AND o.kind_label = insight.kind_label AND o.is_current"
+        " AND (o.generated_at < insight.generated_at"
         " OR (o.generated_at = insight.generated_at AND o.id < insight.id)))",
         [False, *params],
     )

@@ -260,8 +260,9 @@ def enricher_errors(store: Store, content_hash: str) -> list[tuple[str, str]]:
     """(enricher, message) of the current insights of this content that record a failure."""
     found = []
     for kind, value in store.query(
-        f"SELECT kind, {labels.insight_value('insight')} FROM insight"
-        " WHERE content_hash = ? AND is_current ORDER BY kind",
+        f"SELECT {labels.insight_kind('insight')} AS kind_text,"
+        f" {labels.insight_value('insight')} FROM insight"
+        " WHERE content_hash = ? AND is_current ORDER BY kind_text",
         [to_db(content_hash)],
     ):
         parsed = json.loads(value)

@@ -48,7 +48,8 @@ class ContentRule:
         find = f"instr({value}, ?) > 0" if is_sqlite else f"strpos({value}, ?) > 0"
         current_mime = (
             "SELECT 1 FROM insight m WHERE m.content_hash = file.content_hash"
-            f" AND m.kind = '{MIME_KIND}' AND m.is_current"
+            f" AND m.kind_label = (SELECT id FROM {labels.TABLE} WHERE text = '{MIME_KIND}')"
+            " AND m.is_current"
         )
         wanted = " OR ".join(find for _ in self.mime_prefixes)
         unwanted = " OR ".join(find for _ in self.mime_excluded) or "1 = 0"

@@ -67,7 +67,7 @@ def similar_groups(store: Store, library: str | None, distance: int) -> list[dic
     rows = store.query(
         f"SELECT {labels.insight_value('i')}, f.content_hash, l.name, f.rel_path FROM insight i"
         " JOIN file f ON f.content_hash = i.content_hash JOIN library l ON l.id = f.library_id"
-        " WHERE i.kind = ? AND i.is_current AND NOT f.is_missing"
+        f" WHERE {labels.insight_kind_is('i')} AND i.is_current AND NOT f.is_missing"
         " AND (? IS NULL OR f.library_id = ?)",
         ["phash", library_id, library_id],
     )

@@ -162,7 +162,8 @@ def _current_mime_texts(store: Store, hashes: Iterable[str]) -> dict[str, str]:
     rows = store.query(
         f"SELECT content_hash, {labels.insight_value('insight')} FROM insight"
         " WHERE content_hash IN ("
-        + ", ".join("?" for _ in digests) + ") AND kind = ? AND is_current",
+        + ", ".join("?" for _ in digests) + f") AND {labels.insight_kind_is('insight')}"
+        " AND is_current",
         [*digests, MIME_KIND],
     )
     return {from_db(digest): text for digest, text in rows}
@@ -180,7 +181,8 @@ def _satisfied(
         params += sql_params
     digests = all_to_db(sorted(hashes))
     rows = store.query(
-        "SELECT DISTINCT i.content_hash, i.kind FROM insight i WHERE i.content_hash IN ("
+        f"SELECT DISTINCT i.content_hash, {labels.insight_kind('i')} FROM insight i"
+        " WHERE i.content_hash IN ("
         + ", ".join("?" for _ in digests) + f") AND ({' OR '.join(conditions)})",
         [*digests, *params],
     )

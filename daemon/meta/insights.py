@@ -30,14 +30,14 @@ KIND_RE = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 # has a few dozen media types, and the mime value's ~60 B of JSON was a third of its row.
 LABELLED_KINDS = frozenset({"mime"})
 # The columns of a new insight row, as `stored_rows` builds it.
-INSIGHT_COLUMNS = ("content_hash", "library_id", "rel_path", "kind", "value", "value_label",
-                   "generated_at", "is_current", "source_label", "checksum_label")
+INSIGHT_COLUMNS = ("content_hash", "library_id", "rel_path", "kind_label", "value",
+                   "value_label", "generated_at", "is_current", "source_label", "checksum_label")
 _DEMOTE_BY_HASH = (
-    "UPDATE insight SET is_current = ? WHERE content_hash = ? AND kind = ? AND is_current"
+    "UPDATE insight SET is_current = ? WHERE content_hash = ? AND kind_label = ? AND is_current"
 )
 _DEMOTE_BY_PATH = (
     "UPDATE insight SET is_current = ? WHERE content_hash IS NULL AND library_id = ?"
-    " AND rel_path = ? AND kind = ? AND is_current"
+    " AND rel_path = ? AND kind_label = ? AND is_current"
 )
 
 
@@ -53,8 +53,9 @@ def satisfied_condition(
     """
     a = alias
     sql = (
-        f"({a}.kind = ? AND (({a}.source_label = {_LABEL_ID} AND {a}.checksum_label ="
-        f" {_LABEL_ID}) OR ({a}.is_current AND {a}.source_label <> {_LABEL_ID})))"
+        f"({labels.insight_kind_is(a)} AND (({a}.source_label = {_LABEL_ID} AND"
+        f" {a}.checksum_label = {_LABEL_ID}) OR ({a}.is_current AND"
+        f" {a}.source_label <> {_LABEL_ID})))"
     )
     return sql, [enricher.name, enricher.name, checksum, enricher.name]
 
@@ -100,9 +101,12 @@ def record_insights(store: Store, insights: Sequence[NewInsight]) -> None:
     The enrich runner writes its results in batches: one transaction per result made the
     commit, not the enricher, the cost of enriching 100k small files.
     """
-    by_hash = [(False, to_db(i.content_hash), i.kind) for i in insights if i.content_hash]
-    by_path = [(False, i.library_id, i.rel_path, i.kind) for i in insights if not i.content_hash]
     with store.write_tx():
+        kind_ids = labels.ids(store, [i.kind for i in insights])
+        by_hash = [(False, to_db(i.content_hash), kind_ids[i.kind])
+                   for i in insights if i.content_hash]
+        by_path = [(False, i.library_id, i.rel_path, kind_ids[i.kind])
+                   for i in insights if not i.content_hash]
         rows = stored_rows(store, insights, [json.dumps(i.value, ensure_ascii=False)
                                              for i in insights])
         store.executemany(_DEMOTE_BY_PATH, by_path)
@@ -118,9 +122,10 @@ def stored_rows(store: Store, insights: Sequence[NewInsight], texts: Sequence[st
     in it)."""
     ids = labels.ids(store, [*(text for i, text in zip(insights, texts, strict=True)
                                if i.kind in LABELLED_KINDS),
+                             *{i.kind for i in insights},
                              *{i.source for i in insights},
                              *{i.enricher_checksum for i in insights}])
-    return [(i.content_hash, *located(i), i.kind,
+    return [(i.content_hash, *located(i), ids[i.kind],
              *(("", ids[text]) if i.kind in LABELLED_KINDS else (text, None)),
              i.generated_at, True, ids[i.source], ids.get(i.enricher_checksum))
             for i, text in zip(insights, texts, strict=True)]
@@ -171,9 +176,10 @@ def file_insights(store: Store, file: IndexedFile, *, history: bool) -> list[dic
     if not history:
         where += " AND is_current"
     rows = store.query(
-        f"SELECT kind, {labels.insight_value('insight')}, generated_at, is_current,"
+        f"SELECT {labels.insight_kind('insight')} AS kind_text, {labels.insight_value('insight')},"
+        f" generated_at, is_current,"
         f" (SELECT text FROM {labels.TABLE} WHERE id = source_label) FROM insight"
-        f" WHERE {where} ORDER BY kind, is_current DESC, generated_at DESC, id DESC",
+        f" WHERE {where} ORDER BY kind_text, is_current DESC, generated_at DESC, id DESC",
         params,
     )
     return [

@@ -85,13 +85,14 @@ def apply_plan(
     says why a new row holds it.
     """
     now = time.time() if now is None else now
+    seen_s = int(now)  # a file's first_seen / last_seen: whole seconds (`models.File`)
     library_id = library.id
     rewrites: list[tuple] = []
     carries: list[tuple[bytes, str, str | None]] = []
     replaced_by_known_content = replaced_content(plan) if known_hashes is None else known_hashes
     moves: list[tuple] = []
     for row, entry in plan.updated + plan.restored + plan.moved:
-        rewrite, carry = _rewrite_row(row, entry, hashes.get(entry.rel_path), now)
+        rewrite, carry = _rewrite_row(row, entry, hashes.get(entry.rel_path), seen_s)
         (rewrites if row.rel_path == entry.rel_path else moves).append(rewrite)
         if carry and carry[2] not in replaced_by_known_content:
             carries.append(carry)
@@ -99,7 +100,7 @@ def apply_plan(
     for row in plan.unchanged:
         hashed = hashes.get(row.rel_path)
         if hashed is not None and row.content_hash is None:
-            rewrite, _ = _rewrite_row(row, _entry_of(row), hashed, now)
+            rewrite, _ = _rewrite_row(row, _entry_of(row), hashed, seen_s)
             rewrites.append(rewrite)
             hash_fills.append(rewrite)
     moved_paths = [(entry.rel_path, library_id, row.rel_path) for row, entry in plan.moved]
@@ -109,7 +110,7 @@ def apply_plan(
         created = None
         if plan.created:
             checksum_label = labels.ids(store, [set_checksum]).get(set_checksum)
-            inserts = _insert_rows(library_id, plan.created, hashes, now, checksum_label)
+            inserts = _insert_rows(library_id, plan.created, hashes, seen_s, checksum_label)
             after_id = _last_file_id(store)
             store.insert_rows(File, _INSERT_COLUMNS, inserts, stored=True)
             created = feed.CreatedRows(library.name, library_id, after_id, _last_file_id(store))
@@ -229,7 +230,7 @@ def _last_file_id(store: Store) -> int:
 
 
 def _insert_rows(library_id: int, created: list[DiskEntry], hashes: dict[bytes, Hashed],
-                 now: float, checksum_label: int | None = None) -> list[tuple]:
+                 seen_s: int, checksum_label: int | None = None) -> list[tuple]:
     """The new files' rows as the database stores them (`Store.insert_rows(stored=True)`).
 
     A new file is `new` until hashed; one hashed on the way in starts `enriching`, the
@@ -250,17 +251,17 @@ def _insert_rows(library_id: int, created: list[DiskEntry], hashes: dict[bytes, 
     enriching, new = STATE_CODES[STATE_ENRICHING], STATE_CODES[STATE_NEW]
     return [
         (library_id, rel_path, "" if rel_path.isascii() else paths.stored_name(rel_path),
-         *hashed[1:], fromhex(hashed[0][prefix:]), False, enriching, checksum_label, now)
+         *hashed[1:], fromhex(hashed[0][prefix:]), False, enriching, checksum_label, seen_s)
         if hashed else
         (library_id, rel_path, "" if rel_path.isascii() else paths.stored_name(rel_path),
-         *entry[1:], None, False, new, None, now)
+         *entry[1:], None, False, new, None, seen_s)
         for entry in created
         for rel_path, hashed in ((entry[0], get(entry[0])),)
     ]
 
 
 def _rewrite_row(
-    row: DbRow, entry: DiskEntry, hashed: Hashed | None, now: float
+    row: DbRow, entry: DiskEntry, hashed: Hashed | None, seen_s: int
 ) -> tuple[tuple, tuple[bytes, str, str | None] | None]:
     """The UPDATE parameters, plus a tag carry when the content changed under the tags."""
     stat = hashed or entry
@@ -276,6 +277,6 @@ def _rewrite_row(
         state = STATE_NEW
     rewrite = (
         row.id, entry.rel_path, path_text(entry.rel_path), stat.size, stat.mtime_ns,
-        stat.inode, stat.device, content_hash, False, None, state, now,
+        stat.inode, stat.device, content_hash, False, None, state, seen_s,
     )
     return rewrite, carry

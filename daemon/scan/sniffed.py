@@ -100,7 +100,8 @@ class SniffedInsights:
                 f"SELECT i.content_hash, s.text, c.text, i.is_current FROM insight i"
                 f" LEFT JOIN {labels.TABLE} s ON s.id = i.source_label"
                 f" LEFT JOIN {labels.TABLE} c ON c.id = i.checksum_label"
-                " WHERE i.content_hash IN (" + ", ".join("?" for _ in chunk) + ") AND i.kind = ?",
+                " WHERE i.content_hash IN (" + ", ".join("?" for _ in chunk) + ")"
+                f" AND {labels.insight_kind_is('i')}",
                 [*chunk, name],
             ):
                 content_hash = from_db(digest)

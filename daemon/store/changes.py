@@ -17,7 +17,8 @@ that retention dropped (a plain rowid table would, once the newest rows were dro
 A row is lean (schema version 5): the host, the library and a tag or insight kind are
 `labels` ids, the kind a small code (`KIND_CODES`), the hash its 16 bytes (`hashes`), and
 `detail` JSON only for what no label says (`old_path`): 223 -> 114 B a file at 100k files
-after a cold scan (two changes a file).
+after a cold scan (two changes a file). Its time is integer milliseconds (`at_ms`, schema
+version 9), what the feed prints: 6 B in a SQLite row instead of a float's 8.
 
 Retention drops the oldest rows; `dropped_through` remembers the highest id dropped, so a
 reader whose `--since` is older than that is told (`reset`) instead of silently missing rows.
@@ -26,6 +27,7 @@ reader whose `--since` is older than that is told (`reset`) instead of silently 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,7 +68,7 @@ _KIND_NAMES = {code: kind for kind, code in KIND_CODES.items()}
 # The detail key a kind's label stands for (`{"tag": T}` is stored as T's label).
 LABELLED_DETAIL = {TAGGED: "tag", UNTAGGED: "tag", INSIGHT: "insight_kind"}
 
-_COLUMNS = ("at", "host_label", "library_label", "kind", "path", "hash", "detail_label",
+_COLUMNS = ("at_ms", "host_label", "library_label", "kind", "path", "hash", "detail_label",
             "detail")
 
 
@@ -119,7 +121,8 @@ def _created_from_rows(store: Store) -> str:
 
 @dataclass(frozen=True)
 class ChangeRow:
-    """A recorded change, as `assetd changes` and `/changes` print it."""
+    """A recorded change, as `assetd changes` and `/changes` print it (`at`: epoch seconds,
+    whole milliseconds)."""
 
     id: int
     at: float
@@ -166,7 +169,7 @@ def flush(store: Store, changes: Sequence[Change | CreatedRows]) -> None:
     if not changes:
         return
     store.lock(LOCK_NAME)
-    now = time.time()
+    now_ms = at_ms(time.time())
     host = store.host
     # One JSON text per detail object: a scan's insight changes share one per kind, and
     # json.dumps per row was a third of this function at a million files. Every detail is
@@ -195,12 +198,12 @@ def flush(store: Store, changes: Sequence[Change | CreatedRows]) -> None:
         if change.__class__ is CreatedRows:
             _insert_pages(store, rows)
             rows = []
-            store.execute(created_from_rows, (now, host_id, ids[change.library],
+            store.execute(created_from_rows, (now_ms, host_id, ids[change.library],
                                               change.after_id, change.through_id,
                                               change.library_id))
             continue
         kind, library, path, content_hash, detail = change
-        rows.append((now, host_id, ids.get(library), KIND_CODES[kind], path,
+        rows.append((now_ms, host_id, ids.get(library), KIND_CODES[kind], path,
                      to_db(content_hash), ids.get(label),
                      None if label is not None else text(detail)))
     _insert_pages(store, rows)
@@ -242,7 +245,7 @@ def read(store: Store, since: int = 0, *, library: str | None = None,
         where += " AND c.library_label = ?"
         params.append(library_id)
     # LEFT JOINs: SQLite then walks change_log by id and looks each label up by its key.
-    text = ("SELECT c.id, c.at, h.text, l.text, c.kind, c.path, c.hash, d.text, c.detail"
+    text = ("SELECT c.id, c.at_ms, h.text, l.text, c.kind, c.path, c.hash, d.text, c.detail"
             f" FROM {TABLE} c LEFT JOIN {labels.TABLE} h ON h.id = c.host_label"
             f" LEFT JOIN {labels.TABLE} l ON l.id = c.library_label"
             f" LEFT JOIN {labels.TABLE} d ON d.id = c.detail_label"
@@ -254,7 +257,7 @@ def read(store: Store, since: int = 0, *, library: str | None = None,
     return Page(rows, reset)
 
 
-def _change_row(id: int, at: float, host: str, library: str | None, code: int,
+def _change_row(id: int, at_ms: int, host: str, library: str | None, code: int,
                 path: str | None, digest: bytes | None, label: str | None,
                 detail: str | None) -> ChangeRow:
     kind = _KIND_NAMES[code]
@@ -262,7 +265,8 @@ def _change_row(id: int, at: float, host: str, library: str | None, code: int,
         details = {LABELLED_DETAIL[kind]: label}
     else:
         details = json.loads(detail) if detail else {}
-    return ChangeRow(id, at, host, library, kind, path, hashes.from_db(digest), details)
+    return ChangeRow(id, at_ms / 1000, host, library, kind, path, hashes.from_db(digest),
+                     details)
 
 
 def iter_all(store: Store, since: int = 0, *, library: str | None = None,
@@ -284,9 +288,9 @@ def last_id(store: Store) -> int:
 def drop_older_than(store: Store, cutoff: float, *, max_ids: int = DROP_MAX_IDS) -> int:
     """Retention: drop the changes recorded before `cutoff` (epoch seconds); how many.
 
-    `at` grows with id (both are taken at commit, under the lock), so the cut is one id,
+    `at_ms` grows with id (both are taken at commit, under the lock), so the cut is one id,
     found by bisecting on the primary key: a few lookups, not a scan of a month of changes,
-    and no index on `at`. Cheap when there is nothing to drop: one lookup. At most `max_ids`
+    and no index on `at_ms`. Cheap when there is nothing to drop: one lookup. At most `max_ids`
     ids go per call (the daemon calls it every tick): deleting a million rows at once would
     hold the write lock for seconds.
     """
@@ -294,15 +298,16 @@ def drop_older_than(store: Store, cutoff: float, *, max_ids: int = DROP_MAX_IDS)
     # table for `SELECT min(id), max(id)` (2M rows: 70 ms every tick).
     bounds = store.query(
         f"SELECT (SELECT min(id) FROM {TABLE}), (SELECT max(id) FROM {TABLE})")[0]
-    if bounds[0] is None or _at(store, bounds[0]) >= cutoff:
+    cutoff_ms = cutoff * 1000
+    if bounds[0] is None or _at_ms(store, bounds[0]) >= cutoff_ms:
         return 0
     low, high = bounds  # at(low) < cutoff; find the last id whose at < cutoff
     high = min(high, low + max_ids - 1)
-    if _at(store, high) < cutoff:
+    if _at_ms(store, high) < cutoff_ms:
         low = high
     while low < high:
         middle = (low + high + 1) // 2
-        if _at(store, middle) < cutoff:
+        if _at_ms(store, middle) < cutoff_ms:
             low = middle
         else:
             high = middle - 1
@@ -313,10 +318,20 @@ def drop_older_than(store: Store, cutoff: float, *, max_ids: int = DROP_MAX_IDS)
     return dropped
 
 
-def _at(store: Store, change_id: int) -> float:
-    """`at` of the first change at or after `change_id` (ids may have gaps)."""
-    return store.query(f"SELECT at FROM {TABLE} WHERE id >= ? ORDER BY id LIMIT 1",
+def _at_ms(store: Store, change_id: int) -> int:
+    """`at_ms` of the first change at or after `change_id` (ids may have gaps)."""
+    return store.query(f"SELECT at_ms FROM {TABLE} WHERE id >= ? ORDER BY id LIMIT 1",
                        [change_id])[0][0]
+
+
+def at_ms(ts: float) -> int:
+    """Epoch seconds as the whole milliseconds the feed prints of them: `datetime` rounds a
+    timestamp to microseconds (half to even), then `isoformat` cuts to milliseconds.
+    (Rounding half up instead gives the same milliseconds: the two differ only at a tie
+    below an even microsecond, never the last of a millisecond.) `migrations` converts the
+    stored seconds of older feeds the same way in SQL."""
+    whole = math.floor(ts)
+    return whole * 1000 + round((ts - whole) * 1_000_000) // 1000
 
 
 def get_setting(store: Store, key: str) -> str | None:

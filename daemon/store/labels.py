@@ -2,11 +2,11 @@
 
 The change feed names a host, a library, and a tag or insight kind on every row; written out,
 those texts were ~35 of a change row's ~110 bytes (100k files, a cold scan: two changes a
-file). Files and insights label their enricher checksums, and insights their source, the same
-way (schema 8), as the `mime` insights label their values. A label is never deleted or
-changed, so an id means one text for good. Ids are looked up in the database inside the
-writer's transaction, never cached in the process: an id taken in a transaction that rolls
-back must not outlive it (the next insert would reuse it).
+file). Files and insights label their enricher checksums, and insights their source (schema
+8) and their kind (schema 9), the same way, as the `mime` insights label their values. A label
+is never deleted or changed, so an id means one text for good. Ids are looked up in the
+database inside the writer's transaction, never cached in the process: an id taken in a
+transaction that rolls back must not outlive it (the next insert would reuse it).
 """
 
 from __future__ import annotations
@@ -30,6 +30,18 @@ def insight_value(alias: str) -> str:
     LABELLED_KINDS`, the mime type of most files) store it as a label, '' in `value`."""
     return (f"CASE WHEN {alias}.value_label IS NULL THEN {alias}.value"
             f" ELSE (SELECT text FROM {TABLE} WHERE id = {alias}.value_label) END")
+
+
+def insight_kind(alias: str) -> str:
+    """SQL for an insight row's kind, as its text: the row holds its kind's label id."""
+    return f"(SELECT text FROM {TABLE} WHERE id = {alias}.kind_label)"
+
+
+def insight_kind_is(alias: str) -> str:
+    """SQL true when an insight row is of the kind given as a parameter (its text). The
+    label is looked up once per statement, not per row (0, no label's id, when no row was
+    ever of that kind), and the (content_hash, kind_label, is_current) index still serves."""
+    return f"{alias}.kind_label = COALESCE((SELECT id FROM {TABLE} WHERE text = ?), 0)"
 
 
 def ids(store: Store, texts: Iterable[str | None]) -> dict[str, int]:

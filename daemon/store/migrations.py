@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from peewee import DoubleField, SmallIntegerField
+from peewee import BigIntegerField, DoubleField, SmallIntegerField
 
 from daemon.store import changes, hashes, labels, paths
 from daemon.store.models import ALL_MODELS, STATE_CODES, File, Insight, SchemaVersion
@@ -49,8 +49,9 @@ def _smaller_indexes(store: Store) -> None:
     for name in ("file_library_id", "insight_content_hash_kind", "insight_current_hash_kind",
                  "insight_library_id_rel_path"):
         store.execute(f"DROP INDEX IF EXISTS {name}")
-    store.execute("CREATE INDEX IF NOT EXISTS insight_content_hash_kind_is_current"
-                  " ON insight (content_hash, kind, is_current)")
+    if _has_column(store, "insight", "kind"):  # else created at schema 9 or later
+        store.execute("CREATE INDEX IF NOT EXISTS insight_content_hash_kind_is_current"
+                      " ON insight (content_hash, kind, is_current)")
     store.execute("CREATE INDEX IF NOT EXISTS insight_unhashed_path"
                   " ON insight (library_id, rel_path) WHERE content_hash IS NULL")
 
@@ -82,6 +83,8 @@ def _leaner_rows(store: Store) -> None:
 
 def _label_mime_values(store: Store) -> None:
     """The `mime` insights' values become labels (`insights.LABELLED_KINDS`)."""
+    if not _has_column(store, "insight", "kind"):
+        return  # created at schema 9 or later: nothing to convert
     if "value_label" not in {column.name for column in store.db.get_columns("insight")}:
         store.execute("ALTER TABLE insight ADD COLUMN value_label INTEGER")
     insert = ("INSERT OR IGNORE INTO {labels} (text) SELECT DISTINCT value FROM insight"
@@ -111,19 +114,26 @@ def _lean_change_log(store: Store) -> None:
     kind_code = "CASE kind " + " ".join(
         f"WHEN '{kind}' THEN {code}" for kind, code in changes.KIND_CODES.items()) + " END"
     digest = hashes.to_db_sql("hash", is_sqlite=store.is_sqlite)
+    _copy_change_log(store, _lean_columns(store),
+                     "id, at, host_label, library_label, kind, path, hash, detail_label, detail",
+                     f"id, at, (SELECT id FROM {labels.TABLE} WHERE text = host),"
+                     f" (SELECT id FROM {labels.TABLE} WHERE text = library),"
+                     f" {kind_code}, path, {digest}, NULL, detail")
+
+
+def _copy_change_log(store: Store, columns: str, names: str, values: str) -> None:
+    """Put a copy of the change feed in its place: a new table of `columns` (their SQL),
+    filled with `values` (SQL over the old table's columns) into `names`; ids and the id
+    sequence kept."""
+    table = changes.TABLE
     if store.is_sqlite:
         sequence = store.query("SELECT seq FROM sqlite_sequence WHERE name = ?", [table])
     else:
         store.execute(f"ALTER SEQUENCE {table}_id_seq OWNED BY NONE")
-    store.execute(f"CREATE TABLE {table}_lean ({_lean_columns(store)})")
-    store.execute(
-        f"INSERT INTO {table}_lean (id, at, host_label, library_label, kind, path, hash,"
-        f" detail_label, detail) SELECT id, at,"
-        f" (SELECT id FROM {labels.TABLE} WHERE text = host),"
-        f" (SELECT id FROM {labels.TABLE} WHERE text = library),"
-        f" {kind_code}, path, {digest}, NULL, detail FROM {table}")
+    store.execute(f"CREATE TABLE {table}_copied ({columns})")
+    store.execute(f"INSERT INTO {table}_copied ({names}) SELECT {values} FROM {table}")
     store.execute(f"DROP TABLE {table}")
-    store.execute(f"ALTER TABLE {table}_lean RENAME TO {table}")
+    store.execute(f"ALTER TABLE {table}_copied RENAME TO {table}")
     if store.is_sqlite:
         if sequence:  # AUTOINCREMENT: never hand out an id retention already dropped
             store.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?",
@@ -133,7 +143,7 @@ def _lean_change_log(store: Store) -> None:
                               [table, sequence[0][0]])
     else:
         store.execute(f"ALTER SEQUENCE {table}_id_seq OWNED BY {table}.id")
-        store.execute(f"ALTER INDEX {table}_lean_pkey RENAME TO {table}_pkey")
+        store.execute(f"ALTER INDEX {table}_copied_pkey RENAME TO {table}_pkey")
 
 
 def _lean_columns(store: Store) -> str:
@@ -217,22 +227,89 @@ def _codes_and_labels(store: Store) -> None:
     under its model's schema, as SQLite's documentation describes, and the old table's pages
     are free for reuse (`VACUUM` gives them back, docs/operations.md). A database created at
     this schema has the new columns from the start.
+
+    Both tables come out as today's models have them, migration 8's columns too (a rebuilt
+    SQLite table has no other form): a file's seen-times as whole seconds and an insight's
+    kind as a label id, which migration 8 then finds done.
     """
     if _has_column(store, "file", "enricher_checksum"):
         state_code = "CASE state " + " ".join(
             f"WHEN '{name}' THEN {code}" for name, code in STATE_CODES.items()) + " END"
+        whole = _whole_seconds(store)
         _to_codes(store, File, {"state": ("state", state_code),
                                 "checksum_label": ("enricher_checksum",
                                                    _label_case(store, "file",
                                                                "enricher_checksum")),
-                                "last_seen": ("last_seen", "CASE WHEN last_seen = first_seen"
-                                              " THEN NULL ELSE last_seen END")},
+                                "first_seen": ("first_seen", whole("first_seen")),
+                                "last_seen": ("last_seen", whole(
+                                    "CASE WHEN last_seen = first_seen THEN NULL"
+                                    " ELSE last_seen END"))},
                   renamed_indexes={"file_state_enricher_checksum": "file_state_checksum_label"})
     if _has_column(store, "insight", "enricher_checksum"):
         _to_codes(store, Insight, {
             "source_label": ("source", _label_case(store, "insight", "source")),
             "checksum_label": ("enricher_checksum",
-                               _label_case(store, "insight", "enricher_checksum"))})
+                               _label_case(store, "insight", "enricher_checksum")),
+            **_kind_label_column(store)}, renamed_indexes=_KIND_LABEL_INDEX)
+
+
+def _integers_for_times_and_kinds(store: Store) -> None:
+    """Times as integers where nothing reads a fraction of what is stored, and an insight's
+    kind as a label id (bench/README.md has the breakdown):
+    - a file's `first_seen` and `last_seen` as whole seconds (no output shows them; a
+      float's 8 bytes become 4 in a SQLite row);
+    - the change feed's time as the whole milliseconds it prints (`at_ms`, `changes.at_ms`
+      says how they are taken): 8 bytes become 6 in each of a file's two rows of a cold
+      scan, and every `changes` output stays the same;
+    - an insight's kind as a `label` id (`kind_label`; `labels.insight_kind_is` in SQL):
+      `mime`'s 4 bytes become 1 in the row and in the (content_hash, kind, is_current)
+      index. (PostgreSQL aligns the id to 4 bytes after the 17-byte hash: its index entry
+      grows from 32 to 40 bytes, ~14 B a file.)
+
+    SQLite rebuilds the three tables: a REAL column stores a whole number in as few bytes as
+    an integer, but hands it back as a float, and the copy leaves no slack in the pages (the
+    old tables' pages are free for reuse, `VACUUM` gives them back). PostgreSQL changes the
+    types (bigint: the same 8 bytes there as a double; the rewrite drops the dead row
+    versions a scan's lifecycle update left). Each part is skipped where it is done: a
+    database created at this schema, or migrated from schema 7 or older by migration 7, has
+    them already.
+    """
+    if _column_type(store, "file", "first_seen") in ("real", "double precision"):
+        whole = _whole_seconds(store)
+        _to_codes(store, File, {column: (column, whole(column))
+                                for column in ("first_seen", "last_seen")})
+    if _has_column(store, "insight", "kind"):
+        _to_codes(store, Insight, _kind_label_column(store),
+                  renamed_indexes=_KIND_LABEL_INDEX)
+    if _has_column(store, changes.TABLE, "at_ms"):
+        return
+    if store.is_sqlite:
+        _copy_change_log(
+            store, "id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,"
+            " host_label INTEGER NOT NULL, library_label INTEGER, kind INTEGER NOT NULL,"
+            " path TEXT, hash BLOB, detail_label INTEGER, detail TEXT",
+            "id, at_ms, host_label, library_label, kind, path, hash, detail_label, detail",
+            "id, CAST(at AS INTEGER) * 1000 + CAST(round((at - CAST(at AS INTEGER))"
+            " * 1000000) AS INTEGER) / 1000,"
+            " host_label, library_label, kind, path, hash, detail_label, detail")
+        return
+    store.execute(f"ALTER TABLE {changes.TABLE} ALTER COLUMN at TYPE bigint USING"
+                  " floor(at)::bigint * 1000 + round((at - floor(at)) * 1000000)::bigint / 1000")
+    store.execute(f"ALTER TABLE {changes.TABLE} RENAME COLUMN at TO at_ms")
+
+
+def _whole_seconds(store: Store) -> Callable[[str], str]:
+    """SQL for the whole seconds of an SQL expression's epoch seconds (as `int()` cuts)."""
+    return ("CAST({} AS INTEGER)" if store.is_sqlite else "trunc({})::bigint").format
+
+
+def _kind_label_column(store: Store) -> dict[str, tuple[str, str]]:
+    """`_to_codes`' column of an insight's kind as a label id, from its text."""
+    return {"kind_label": ("kind", _label_case(store, "insight", "kind"))}
+
+
+_KIND_LABEL_INDEX = {"insight_content_hash_kind_is_current":
+                     "insight_content_hash_kind_label_is_current"}
 
 
 def _label_case(store: Store, table: str, column: str) -> str:
@@ -279,6 +356,8 @@ def _pg_type(model: type, column: str) -> str:
     field = model._meta.columns[column]
     if isinstance(field, DoubleField):
         return "double precision"
+    if isinstance(field, BigIntegerField):
+        return "bigint"
     return "smallint" if isinstance(field, SmallIntegerField) else "integer"
 
 
@@ -306,6 +385,12 @@ def _has_column(store: Store, table: str, column: str) -> bool:
     return column in {found.name for found in store.db.get_columns(table)}
 
 
+def _column_type(store: Store, table: str, column: str) -> str:
+    """The column's declared type (SQLite) or its type (PostgreSQL), in lower case."""
+    return next(found.data_type.lower() for found in store.db.get_columns(table)
+                if found.name == column)
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -313,7 +398,8 @@ def _literal(text: str) -> str:
 MIGRATIONS: list[Callable[[Store], None]] = [_create_tables, _scale_indexes,
                                              changes.create_table, _smaller_indexes,
                                              _leaner_rows, _hashes_as_digests,
-                                             _unchecked_file_library, _codes_and_labels]
+                                             _unchecked_file_library, _codes_and_labels,
+                                             _integers_for_times_and_kinds]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

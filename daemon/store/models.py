@@ -1,4 +1,6 @@
-"""peewee models. Times are epoch seconds (floats) so both backends compare them alike.
+"""peewee models. Times are epoch seconds (floats) so both backends compare them alike, but
+for a file's `first_seen` and `last_seen`, whole seconds (nothing reads their fraction; 4 B
+in a SQLite row instead of 8, migration 8).
 
 `rel_path` is the exact bytes of the path relative to the library root (`/`-separated): names
 that are not valid UTF-8 must round-trip, and neither SQLite TEXT nor PostgreSQL text can hold
@@ -105,9 +107,10 @@ class File(BaseModel):
     state = StateField(default=STATE_NEW)
     # The `label` of the enricher set checksum the file was settled under (migration 7).
     checksum_label = IntegerField(null=True)
-    first_seen = DoubleField()
-    # When a scan last rewrote the row; NULL until then (it is first_seen: 8 B a file saved).
-    last_seen = DoubleField(null=True)
+    # Whole epoch seconds (migration 8): when a scan first wrote the row, and when a scan last
+    # rewrote it, NULL until then (it is first_seen: 8 B a file saved).
+    first_seen = BigIntegerField()
+    last_seen = BigIntegerField(null=True)
 
     class Meta:
         # file_inode and file_state_checksum_label: migration 1 says why.
@@ -136,10 +139,13 @@ class Insight(BaseModel):
     # partial insight_unhashed_path serves the look-ups by path (migration 4).
     library = ForeignKeyField(Library, null=True, on_delete="CASCADE", index=False)
     rel_path = PathField(null=True)
-    kind = CharField()
     # The value's JSON; '' when it is the label `value_label` (`labels.insight_value`).
     value = TextField()
     value_label = IntegerField(null=True)
+    # The `label` id of its kind (migration 8; `labels.insight_kind_is` in SQL). After
+    # value_label: PostgreSQL aligns an integer to 4 bytes, and after the 17-byte hash it
+    # would cost 3 bytes of padding and push generated_at to the next 8 (8 B a row).
+    kind_label = IntegerField()
     generated_at = DoubleField()
     is_current = BooleanField(default=True)
     # `label` ids (migration 7): who wrote it (an enricher's name, or `user`) and the
@@ -150,7 +156,7 @@ class Insight(BaseModel):
     class Meta:
         # is_current in the index: the collapse pass and "is this enricher done" read it
         # from the index alone (migration 3 says more).
-        indexes = ((("content_hash", "kind", "is_current"), False),)
+        indexes = ((("content_hash", "kind_label", "is_current"), False),)
 
 
 # By path only while the content is not hashed (an insight set on an unhashed file): the

@@ -46,7 +46,7 @@ def file(lib: Library, rel: str | bytes, content_hash: str | None = HASH_A, *,
         library=lib, rel_path=rel_path, path_text=path_text(rel_path), size=size,
         mtime_ns=mtime_ns, inode=1, device=1, content_hash=content_hash,
         is_missing=missing_since is not None, missing_since=missing_since, state=state,
-        checksum_label=label_id(enricher_checksum), first_seen=0.0, last_seen=0.0,
+        checksum_label=label_id(enricher_checksum), first_seen=0, last_seen=0,
     )
 
 
@@ -86,7 +86,7 @@ def insight(content_hash: str | None, kind: str, *, generated_at: float, current
             enricher_checksum: str | None = None, value: str = "{}") -> Insight:
     return Insight.create(
         content_hash=content_hash, library=lib, rel_path=rel.encode() if rel else None,
-        kind=kind, value=value, generated_at=generated_at, is_current=current,
+        kind_label=label_id(kind), value=value, generated_at=generated_at, is_current=current,
         source_label=label_id(source), checksum_label=label_id(enricher_checksum),
     )
 
@@ -98,6 +98,7 @@ def state_of(row: File) -> str:
 def current_insights(content_hash: str, kind: str) -> list[float]:
     return sorted(
         i.generated_at for i in Insight.select().where(
-            (Insight.content_hash == content_hash) & (Insight.kind == kind) & Insight.is_current
+            (Insight.content_hash == content_hash) & (Insight.kind_label == label_id(kind))
+            & Insight.is_current
         )
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from daemon.meta.enrich import enrich_library
 from daemon.reconcile import run_passes
 from daemon.scan.scanner import scan
+from daemon.store import labels
 from daemon.store.models import File, Insight
 from tests.conftest import write_tree
 from tests.media import jpeg_bytes
@@ -15,8 +16,9 @@ FILES = {"photo.txt": jpeg_bytes(), "fake.jpg": "plain text, not a picture", "no
 
 def kinds_by_path(store) -> dict[str, set[str]]:
     by_hash: dict[str, set[str]] = {}
+    kinds = dict(store.query(f"SELECT id, text FROM {labels.TABLE}"))
     for insight in Insight.select().where(Insight.is_current):
-        by_hash.setdefault(insight.content_hash, set()).add(insight.kind)
+        by_hash.setdefault(insight.content_hash, set()).add(kinds[insight.kind_label])
     return {bytes(f.rel_path).decode(): by_hash.get(f.content_hash, set())
             for f in File.select()}
 

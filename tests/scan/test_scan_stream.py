@@ -182,7 +182,8 @@ def test_new_files_are_read_once_for_hash_and_mime(env, store, monkeypatch, pool
     expected = {rel: mime.detect(bytes(root / rel), rel) for rel in ("a/pic.png", "a/notes.txt")}
     rows_ = store.query(f"SELECT rel_path, {labels.insight_value('insight')},"
                         f" (SELECT text FROM {labels.TABLE} WHERE id = source_label)"
-                        " FROM insight WHERE kind = 'mime'")
+                        " FROM insight"
+                        " WHERE kind_label = (SELECT id FROM label WHERE text = 'mime')")
     # One per content, found by its hash: a hashed insight keeps no path.
     stored = sorted((r[0], json.dumps(json.loads(r[1]), sort_keys=True), r[2]) for r in rows_)
     assert stored == sorted(
@@ -196,7 +197,8 @@ def test_new_files_are_read_once_for_hash_and_mime(env, store, monkeypatch, pool
     enrich.enrich_libraries(store, config, ["photos"])  # mime has nothing left to read
     (root / "c.txt").write_text("hello")  # known content: no second insight
     scan(env, store, options=ScanOptions(sniff=True))
-    assert len(store.query("SELECT 1 FROM insight WHERE kind = 'mime'")) == 2
+    assert len(store.query("SELECT 1 FROM insight"
+                           " WHERE kind_label = (SELECT id FROM label WHERE text = 'mime')")) == 2
 
 
 def test_no_sniffing_without_enrichment(env, store):
@@ -220,7 +222,7 @@ def test_sniffed_insight_respects_existing_ones(env, store):
     scan(env, store, options=ScanOptions(sniff=True))
     current = {from_db(digest): value for digest, value in store.query(
         f"SELECT content_hash, {labels.insight_value('insight')} FROM insight"
-        " WHERE kind = 'mime' AND is_current")}
+        " WHERE kind_label = (SELECT id FROM label WHERE text = 'mime') AND is_current")}
     assert json.loads(current[old])["mime"] == "text/plain"  # the stale one was demoted
     assert json.loads(current[user])["mime"] == "x/user"  # a user's is never overwritten
     assert len(store.query("SELECT 1 FROM insight")) == 3

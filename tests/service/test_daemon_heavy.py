@@ -48,7 +48,8 @@ def changes(db_url: str) -> list[tuple[int, str, str, dict]]:
 
 
 def insight_kinds(db_url: str) -> set[str]:
-    return {kind for (kind,) in query_db(db_url, "SELECT kind FROM insight WHERE is_current")}
+    return {kind for (kind,) in query_db(db_url, "SELECT k.text FROM insight i JOIN label k"
+                                                 " ON k.id = i.kind_label WHERE i.is_current")}
 
 
 def test_a_slow_heavy_enricher_does_not_hold_up_indexing(daemon_env, make_daemon, index,

@@ -99,7 +99,8 @@ def test_sigterm_does_not_wait_for_a_slow_external_enricher(daemon_env, make_dae
     assert daemon.stop(timeout=5) == 0
     assert time.monotonic() - began < 5
     assert _group_gone_within(enricher_group, 2.0), "the enricher was left running"
-    kinds = query_db(daemon_env.db_url, "SELECT kind FROM insight")
+    kinds = query_db(daemon_env.db_url, "SELECT k.text FROM insight i JOIN label k"
+                                         " ON k.id = i.kind_label")
     assert ("slow",) not in kinds, "an interrupted run is not recorded (it runs again)"
 
 

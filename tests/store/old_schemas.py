@@ -6,8 +6,8 @@ them back into the form the schema before it left them, rows kept.
 
 from __future__ import annotations
 
-from daemon.store import Store, labels
-from daemon.store.models import STATE_CODES
+from daemon.store import Store, changes, labels, migrations
+from daemon.store.models import STATE_CODES, File, Insight
 
 # Schema 7's tables as peewee created them on SQLite (and their indexes), old column names.
 _SQLITE_FILE_7 = (
@@ -40,10 +40,76 @@ _INSIGHT_INDEXES_7 = (
 )
 
 
+# A change's time's fraction below the millisecond, by id (`as_schema_8`): none changes the
+# millisecond the feed prints.
+SUB_MS_FRACTIONS = (0.0, 0.0004, 0.000999)
+_FEED_COLUMNS = "id, {at}, host_label, library_label, kind, path, hash, detail_label, detail"
+
+
+def as_schema_8(store: Store, sub_ms: tuple[float, ...] = SUB_MS_FRACTIONS) -> None:
+    """A file's `first_seen` and `last_seen` and the change feed's time (`at`) as float
+    seconds, an insight's kind as text: schema 8's form. Each time gets a fraction, as
+    `time.time()` gave it: `first_seen` a quarter second and `last_seen` three (a rewritten
+    row's is then later, as a float's was), a change's one of `sub_ms` by id (id %
+    len(sub_ms))."""
+    has_labels = store.db.table_exists(labels.TABLE)  # since schema 5; no insight before
+    kind_text = f"(SELECT text FROM {labels.TABLE} WHERE id = kind_label)" if has_labels else "NULL"
+    with store.write_tx():
+        if store.is_sqlite:
+            _sqlite_table_8(store, File, {'"first_seen" INTEGER': '"first_seen" REAL',
+                                          '"last_seen" INTEGER': '"last_seen" REAL'},
+                            {"first_seen": "first_seen + 0.25", "last_seen": "last_seen + 0.75"})
+            _sqlite_table_8(store, Insight, {'"kind_label" INTEGER': '"kind" VARCHAR(255)'},
+                            {"kind": kind_text}, _INSIGHT_INDEXES_7)
+        else:
+            store.execute("ALTER TABLE file ALTER COLUMN first_seen TYPE double precision"
+                          " USING first_seen + 0.25, ALTER COLUMN last_seen"
+                          " TYPE double precision USING last_seen + 0.75")
+            kinds = store.query(f"SELECT id, text FROM {labels.TABLE} WHERE id IN"
+                                " (SELECT kind_label FROM insight)") if has_labels else []
+            store.execute("ALTER TABLE insight ALTER COLUMN kind_label TYPE varchar(255) USING "
+                          + ("CASE kind_label " + " ".join(
+                              f"WHEN {label} THEN '{text}'" for label, text in kinds) + " END"
+                             if kinds else "NULL"))
+            store.execute("ALTER TABLE insight RENAME COLUMN kind_label TO kind")
+            store.execute("ALTER INDEX insight_content_hash_kind_label_is_current"
+                          " RENAME TO insight_content_hash_kind_is_current")
+        if "at_ms" in {column.name for column in store.db.get_columns(changes.TABLE)}:
+            fraction = f"CASE id - id / {len(sub_ms)} * {len(sub_ms)} " + " ".join(
+                f"WHEN {i} THEN {f!r}" for i, f in enumerate(sub_ms)) + " END"
+            migrations._copy_change_log(
+                store, migrations._lean_columns(store), _FEED_COLUMNS.format(at="at"),
+                _FEED_COLUMNS.format(at=f"at_ms / 1000.0 + {fraction}"))
+
+
+def _sqlite_table_8(store: Store, model: type, columns_8: dict[str, str],
+                    values: dict[str, str], indexes: tuple[str, ...] | None = None) -> None:
+    """A SQLite table rebuilt as today's model makes it but for `columns_8` (today's column
+    definition -> schema 8's), each column from its SQL in `values` or as it is; its indexes
+    are `indexes` or the model's."""
+    table = model._meta.table_name
+    create, _ = store.db.get_sql_context().sql(model._schema._create_table(safe=False)).query()
+    for today, then in columns_8.items():
+        create = create.replace(today, then, 1)
+    store.execute(create.replace(f'CREATE TABLE "{table}"', f'CREATE TABLE "{table}_8"', 1))
+    columns = _sqlite_columns(create)
+    store.execute(f"INSERT INTO {table}_8 ({', '.join(columns)}) SELECT "
+                  + ", ".join(values.get(column, column) for column in columns)
+                  + f" FROM {table}")
+    store.execute(f"DROP TABLE {table}")
+    store.execute(f"ALTER TABLE {table}_8 RENAME TO {table}")
+    if indexes is None:
+        indexes = tuple(store.db.get_sql_context().sql(index).query()[0]
+                        for index in model._schema._create_indexes(safe=False))
+    for index in indexes:
+        store.execute(index)
+
+
 def as_schema_7(store: Store) -> None:
     """A file's state as its name, its enricher checksum as text (`enricher_checksum`,
     indexed by (state, enricher_checksum)) and its `last_seen` always set; an insight's
-    `source` and `enricher_checksum` as text: schema 7's form."""
+    `source` and `enricher_checksum` as text: schema 7's form (and schema 8's times)."""
+    as_schema_8(store)
     state_name = "CASE state " + " ".join(
         f"WHEN {code} THEN '{name}'" for name, code in STATE_CODES.items()) + " END"
     with store.write_tx():

@@ -97,7 +97,7 @@ def test_created_rows_are_recorded_from_the_rows_themselves(store):
 
     def add_file(library_id: int, path: str, content_hash: str | None) -> int:
         store.insert_rows(File, _COLUMNS, [(library_id, path.encode(), path, 1, 2, 3, 4,
-                                            content_hash, False, "new", 0.0, 0.0)])
+                                            content_hash, False, "new", 0, 0)])
         return store.query("SELECT max(id) FROM file")[0][0]
 
     photos, music = add_library("photos"), add_library("music")

@@ -27,7 +27,7 @@ from daemon.store.models import (
 )
 from daemon.units import iso_utc
 from tests.conftest import REPO_ROOT, cli_env, new_pg_schema_url, write_tree
-from tests.store.old_schemas import as_schema_7
+from tests.store.old_schemas import as_schema_7, as_schema_8
 
 
 def test_sqlite_url_forms():
@@ -57,8 +57,9 @@ def _index_names(store: Store, table: str) -> set[str]:
 def _store_at_version(db_url: str, version: int, monkeypatch) -> Store:
     """A database as a release at schema `version` left it: only the migrations before it.
 
-    Migration 0 creates the tables from today's models: before schema 8 a file's state and
-    enricher checksum were text (`old_schemas`), before schema 6 the content hash columns held
+    Migration 0 creates the tables from today's models: before schema 9 a file's seen-times
+    were floats, before schema 8 its state and enricher checksum were text (`old_schemas`),
+    before schema 6 the content hash columns held
     `xxh128:` text (PostgreSQL: varchar), as they are made here again. Write
     their rows with `insert_values` or raw SQL (`insert_rows` writes today's digests)."""
     with monkeypatch.context() as patch:
@@ -67,6 +68,8 @@ def _store_at_version(db_url: str, version: int, monkeypatch) -> Store:
         store = Store(db_url)
     if version < 8:
         as_schema_7(store)
+    elif version < 9:
+        as_schema_8(store)
     if version < 6 and not store.is_sqlite:  # SQLite keeps text in any column as it is
         for table in migrations.HASHED_TABLES:
             store.execute(f"ALTER TABLE {table} ALTER COLUMN content_hash"
@@ -118,10 +121,12 @@ def test_migration_3_trades_three_indexes_for_smaller_ones_and_keeps_every_row(
     assert store.query("SELECT count(*) FROM insight WHERE is_current")[0][0] == 2
     assert store.query("SELECT count(*) FROM insight WHERE content_hash IS NULL")[0][0] == 1
     assert "file_library_id" not in _index_names(store, "file")
-    assert _index_names(store, "insight") >= {"insight_content_hash_kind_is_current",
+    # Its kind a label id since schema 9 (migration 8), the index renamed with the column.
+    assert _index_names(store, "insight") >= {"insight_content_hash_kind_label_is_current",
                                               "insight_unhashed_path"}
     assert not _index_names(store, "insight") & {
-        "insight_content_hash_kind", "insight_current_hash_kind", "insight_library_id_rel_path"}
+        "insight_content_hash_kind", "insight_current_hash_kind", "insight_library_id_rel_path",
+        "insight_content_hash_kind_is_current"}
     store.close()
 
 
@@ -205,7 +210,8 @@ def test_migration_4_keeps_every_row_and_what_every_output_shows(db_url, monkeyp
         ("keep", library.id, b"a", hashed), ("old", library.id, b"gone", copied),
         ("unhashed", other.id, b"b\xff", None)]
     insights = _text_hashes(store.query(
-        f"SELECT content_hash, library_id, rel_path, kind, {labels.insight_value('insight')},"
+        f"SELECT content_hash, library_id, rel_path, {labels.insight_kind('insight')},"
+        f" {labels.insight_value('insight')},"
         f" is_current, (SELECT text FROM {labels.TABLE} WHERE id = source_label),"
         f" (SELECT text FROM {labels.TABLE} WHERE id = checksum_label) FROM insight ORDER BY id"))
     assert [(*r[:2], r[2] and bytes(r[2]), *r[3:]) for r in insights] == [
@@ -395,17 +401,19 @@ def _locked(store, waited, order):
 def test_bulk_insert_and_update_with_nulls_on_both_backends(store):
     library = Library.create(name="lib", root="/r", host="h", created_at=0.0)
     columns = ("library_id", "rel_path", "path_text", "size", "mtime_ns", "inode", "device",
-               "content_hash", "is_missing", "state", "first_seen", "last_seen")
+               "content_hash", "is_missing", "missing_since", "state", "first_seen",
+               "last_seen")
     rows = [(library.id, f"f{i}".encode(), f"f{i}", i, i, to_signed64(2**64 - 1 - i), 1, None,
-             False, "new", 0.0, 0.0) for i in range(2500)]  # several pages on PostgreSQL
+             False, None, "new", 0, 0) for i in range(2500)]  # several pages on PostgreSQL
     odd = b"tab\tnew\nline\\back\rslash \xff N"
     rows.append((library.id, odd, odd.decode("utf-8", "backslashreplace"), 0, 0, 0, 0,
-                 "xxh128:" + "f" * 32, True, "new", 1e-300, float(2**53)))
+                 "xxh128:" + "f" * 32, True, 1e-300, "new", 0, 2**53))
     with store.write_tx():
         assert store.insert_rows(File, columns, rows) == 2501
     weird = File.get(File.rel_path == odd)
-    assert (weird.path_text, weird.content_hash, weird.is_missing, weird.last_seen) == (
-        odd.decode("utf-8", "backslashreplace"), "xxh128:" + "f" * 32, True, float(2**53))
+    assert (weird.path_text, weird.content_hash, weird.is_missing, weird.missing_since,
+            weird.last_seen) == (odd.decode("utf-8", "backslashreplace"), "xxh128:" + "f" * 32,
+                                 True, 1e-300, 2**53)
     weird.delete_instance()
     ids = [f.id for f in File.select().order_by(File.rel_path)]
     with store.write_tx():

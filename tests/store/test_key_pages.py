@@ -32,7 +32,7 @@ def add_rows(lib, names=NAMES) -> list[DbRow]:
             size=i * 1000, mtime_ns=1796455664182358339 + i, inode=-(2 ** 63) + i if i % 2
             else 2 ** 40 + i, device=-7 if i == 6 else 65024, content_hash=content_hash,
             is_missing=missing, missing_since=1.0 if missing else None, state=STATE_READY,
-            first_seen=time.time(), last_seen=time.time())
+            first_seen=int(time.time()), last_seen=int(time.time()))
         rows.append(DbRow(created.id, name, created.size, created.mtime_ns, created.inode,
                           created.device, content_hash, missing, STATE_READY))
     return sorted(rows, key=lambda r: r.rel_path)

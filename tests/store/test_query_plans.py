@@ -181,7 +181,8 @@ def test_look_ups_by_hash_search_the_hash_indexes(sqlite_url, declared):
         # The trace shows each statement with its parameters bound (a digest is x'...').
         wanted = {"FROM file WHERE content_hash IN": "file_content_hash",
                   "f.content_hash = x'": "file_content_hash",
-                  "FROM insight i WHERE i.content_hash IN": "insight_content_hash_kind_is_current",
+                  "FROM insight i WHERE i.content_hash IN":
+                      "insight_content_hash_kind_label_is_current",
                   "FROM tag WHERE": "tag_content_hash"}
         for needle, index in wanted.items():
             [sql] = [s for s in statements if needle in s]

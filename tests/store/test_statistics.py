@@ -25,7 +25,7 @@ def pg_store(pg_database, monkeypatch):
 
 
 def _rows(library_id: int, start: int, count: int) -> list[tuple]:
-    return [(library_id, f"f{i}".encode(), f"f{i}", i, i, i, 1, None, False, "new", 0.0, 0.0)
+    return [(library_id, f"f{i}".encode(), f"f{i}", i, i, i, 1, None, False, "new", 0, 0)
             for i in range(start, start + count)]
 
 
