@@ -6,6 +6,8 @@ them back into the form the schema before it left them, rows kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from daemon.store import Store, changes, labels, migrations
 from daemon.store.models import STATE_CODES, File, Insight
 
@@ -44,6 +46,21 @@ _INSIGHT_INDEXES_7 = (
 # millisecond the feed prints.
 SUB_MS_FRACTIONS = (0.0, 0.0004, 0.000999)
 _FEED_COLUMNS = "id, {at}, host_label, library_label, kind, path, hash, detail_label, detail"
+
+
+def reopened_as(db_url: str, version: int, as_schema: Callable[[Store], None],
+                monkeypatch) -> Store:
+    """The index at `db_url` turned back into schema `version`'s form by `as_schema`, marked
+    so, and opened as that version's assetd would open it (no migration runs)."""
+    store = Store(db_url)
+    as_schema(store)
+    with store.write_tx():
+        store.execute("UPDATE schema_version SET version = ?", [version])
+    store.close()
+    with monkeypatch.context() as patch:
+        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:version])
+        patch.setattr(migrations, "SCHEMA_VERSION", version)
+        return Store(db_url)
 
 
 def as_schema_8(store: Store, sub_ms: tuple[float, ...] = SUB_MS_FRACTIONS) -> None:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from daemon.config import empty_config
 from daemon.meta.enrichers import enricher_checksum
-from daemon.store import Store, labels, migrations
+from daemon.store import Store, labels
 from daemon.store.migrations import SCHEMA_VERSION, current_version
 from daemon.store.models import STATE_CODES
-from tests.store.old_schemas import as_schema_7
+from tests.store.old_schemas import as_schema_7, reopened_as
 
 MIME = next(e for e in empty_config().enrichers if e.name == "mime")
 
@@ -72,15 +72,7 @@ def test_migration_7_keeps_every_state_and_what_every_output_shows(env, monkeypa
     assert ("mime", "mime", enricher_checksum(MIME), False) in insights
     store.close()
 
-    store = Store(env.db_url)
-    as_schema_7(store)
-    with store.write_tx():
-        store.execute("UPDATE schema_version SET version = 7")
-    store.close()
-    with monkeypatch.context() as patch:  # opened as schema 7's assetd would: no migration
-        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:7])
-        patch.setattr(migrations, "SCHEMA_VERSION", 7)
-        store = Store(env.db_url)
+    store = reopened_as(env.db_url, 7, as_schema_7, monkeypatch)
     assert current_version(store) == 7
     assert {state for (state,) in store.query("SELECT DISTINCT state FROM file")} == {
         "new", "enriching", "ready"}

@@ -14,11 +14,12 @@ millisecond.
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from daemon.store import Store, changes, labels, migrations
 from daemon.store.migrations import SCHEMA_VERSION, current_version
 from daemon.units import iso_utc
-from tests.store.old_schemas import as_schema_8
+from tests.store.old_schemas import as_schema_8, reopened_as
 
 # By change id: none, 999.8 µs (printed as the next millisecond), 999.0 µs (not).
 SUB_MS = (0.0, 0.0009998, 0.000999)
@@ -82,15 +83,7 @@ def test_migration_8_keeps_every_time_and_kind_as_every_output_shows_it(env, mon
     before["changes"] = before["changes"].rsplit("{", 1)[0]  # without the newest line
     store.close()
 
-    store = Store(env.db_url)
-    as_schema_8(store, SUB_MS)
-    with store.write_tx():
-        store.execute("UPDATE schema_version SET version = 8")
-    store.close()
-    with monkeypatch.context() as patch:  # opened as schema 8's assetd would: no migration
-        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:8])
-        patch.setattr(migrations, "SCHEMA_VERSION", 8)
-        store = Store(env.db_url)
+    store = reopened_as(env.db_url, 8, partial(as_schema_8, sub_ms=SUB_MS), monkeypatch)
     assert current_version(store) == 8
     printed = {change_id: iso_utc(at, timespec="milliseconds")
                for change_id, at in store.query(f"SELECT id, at FROM {changes.TABLE}")}
