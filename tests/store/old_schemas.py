@@ -48,6 +48,18 @@ SUB_MS_FRACTIONS = (0.0, 0.0004, 0.000999)
 _FEED_COLUMNS = "id, {at}, host_label, library_label, kind, path, hash, detail_label, detail"
 
 
+def outputs(env, paths: list[str]) -> dict:
+    """What a migration must leave byte for byte: the commands' JSON, and the insights
+    of `paths`."""
+    return {
+        "files": env.cli("files", "--all", "--json").stdout,
+        "status": env.cli("status", "--json").stdout,
+        "changes": env.cli("changes", "--json").stdout,
+        "insights": [env.cli("insight", "show", "--history", path, "--json").stdout
+                     for path in paths],
+    }
+
+
 def reopened_as(db_url: str, version: int, as_schema: Callable[[Store], None],
                 monkeypatch) -> Store:
     """The index at `db_url` turned back into schema `version`'s form by `as_schema`, marked
@@ -108,16 +120,25 @@ def _sqlite_table_8(store: Store, model: type, columns_8: dict[str, str],
     create, _ = store.db.get_sql_context().sql(model._schema._create_table(safe=False)).query()
     for today, then in columns_8.items():
         create = create.replace(today, then, 1)
-    store.execute(create.replace(f'CREATE TABLE "{table}"', f'CREATE TABLE "{table}_8"', 1))
-    columns = _sqlite_columns(create)
-    store.execute(f"INSERT INTO {table}_8 ({', '.join(columns)}) SELECT "
-                  + ", ".join(values.get(column, column) for column in columns)
-                  + f" FROM {table}")
-    store.execute(f"DROP TABLE {table}")
-    store.execute(f"ALTER TABLE {table}_8 RENAME TO {table}")
     if indexes is None:
         indexes = tuple(store.db.get_sql_context().sql(index).query()[0]
                         for index in model._schema._create_indexes(safe=False))
+    _sqlite_rebuild(store, table,
+                    create.replace(f'CREATE TABLE "{table}"', f'CREATE TABLE "{table}_8"', 1),
+                    f"{table}_8", values, indexes)
+
+
+def _sqlite_rebuild(store: Store, table: str, create_old: str, old_table: str,
+                    values: dict[str, str], indexes: tuple[str, ...]) -> None:
+    """Replace SQLite's `table` by `create_old` (which names it `old_table`), each column
+    copied as `values` says (else as it is), and create `indexes`."""
+    columns = _sqlite_columns(create_old)
+    store.execute(create_old)
+    store.execute(f"INSERT INTO {old_table} ({', '.join(columns)}) SELECT "
+                  + ", ".join(values.get(column, column) for column in columns)
+                  + f" FROM {table}")
+    store.execute(f"DROP TABLE {table}")
+    store.execute(f"ALTER TABLE {old_table} RENAME TO {table}")
     for index in indexes:
         store.execute(index)
 
@@ -155,15 +176,7 @@ def _as_text(store: Store, table: str, labelled: dict[str, str],
         values = {**{old: f"(SELECT text FROM {labels.TABLE} WHERE id = {new})"
                      if has_labels else "NULL" for old, new in labelled.items()},
                   **{column: sql for column, (sql, _) in other.items()}}
-        columns = _sqlite_columns(sqlite_table)
-        store.execute(sqlite_table)
-        store.execute(f"INSERT INTO {table}_7 ({', '.join(columns)}) SELECT "
-                      + ", ".join(values.get(column, column) for column in columns)
-                      + f" FROM {table}")
-        store.execute(f"DROP TABLE {table}")
-        store.execute(f"ALTER TABLE {table}_7 RENAME TO {table}")
-        for index in sqlite_indexes:
-            store.execute(index)
+        _sqlite_rebuild(store, table, sqlite_table, f"{table}_7", values, sqlite_indexes)
         return
     changes = [f"ALTER COLUMN {column} TYPE {pg_type} USING {sql}"
                for column, (sql, pg_type) in other.items()]

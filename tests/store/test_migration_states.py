@@ -16,7 +16,7 @@ from daemon.meta.enrichers import enricher_checksum
 from daemon.store import Store, labels
 from daemon.store.migrations import SCHEMA_VERSION, current_version
 from daemon.store.models import STATE_CODES
-from tests.store.old_schemas import as_schema_7, reopened_as
+from tests.store.old_schemas import as_schema_7, outputs, reopened_as
 
 MIME = next(e for e in empty_config().enrichers if e.name == "mime")
 
@@ -40,16 +40,6 @@ def _insights(store: Store) -> set[tuple]:
         f" LEFT JOIN {labels.TABLE} c ON c.id = i.checksum_label"))
 
 
-def _outputs(env, paths: list[str]) -> dict:
-    return {
-        "files": env.cli("files", "--all", "--json").stdout,
-        "status": env.cli("status", "--json").stdout,
-        "changes": env.cli("changes", "--json").stdout,
-        "insights": [env.cli("insight", "show", "--history", path, "--json").stdout
-                     for path in paths],
-    }
-
-
 def test_migration_7_keeps_every_state_and_what_every_output_shows(env, monkeypatch):
     root = env.library("photos", {"a.txt": "alpha", "copy/a.txt": "alpha", "b.png": b"\x89PNG",
                                   "gone.txt": "soon gone", "edited.txt": "first"})
@@ -63,7 +53,7 @@ def test_migration_7_keeps_every_state_and_what_every_output_shows(env, monkeypa
     (root / "unhashed.txt").write_text("no hash yet")
     env.cli("scan", "--no-hash", "--no-enrich")
     paths = [str(root / name) for name in ("a.txt", "b.png", "waiting.txt")]
-    before = _outputs(env, paths)
+    before = outputs(env, paths)
     assert '"state": "new"' in before["files"] and '"state": "enriching"' in before["files"]
     assert '"state": "ready"' in before["files"]
     store = Store(env.db_url)
@@ -85,7 +75,7 @@ def test_migration_7_keeps_every_state_and_what_every_output_shows(env, monkeypa
     assert rewritten == {b"edited.txt"}
     store.close()
 
-    after = _outputs(env, paths)  # the first command migrates
+    after = outputs(env, paths)  # the first command migrates
     assert after == before
     store = Store(env.db_url)
     assert current_version(store) == SCHEMA_VERSION
@@ -103,4 +93,4 @@ def test_migration_7_keeps_every_state_and_what_every_output_shows(env, monkeypa
     store.close()
     # Still settled under the same enricher set: nothing goes back to `enriching`.
     assert env.cli("reconcile", "--json").returncode == 0
-    assert _outputs(env, paths)["files"] == before["files"]
+    assert outputs(env, paths)["files"] == before["files"]

@@ -19,20 +19,10 @@ from functools import partial
 from daemon.store import Store, changes, labels, migrations
 from daemon.store.migrations import SCHEMA_VERSION, current_version
 from daemon.units import iso_utc
-from tests.store.old_schemas import as_schema_8, reopened_as
+from tests.store.old_schemas import as_schema_8, outputs, reopened_as
 
 # By change id: none, 999.8 µs (printed as the next millisecond), 999.0 µs (not).
 SUB_MS = (0.0, 0.0009998, 0.000999)
-
-
-def _outputs(env, paths: list[str]) -> dict:
-    return {
-        "files": env.cli("files", "--all", "--json").stdout,
-        "status": env.cli("status", "--json").stdout,
-        "changes": env.cli("changes", "--json").stdout,
-        "insights": [env.cli("insight", "show", "--history", path, "--json").stdout
-                     for path in paths],
-    }
 
 
 def _seen(store: Store) -> dict[bytes, tuple]:
@@ -72,7 +62,7 @@ def test_migration_8_keeps_every_time_and_kind_as_every_output_shows_it(env, mon
     (root / "edited.txt").write_text("second, longer")  # its row rewritten: last_seen
     env.cli("scan")
     paths = [str(root / name) for name in ("a.txt", "b.png", "edited.txt")]
-    before = _outputs(env, paths)
+    before = outputs(env, paths)
     store = Store(env.db_url)
     seen, kinds = _seen(store), _kinds(store)
     assert {path for path, (_, last) in seen.items() if last is not None} == {b"edited.txt"}
@@ -93,7 +83,7 @@ def test_migration_8_keeps_every_time_and_kind_as_every_output_shows_it(env, mon
         index.name for index in store.db.get_indexes("insight")}
     store.close()
 
-    after = _outputs(env, paths)  # the first command migrates
+    after = outputs(env, paths)  # the first command migrates
     assert {key: after[key] for key in ("files", "status", "insights")} == {
         key: before[key] for key in ("files", "status", "insights")}
     lines = [json.loads(line) for line in after["changes"].splitlines()]
