@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -536,9 +536,13 @@ def scan(
         scopes.setdefault(library.name, []).append(rel_path)
     if paths:
         libraries = [lib for lib in libraries if lib.name in scopes]
-    results = [
-        scan_library(store, config, lib, scopes=scopes.get(lib.name), options=options,
-                     progress=progress)
-        for lib in libraries
-    ]
+    # A new index's first scan of several libraries builds its hash index once, after them
+    # all (each library's own scan would build it after the first: store/hash_index.py).
+    several = len(libraries) > 1 and not options.dry_run
+    with hash_index.deferred(store) if several else nullcontext():
+        results = [
+            scan_library(store, config, lib, scopes=scopes.get(lib.name), options=options,
+                         progress=progress)
+            for lib in libraries
+        ]
     return ScanReport(options.dry_run, round(time.monotonic() - started, 3), time.time(), results)

@@ -5,8 +5,9 @@ At 1M files the index (~27 MB) outgrows SQLite's page cache (16 MB), and its ins
 6.6 s of the 10.6 s that inserting a cold scan's rows takes (`bench/floor.py`, "sqlite insert"
 with and without it), where building it afterwards, from one sort, takes under a second. So
 the first scan of an empty index (not one `file` row) drops it and builds it once its rows are
-in (`deferred`). Such a scan looks nothing up by hash: its library has no row a new file could
-have moved from (scanner.py).
+in (`deferred`); a first `assetd scan` of several libraries, once after them all. Such a scan
+looks nothing up by hash: its libraries have no row a new file could have moved from
+(scanner.py).
 
 A scan that does not get to its end (killed, the power lost) leaves the index missing: the
 next `scan` or `run` builds it as it opens the database (`ensure`). Until then a look-up by
@@ -52,13 +53,15 @@ def ensure(store: Store) -> None:
 @contextlib.contextmanager
 def deferred(store: Store) -> Iterator[bool]:
     """Around a scan: without the index while `file` had no row when it started (yields
-    whether it dropped it), then with it again, whether the scan ends or fails."""
+    whether it dropped it), then with it again, whether the scan ends or fails. Where the
+    index is out already (an outer `deferred`: a first `scan` of several libraries, or
+    another process's first scan), it is left to whoever dropped it."""
     with store.write_tx():
         store.lock(NAME)
-        empty = not store.query("SELECT 1 FROM file LIMIT 1")
-        if empty:
-            store.execute(f"DROP INDEX IF EXISTS {NAME}")
-    if not empty:
+        dropped = exists(store) and not store.query("SELECT 1 FROM file LIMIT 1")
+        if dropped:
+            store.execute(f"DROP INDEX {NAME}")
+    if not dropped:
         yield False
         return
     try:

@@ -69,6 +69,17 @@ def test_a_scan_into_an_index_that_has_files_keeps_the_index(env, store):
     assert hash_index.exists(store)
 
 
+def test_a_first_scan_of_several_libraries_builds_the_index_after_them_all(env, store):
+    env.library("photos", {f"p{i}.txt": f"photo {i}" for i in range(4)})
+    env.library("music", {f"m{i}.txt": f"song {i}" for i in range(4)})
+    progress = IndexSeen(store)
+    config = load_config(str(env.config_path))
+    report = scanner.scan(store, config, [], [], progress=progress)
+    assert [library.stats["created"] for library in report.libraries] == [4, 4]
+    assert len(progress.seen) >= 2 and not any(progress.seen)  # the second library's too
+    assert hash_index.exists(store)
+
+
 def test_a_first_scan_that_stops_builds_the_index_on_its_way_out(env, store, monkeypatch):
     monkeypatch.setattr(scanner, "PART_FILES", 2)
     env.library("photos", {f"f{i}.txt": f"file {i}" for i in range(8)})
