@@ -249,14 +249,15 @@ def _insert_rows(library_id: int, created: list[DiskEntry], hashes: dict[bytes, 
     this scan's own (`Hashed`), so its text needs no check before `fromhex`."""
     get, fromhex, prefix = hashes.get, bytes.fromhex, len(HASH_PREFIX)
     enriching, new = STATE_CODES[STATE_ENRICHING], STATE_CODES[STATE_NEW]
+    stored_name = paths.stored_name
     return [
-        (library_id, rel_path, "" if rel_path.isascii() else paths.stored_name(rel_path),
-         *hashed[1:], fromhex(hashed[0][prefix:]), False, enriching, checksum_label, seen_s)
+        (library_id, rel_path, text, *hashed[1:], fromhex(hashed[0][prefix:]), False, enriching,
+         checksum_label, seen_s)
         if hashed else
-        (library_id, rel_path, "" if rel_path.isascii() else paths.stored_name(rel_path),
-         *entry[1:], None, False, new, None, seen_s)
+        (library_id, rel_path, text, *entry[1:], None, False, new, None, seen_s)
         for entry in created
-        for rel_path, hashed in ((entry[0], get(entry[0])),)
+        for rel_path, hashed, text in ((
+            entry[0], get(entry[0]), "" if entry[0].isascii() else stored_name(entry[0])),)
     ]
 
 

@@ -152,7 +152,7 @@ class ScanTarget:
     store: Store
     config: Config
     library: LibraryConfig
-    row: Library  # the library's row (with `--dry-run`, None for a library never indexed)
+    row: Library | None  # the library's row (None: `--dry-run` of a library never indexed)
     scopes: list[bytes]  # rel paths; [b""] is the whole root
     options: ScanOptions
     progress: Progress
@@ -436,7 +436,6 @@ class _ScanRun:
                     settle_created(self.store, self.config, self.row.id, *created,
                                    self.set_checksum)
         _add_part_stats(self.result.stats, part)
-
 
     def _trip(self, plan: Plan, indexed: int, threshold: float,
               started_at: float) -> LibraryScan:
