@@ -48,8 +48,7 @@ class ContentRule:
         find = f"instr({value}, ?) > 0" if is_sqlite else f"strpos({value}, ?) > 0"
         current_mime = (
             "SELECT 1 FROM insight m WHERE m.content_hash = file.content_hash"
-            f" AND m.kind_label = (SELECT id FROM {labels.TABLE} WHERE text = '{MIME_KIND}')"
-            " AND m.is_current"
+            f" AND {labels.insight_kind_is('m')} AND m.is_current"
         )
         wanted = " OR ".join(find for _ in self.mime_prefixes)
         unwanted = " OR ".join(find for _ in self.mime_excluded) or "1 = 0"
@@ -59,8 +58,8 @@ class ContentRule:
             f"(EXISTS ({current_mime} AND ({wanted}) AND NOT ({unwanted}))"
             f" OR (NOT EXISTS ({current_mime}) AND {by_path}))"
         )
-        return sql, [*self._needles(self.mime_prefixes), *self._needles(self.mime_excluded),
-                     *path_params]
+        return sql, [MIME_KIND, *self._needles(self.mime_prefixes),
+                     *self._needles(self.mime_excluded), MIME_KIND, *path_params]
 
 
 @functools.cache
