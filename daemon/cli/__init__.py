@@ -215,8 +215,12 @@ def _with_database(config: Config, url: str) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_command(_parse(argv))
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else argv
-    return run_command(build_parser(argv).parse_args(argv))
+    return build_parser(argv).parse_args(argv)
 
 
 def program() -> int:
@@ -230,8 +234,7 @@ def program() -> int:
     buffered output is left to flush. The daemon (`run`), or a command that left a thread
     running, ends the ordinary way.
     """
-    argv = sys.argv[1:]
-    args = build_parser(argv).parse_args(argv)
+    args = _parse(None)
     code = run_command(args)
     if args.command != "run":
         exit_now(code)
