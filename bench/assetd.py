@@ -73,9 +73,10 @@ class Assetd:
                                "daemon.__file__))"], env=self.env).stdout.strip()
         run_command([python, "-m", "compileall", "-q", package], env=self.env)
 
-    def cli(self, config: Path, *args: str, check: bool = True) -> Run:
+    def cli(self, config: Path, *args: str, check: bool = True,
+            keep_stdout: bool = True) -> Run:
         return run_command([*self.argv, "--config", str(config), *args], env=self.env,
-                           check=check, sample_tree=True)
+                           check=check, sample_tree=True, keep_stdout=keep_stdout)
 
     def json(self, config: Path, *args: str) -> tuple[Run, object]:
         run = self.cli(config, *args)

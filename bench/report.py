@@ -11,6 +11,8 @@ FIGURE_LABELS = {
     "rescan": "no-change rescan (default)",
     "reconcile": "`reconcile`",
     "dupes": "`dupes`",
+    "verify": "`verify`",
+    "files_json": "`files --json`",
 }
 BASELINE_LABELS = {"hash": "`find \\| xargs xxhsum -H2`", "walk": "`find -printf`"}
 

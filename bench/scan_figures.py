@@ -1,4 +1,5 @@
-"""The one-shot CLI figures: cold scans, no-change rescans, reconcile, dupes, the large file.
+"""The one-shot CLI figures: cold scans, no-change rescans, reconcile, dupes, verify, `files
+--json`, the large file.
 
 Every round runs each baseline right before the assetd command it is compared with, so a
 neighbour's load falls on both alike; a figure is the minimum over the rounds, and its ratio is
@@ -8,18 +9,21 @@ every baseline runs once untimed before the first round.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from assetd import Assetd, write_config
-from measure import Samples, quote, run_command, shell
+from measure import BenchError, Samples, quote, run_command, shell
 from tree import Tree
 
 LIBRARY = "bench"
 # (figure, baseline) in the order of a round; a cold scan starts from an empty database.
-SCAN_FIGURES = ("cold_no_enrich", "rescan_no_enrich", "cold", "rescan", "reconcile", "dupes")
+SCAN_FIGURES = ("cold_no_enrich", "rescan_no_enrich", "cold", "rescan", "reconcile", "dupes",
+                "verify", "files_json")
 BASELINE_OF = {"cold_no_enrich": "hash", "cold": "hash",
-               "rescan_no_enrich": "walk", "rescan": "walk"}
+               "rescan_no_enrich": "walk", "rescan": "walk",
+               "verify": "hash", "files_json": "walk"}
 
 
 def baseline_commands(root: Path) -> dict[str, list[str]]:
@@ -67,6 +71,15 @@ def scan_round(assetd: Assetd, backend, tree: Tree, workdir: Path,
     out.figures["reconcile"].add(assetd.cli(config, "reconcile", "--json"))
     dupes = out.figures["dupes"].add(assetd.cli(config, "dupes", "--json"))
     out.dupe_groups = sum(1 for line in dupes.stdout.splitlines() if line.strip())
+    # `verify` reads every file again, as xxhsum does; `files --json` lists every file, as
+    # `find -printf` does (its output, a line per file, is not kept).
+    baselines["hash"].add(run_command(commands["hash"]))
+    verified = out.figures["verify"].add(assetd.cli(config, "verify", "--json"))
+    report = json.loads(verified.stdout)
+    if (report["status"], report["checked"]) != ("ok", n):
+        raise BenchError(f"verify: {report['status']}, {report['checked']} of {n} files checked")
+    baselines["walk"].add(run_command(commands["walk"]))
+    out.figures["files_json"].add(assetd.cli(config, "files", "--json", keep_stdout=False))
     if measure_size:
         out.size = backend.size(n)
 

@@ -17,9 +17,11 @@ import pytest
 from tests.conftest import PG_SERVER_URL
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SCAN_FIGURES = ("cold_no_enrich", "cold", "rescan_no_enrich", "rescan", "reconcile", "dupes")
+SCAN_FIGURES = ("cold_no_enrich", "cold", "rescan_no_enrich", "rescan", "reconcile", "dupes",
+                "verify", "files_json")
 RATIO_FIGURES = {"cold_no_enrich": "hash", "cold": "hash",
-                 "rescan_no_enrich": "walk", "rescan": "walk"}
+                 "rescan_no_enrich": "walk", "rescan": "walk",
+                 "verify": "hash", "files_json": "walk"}
 FILES = 300
 
 

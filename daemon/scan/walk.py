@@ -32,7 +32,7 @@ class DiskEntry(NamedTuple):
 
 
 # The namedtuple's own constructor is a Python function; this is a C call (a million files).
-_new_entry = partial(tuple.__new__, DiskEntry)
+new_entry = partial(tuple.__new__, DiskEntry)
 
 class WalkRun(NamedTuple):
     """A run of the walk for the scan's merge: its files' `encode_keys` (b"" where they were
@@ -233,7 +233,7 @@ def _list_dir(root, rel_dir, matcher, follow_symlinks, skip_rel, visited_dirs,
     prefix = rel_dir + b"/" if rel_dir else b""
     # Locals, and no exclude call when nothing is excluded: this loop runs once per file.
     excluded = matcher.excluded if matcher.active else None
-    is_regular, make_entry, append = stat.S_ISREG, _new_entry, files.append
+    is_regular, make_entry, append = stat.S_ISREG, new_entry, files.append
     for entry in dir_entries:
         rel = prefix + entry.name
         try:
