@@ -13,9 +13,6 @@ from typing import NamedTuple
 
 from daemon.store import Store
 from daemon.store import changes as feed
-from daemon.store.changes import Change
-from daemon.store.hashes import from_db
-from daemon.store.paths import shown
 
 
 class PruneResult(NamedTuple):
@@ -38,22 +35,25 @@ def _orphaned(table: str) -> str:
     )
 
 
+def _prunable(alias: str = "") -> str:
+    """SQL true for a `file` row missing since before the cutoff (the parameter)."""
+    return (f"{alias}is_missing AND {alias}missing_since IS NOT NULL"
+            f" AND {alias}missing_since < ?")
+
+
 def prune(store: Store, older_than_s: float, *, dry_run: bool, now: float | None = None
           ) -> PruneResult:
     cutoff = (time.time() if now is None else now) - older_than_s
     counts: list[int] = []
     try:
         with store.write_tx():
-            condition = "is_missing AND missing_since IS NOT NULL AND missing_since < ?"
             if not dry_run:
-                store.record_changes(
-                    Change(feed.PRUNED, library, shown(rel_path, text), from_db(digest))
-                    for library, rel_path, text, digest in store.query(
-                        "SELECT l.name, f.rel_path, f.path_text, f.content_hash FROM file f"
-                        f" JOIN library l ON l.id = f.library_id WHERE {condition}"
-                        " ORDER BY f.id", [cutoff]))
+                # Their changes are read from a copy made in SQL before the DELETE, and
+                # written at commit (changes.PrunedRows): no Python object a row.
+                libraries = feed.create_pruned_table(store, _prunable("f."), [cutoff])
+                store.record_changes([feed.PrunedRows(tuple(libraries))])
             counts.append(store.execute(
-                f"DELETE FROM file WHERE {condition}", [cutoff]).rowcount)
+                f"DELETE FROM file WHERE {_prunable()}", [cutoff]).rowcount)
             counts.append(store.execute(_orphaned("tag")).rowcount)
             counts.append(store.execute(_orphaned("insight")).rowcount)
             if dry_run:

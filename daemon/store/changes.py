@@ -119,6 +119,34 @@ def _created_from_rows(store: Store) -> str:
             " WHERE id > ? AND id <= ? AND library_id = ? ORDER BY id")
 
 
+class PrunedRows(NamedTuple):
+    """`pruned` changes of the file rows in the temporary table `PRUNED_TABLE` (which `prune`
+    fills, in SQL, from the rows it is about to delete), in id order: made by one INSERT ...
+    SELECT at flush, which then drops the table. A million rows pruned were a million `Change`
+    tuples held until the commit: 500 MB."""
+
+    libraries: tuple[str, ...]  # the names of the libraries of those rows (their labels)
+
+
+PRUNED_TABLE = "pruned_file"
+
+
+def create_pruned_table(store: Store, condition: str, params: Sequence[Any]) -> list[str]:
+    """Copy (id, library, path text, hash) of the `file` rows `f` matching `condition` into
+    `PRUNED_TABLE`, in this transaction; the names of their libraries."""
+    store.execute(
+        f"CREATE TEMPORARY TABLE {PRUNED_TABLE} AS SELECT f.id, l.name AS library,"
+        f" {paths.text_sql('f', is_sqlite=store.is_sqlite)} AS path, f.content_hash"
+        f" FROM file f JOIN library l ON l.id = f.library_id WHERE {condition}", params)
+    return [name for name, in store.query(f"SELECT DISTINCT library FROM {PRUNED_TABLE}")]
+
+
+def _pruned_from_table() -> str:
+    return (f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)})"
+            f" SELECT ?, ?, lb.id, {KIND_CODES[PRUNED]}, p.path, p.content_hash, NULL, NULL"
+            f" FROM {PRUNED_TABLE} p JOIN {labels.TABLE} lb ON lb.text = p.library ORDER BY p.id")
+
+
 @dataclass(frozen=True)
 class ChangeRow:
     """A recorded change, as `assetd changes` and `/changes` print it (`at`: epoch seconds,
@@ -164,7 +192,7 @@ def create_table(store: Store) -> None:
                   " value TEXT NOT NULL)")
 
 
-def flush(store: Store, changes: Sequence[Change | CreatedRows]) -> None:
+def flush(store: Store, changes: Sequence[Change | CreatedRows | PrunedRows]) -> None:
     """Insert a committing transaction's changes (called by `Store.write_tx`, last)."""
     if not changes:
         return
@@ -188,9 +216,11 @@ def flush(store: Store, changes: Sequence[Change | CreatedRows]) -> None:
             return None
         return detail[key]
 
-    labelled = [None if change.__class__ is CreatedRows else label_of(change.kind, change.detail)
+    labelled = [label_of(change.kind, change.detail) if change.__class__ is Change else None
                 for change in changes]
-    ids = labels.ids(store, [host, *{change.library for change in changes}, *set(labelled)])
+    libraries = {name for change in changes for name in (
+        change.libraries if change.__class__ is PrunedRows else (change.library,))}
+    ids = labels.ids(store, [host, *libraries, *set(labelled)])
     host_id, to_db = ids[host], hashes.to_db
     created_from_rows = _created_from_rows(store)
     rows: list[tuple] = []
@@ -201,6 +231,12 @@ def flush(store: Store, changes: Sequence[Change | CreatedRows]) -> None:
             store.execute(created_from_rows, (now_ms, host_id, ids[change.library],
                                               change.after_id, change.through_id,
                                               change.library_id))
+            continue
+        if change.__class__ is PrunedRows:
+            _insert_pages(store, rows)
+            rows = []
+            store.execute(_pruned_from_table(), (now_ms, host_id))
+            store.execute(f"DROP TABLE {PRUNED_TABLE}")
             continue
         kind, library, path, content_hash, detail = change
         rows.append((now_ms, host_id, ids.get(library), KIND_CODES[kind], path,

@@ -200,9 +200,11 @@ class Store:
             if depth == 0:
                 state.pending, state.written = [], {}
 
-    def record_changes(self, recorded: Iterable[changes.Change | changes.CreatedRows]) -> None:
+    def record_changes(self, recorded: Iterable[changes.Change | changes.CreatedRows
+                                                | changes.PrunedRows]) -> None:
         """Put changes in the change feed, in this thread's open `write_tx` (a `CreatedRows`
-        stands for the `created` changes of a range of rows this transaction inserted)."""
+        stands for the `created` changes of a range of rows this transaction inserted, a
+        `PrunedRows` for the `pruned` changes of the rows it deleted)."""
         if not getattr(self._tx, "depth", 0):
             raise RuntimeError("record_changes outside a write transaction")
         self._tx.pending.extend(recorded)
