@@ -132,7 +132,7 @@ class Runner:
         self.ticker = Ticker(self.queue, config.daemon.tick_interval_s)
         self.verify = ScheduledVerify(store, self.queue, self.ticker.scheduler, self.stop,
                                       lambda: self.writer.config,
-                                      self.writer.availability.is_online)
+                                      self.writer.files_readable)
         self.mounts = MountTableFollower(self.inbox.post)
         self.loop_alive_at = time.monotonic()
         self.started = time.monotonic()

@@ -59,13 +59,13 @@ class ScheduledVerify:
 
     def __init__(self, store: Store, queue: ScanQueue, scheduler: BackgroundScheduler,
                  stop: StopFlag, config: Callable[[], Config],
-                 is_online: Callable[[str], bool]):
+                 files_readable: Callable[[str], bool]):
         self._store = store
         self._queue = queue
         self._scheduler = scheduler
         self._stop = stop
         self._config = config  # the running config (SIGHUP swaps it)
-        self._is_online = is_online
+        self._files_readable = files_readable  # online, not kept by the mass-missing guard
         self._interval_s: float | None = None
         self._cursors: dict[str, VerifyCursor] = {}
         self._budget: ReadBudget | None = None
@@ -95,7 +95,7 @@ class ScheduledVerify:
             for library in config.libraries:
                 if self._stop.is_set():
                     return
-                if self._is_online(library.name):
+                if self._files_readable(library.name):
                     self._step_library(library, interval_s, deadline)
         except ScanAborted:
             return  # stopping: the cursor stored last is where the next start goes on

@@ -74,7 +74,7 @@ def run_tick(writer: Writer) -> None:
         writer.observe(library, probe(library))
     online = [lib for lib in config.libraries if writer.availability.is_online(lib.name)]
     budget_s = config.daemon.hash_budget_s
-    for library in online:
+    for library in (lib for lib in online if writer.files_readable(lib.name)):
         row = queries.get_library(library.name)
         if row is None:  # never scanned yet: its startup scan is still queued
             continue

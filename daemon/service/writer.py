@@ -78,6 +78,13 @@ class Writer:
         self.reconcile_watermark = Watermark()  # each tick's passes look at what is new
         self.pid = os.getpid()
         self._last_full_scan: dict[str, float] = {}
+        # Libraries whose last whole scan tripped the mass-missing guard: online by their
+        # probe, but their files may be gone (an empty mount point, a disk that failed to
+        # mount). A tick reads none of their files (its backfill and enrichers would try each
+        # indexed file, a million missing files every tick, within the hash budget), and
+        # they are scanned again at `full_rescan_interval`, when the mount table changes, on
+        # SIGHUP, or on a watcher event: not at every tick.
+        self.guarded: set[str] = set()
         self._failures = 0
         self._database_down_since: float | None = None  # logged once when it goes and comes
         self._thread = threading.Thread(target=self._run, name="assetd-writer", daemon=True)
@@ -190,14 +197,23 @@ class Writer:
         self.metrics.scans.labels(library=library.name, status=result.status).inc()
         self.metrics.scan_duration.labels(library=library.name).observe(
             time.monotonic() - started)
-        if result.online:
-            self._last_full_scan[library.name] = started
         self._after_scan(library, result)
+        if result.online or library.name in self.guarded:
+            self._last_full_scan[library.name] = started
 
     def reprobe(self) -> None:
-        """Probe every library (the mount table changed): the offline ↔ online transitions."""
+        """Probe every library (the mount table changed): the offline ↔ online transitions.
+        A library the mass-missing guard kept from its last scan is scanned again: its disk
+        may be mounted now."""
         for library in self.config.libraries:
             self.observe(library, probe(library))
+            if library.name in self.guarded and self.availability.is_online(library.name):
+                self.queue.put(Rescan(library.name, "mount table changed"))
+
+    def files_readable(self, name: str) -> bool:
+        """May the tick and the scheduled verify read this library's files? Online, and not
+        kept from its last scan by the mass-missing guard (`guarded`)."""
+        return self.availability.is_online(name) and name not in self.guarded
 
     def full_scan_due(self, library: LibraryConfig) -> bool:
         last = self._last_full_scan.get(library.name)
@@ -206,12 +222,15 @@ class Writer:
 
     def _after_scan(self, library: LibraryConfig, result: LibraryScan) -> None:
         if result.online:
+            self.guarded.discard(library.name)
             self.observe(library, Probe(True, None))
             return
         probed = probe(library)
         # Online by the probe but offline by the scan: the mass-missing guard tripped. The
-        # scanner said why; the library stays watched and is scanned again later.
-        if not probed.online:
+        # scanner said why; the library stays watched and is scanned again later (`guarded`).
+        if probed.online:
+            self.guarded.add(library.name)
+        else:
             self.observe(library, probed)
 
     def observe(self, library: LibraryConfig, probed: Probe) -> None:
