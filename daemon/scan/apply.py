@@ -7,7 +7,8 @@ moved one keeps its id, an edited one keeps its tags on the new content.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
+from itertools import islice
 
 from daemon.scan.hash import Hashed
 from daemon.scan.plan import Plan
@@ -16,7 +17,7 @@ from daemon.store import Store, labels, paths
 from daemon.store import changes as feed
 from daemon.store.changes import Change
 from daemon.store.hashes import PREFIX as HASH_PREFIX
-from daemon.store.hashes import to_db
+from daemon.store.hashes import from_db, to_db
 from daemon.store.models import STATE_CODES, STATE_ENRICHING, STATE_NEW, File, Library
 from daemon.store.rows import DbRow
 from daemon.units import path_text
@@ -73,7 +74,7 @@ def apply_plan(
     plan: Plan,
     hashes: dict[bytes, Hashed],
     *,
-    known_hashes: set[str] | None = None,
+    known_hashes: Container[str] | None = None,
     set_checksum: str | None = None,
     now: float | None = None,
 ) -> tuple[int, int] | None:
@@ -123,7 +124,7 @@ def apply_plan(
         carry_tags(store, library_id, carries, now)
         store.record_changes(_plan_changes(library.name, plan, created, rewrites, moves,
                                            hash_fills))
-        _mark_missing(store, library, plan.missing, now)
+        _mark_missing(store, library, [row.id for row in plan.missing], now)
     return (created.after_id, created.through_id) if created else None
 
 
@@ -180,34 +181,40 @@ def carry_tags(
     return len(carries)
 
 
-def mark_missing(store: Store, library: Library, rows: Iterable[DbRow],
+def mark_missing(store: Store, library: Library, row_ids: Iterable[int],
                  now: float | None = None) -> int:
-    """Mark rows missing, a transaction per `BATCH_ROWS`."""
+    """Mark rows missing, by id (taken as they come: a whole library may vanish), a
+    transaction per `BATCH_ROWS`; returns how many ids it was given."""
     now = time.time() if now is None else now
-    rows = list(rows)
-    for start in range(0, len(rows), BATCH_ROWS):
+    given = 0
+    row_ids = iter(row_ids)
+    while batch := list(islice(row_ids, BATCH_ROWS)):
         with store.write_tx():
-            _mark_missing(store, library, rows[start:start + BATCH_ROWS], now)
-    return len(rows)
+            _mark_missing(store, library, batch, now)
+        given += len(batch)
+    return given
 
 
-def _mark_missing(store: Store, library: Library, rows: Sequence[DbRow], now: float) -> None:
+def _mark_missing(store: Store, library: Library, row_ids: Sequence[int], now: float) -> None:
     """Set-based: one statement per `MARK_MISSING_CHUNK` ids (no round trip per row).
 
-    Only rows still present change, and only those are `missing` in the feed: the lookup
-    runs in the write transaction, so it sees exactly what the UPDATE will change.
+    Only rows still present change, and only those are `missing` in the feed, with the path
+    and hash their row holds: the lookup runs in the write transaction, so it sees exactly
+    what the UPDATE will change.
     """
-    for start in range(0, len(rows), MARK_MISSING_CHUNK):
-        chunk = rows[start:start + MARK_MISSING_CHUNK]
+    for start in range(0, len(row_ids), MARK_MISSING_CHUNK):
+        chunk = row_ids[start:start + MARK_MISSING_CHUNK]
         marks = ", ".join("?" for _ in chunk)
-        present = {row_id for (row_id,) in store.query(
-            f"SELECT id FROM file WHERE id IN ({marks}) AND NOT is_missing",
-            [row.id for row in chunk])}
+        present = {row_id: (rel_path, text, digest) for row_id, rel_path, text, digest in
+                   store.query(f"SELECT id, rel_path, path_text, content_hash FROM file"
+                               f" WHERE id IN ({marks}) AND NOT is_missing", list(chunk))}
         if not present:
             continue
-        store.execute(f"{_MARK_MISSING} ({marks})", [True, now, False, *(r.id for r in chunk)])
-        store.record_changes(Change(feed.MISSING, library.name, path_text(row.rel_path),
-                                    row.content_hash) for row in chunk if row.id in present)
+        store.execute(f"{_MARK_MISSING} ({marks})", [True, now, False, *chunk])
+        store.record_changes(
+            Change(feed.MISSING, library.name, paths.shown(*present[row_id][:2]),
+                   from_db(present[row_id][2]))
+            for row_id in chunk if row_id in present)
 
 
 def _move_params(move: tuple) -> tuple:

@@ -9,6 +9,7 @@ before the last part and the held work are applied. `--dry-run` applies nothing.
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -243,6 +244,41 @@ def merge_sorted(
             entry, row = next(disk_it, None), next(db_it, None)
 
 
+class VanishedIds:
+    """The ids of the rows whose file vanished in this scan, in the merge's order: 8 bytes
+    and a bit a row, not the row.
+
+    A whole library can vanish (a share mounted empty, a disk that failed to mount: the
+    mass-missing guard's case); holding each row, as the stream did, took 866 MB at a million
+    files, in the daemon at every scan of such a library. A row is only needed whole where it
+    may be half of a move, and the scanner's lookups by identity and by content hash find
+    those (`final_plan`'s `sources`); everything else only needs marking missing, by id.
+    """
+
+    def __init__(self) -> None:
+        self._order = array("q")
+        self._bits = bytearray()
+
+    def add(self, row_id: int) -> None:
+        self._order.append(row_id)
+        byte = row_id >> 3
+        if byte >= len(self._bits):
+            self._bits.extend(bytes(byte + 1 - len(self._bits) + (len(self._bits) >> 1)))
+        self._bits[byte] |= 1 << (row_id & 7)
+
+    def __contains__(self, row_id: object) -> bool:
+        if not isinstance(row_id, int) or row_id < 0:
+            return False
+        byte = row_id >> 3
+        return byte < len(self._bits) and bool(self._bits[byte] >> (row_id & 7) & 1)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._order)
+
+
 class PlanStream:
     """The plan of a scan too large to hold: merged (disk, row) pairs in, parts out.
 
@@ -256,9 +292,10 @@ class PlanStream:
     `hold_updated`). Those are what changed; the unchanged rest of the library passes through
     one pair at a time, so memory does not grow with the library.
 
-    Already-missing rows are not held: the scanner's lookups name the ones that matter.
-    `unreadable` is the walk's list, which grows as the walk reaches each directory and so
-    always before the rows under it arrive.
+    Already-missing rows are not held, and rows that vanished are held by id only
+    (`VanishedIds`): the scanner's lookups name the ones that matter. `unreadable` is the
+    walk's list, which grows as the walk reaches each directory and so always before the rows
+    under it arrive.
     """
 
     def __init__(self, unreadable: list[bytes]):
@@ -270,12 +307,13 @@ class PlanStream:
         self.discovered = 0
         self.unchanged = 0  # fast-path files: counted, not kept
         self.present_rows = 0  # rows not marked missing that the merge saw
-        self.vanished: dict[int, DbRow] = {}
+        self.vanished = VanishedIds()
         self.displaced: dict[int, tuple[DbRow, DiskEntry]] = {}
         self.held_created: list[DiskEntry] = []
         self.held_updated: list[tuple[DbRow, DiskEntry]] = []
         self.restored_ids: set[int] = set()
-        # Hashes of content that left its place in this scan (see apply.replaced_content).
+        # Hashes of content that left its place in this scan (see apply.replaced_content),
+        # but for the vanished rows' (the scanner looks those up by `vanished`).
         self.replaced: set[str] = set()
 
     def add(self, entry: DiskEntry | None, row: DbRow | None) -> None:
@@ -289,8 +327,7 @@ class PlanStream:
                 return
             self.present_rows += 1
             if not _is_under(row.rel_path, self.unreadable):
-                self.vanished[row.id] = row
-                self._replaced(row)
+                self.vanished.add(row.id)
             return
         self.discovered += 1
         if row.is_missing:
@@ -419,8 +456,10 @@ class PlanStream:
     def final_plan(self, sources: Iterable[DbRow]) -> Plan:
         """Everything held, as one plan with moves matched by identity (`make_plan`).
 
-        `sources` are rows the lookups found; those still missing are move sources too.
-        Call it after the merge has seen every pair.
+        `sources` are rows the lookups found: those that vanished, and those still missing,
+        are the move sources; the lookups must have looked for every held file's identity
+        (and the plan's `missing` holds only the vanished rows among them: the others are
+        missing by id, `missing_ids`). Call it after the merge has seen every pair.
         """
         disk = {entry.rel_path: entry for entry in self.held_created}
         db: dict[bytes, DbRow] = {}
@@ -428,11 +467,25 @@ class PlanStream:
             disk[entry.rel_path] = entry
             db[row.rel_path] = row
         for row in sources:
-            if row.is_missing and row.id not in self.restored_ids:
+            if row.id in self.vanished:
+                db[row.rel_path] = row
+            elif row.is_missing and row.id not in self.restored_ids:
                 db.setdefault(row.rel_path, row)
-        for row in self.vanished.values():
-            db[row.rel_path] = row
         return make_plan(disk, db)
+
+    def held_identities(self) -> list[DiskEntry]:
+        """The held files whose identity no lookup has looked for yet: those at a displaced
+        row's path, and the held edits (`hold_created`'s were looked up as they came)."""
+        return [entry for _, entry in list(self.displaced.values()) + self.held_updated]
+
+    def missing_ids(self, final: Plan) -> Iterator[int]:
+        """The ids of the rows to mark missing: those that vanished and did not move."""
+        moved = {row.id for row, _ in final.moved}
+        return (row_id for row_id in self.vanished if row_id not in moved)
+
+    def missing_count(self, final: Plan) -> int:
+        vanished = self.vanished
+        return len(vanished) - sum(1 for row, _ in final.moved if row.id in vanished)
 
 
 class _RowStream:

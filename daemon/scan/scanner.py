@@ -239,14 +239,16 @@ class _ScanRun:
             indexed = stream.present_rows if self.scopes == [b""] else (
                 queries.count_present(self.row.id) if self.row else 0)
         threshold = self.config.daemon.mass_missing_threshold
-        if guarded and mass_missing_exceeded(len(final.missing), indexed, threshold):
-            return self._trip(final, indexed, threshold, started_at)
+        missing = stream.missing_count(final)
+        if guarded and mass_missing_exceeded(missing, indexed, threshold):
+            return self._trip(missing, indexed, threshold, started_at)
         self._apply(last, last_hashes)
+        final.missing = []  # marked by id, below
         self._apply(final, last_hashes)
         if not options.dry_run:
-            mark_missing(self.store, self.row, final.missing)
+            mark_missing(self.store, self.row, stream.missing_ids(final))
         self.errors += self.walked.errors
-        self.result.stats.update(discovered=stream.discovered, missing=len(final.missing),
+        self.result.stats.update(discovered=stream.discovered, missing=missing,
                                  hashed=self.hashed, errors=len(self.errors))
         self.result.stats["unchanged"] += stream.unchanged
         self.result.errors = [ScanError(rel, message) for rel, message in self.errors]
@@ -282,6 +284,8 @@ class _ScanRun:
         if pending is not None:
             self._apply(*self._collect(*pending))
         last_part, last_hashes = self._collect(*last)
+        if self.lookups:
+            self._find_identity_sources(stream.held_identities())
         final = stream.final_plan(self.sources.values())
         final_hashes = self._prepare_final(final)
         return final, last_part, last_hashes | final_hashes
@@ -327,6 +331,15 @@ class _ScanRun:
         if self.lookups and hashes:
             self._hold_hash_matches(part, hashes)
         return part, hashes
+
+    def _find_identity_sources(self, entries: list[DiskEntry]) -> None:
+        """Add the rows that share an identity with one of `entries` and may yet be a move's
+        source to `sources` (a vanished row is only held by id: `plan.VanishedIds`)."""
+        if entries:
+            rows = queries.rows_by_identity(self.store, self.row.id, [e.inode for e in entries])
+            wanted = {identity(entry) for entry in entries}
+            self.sources.update((row.id, row) for row in self._candidates(rows).values()
+                                if identity(row) in wanted)
 
     def _hold_identity_matches(self, part: Plan) -> None:
         rows = queries.rows_by_identity(self.store, self.row.id, [e.inode for e in part.created])
@@ -389,7 +402,13 @@ class _ScanRun:
             wanted = [hashes[e.rel_path].content_hash for e in final.created
                       if e.rel_path in hashes]
             rows = queries.rows_by_hash(self.store, self.row.id, wanted) if wanted else []
-            add_sources(final, [r for r in self._candidates(rows).values()
+            candidates = self._candidates(rows).values()
+            vanished, moved = self.stream.vanished, {row.id for row, _ in final.moved}
+            held = {row.id for row in final.missing}
+            # Vanished rows are held by id: those with the new files' hashes come from here.
+            final.missing += [r for r in candidates
+                              if r.id in vanished and r.id not in moved and r.id not in held]
+            add_sources(final, [r for r in candidates
                                 if r.is_missing and r.id not in self.stream.restored_ids])
         match_moves_by_hash(final, {rel: h.content_hash for rel, h in hashes.items()})
         return hashes
@@ -426,7 +445,7 @@ class _ScanRun:
     def _apply(self, part: Plan, hashes: dict[bytes, Hashed]) -> None:
         if not self.options.dry_run:
             created = apply_plan(self.store, self.row, part, hashes,
-                                 known_hashes=self.stream.replaced,
+                                 known_hashes=_ReplacedContent(self),
                                  set_checksum=self.set_checksum)
             if self.sniffed is not None:
                 self.sniffed.record(self.store, self.row.id, hashes)
@@ -437,14 +456,14 @@ class _ScanRun:
                                    self.set_checksum)
         _add_part_stats(self.result.stats, part)
 
-    def _trip(self, plan: Plan, indexed: int, threshold: float,
+    def _trip(self, missing: int, indexed: int, threshold: float,
               started_at: float) -> LibraryScan:
         """The mass-missing guard tripped: nothing more is written, the library counts as
         offline for this run, and why is said."""
         result = self.result
         result.online = False
         result.reason = (
-            f"mass-missing guard: {len(plan.missing)} of {indexed} indexed files would be "
+            f"mass-missing guard: {missing} of {indexed} indexed files would be "
             f"marked missing (threshold {threshold:g}); nothing was changed. If they really are "
             f"gone, run `assetd scan --allow-mass-missing {result.name}`"
         )
@@ -471,6 +490,24 @@ class _ScanRun:
                 logs.SCAN_FINISHED, dry_run=self.options.dry_run, status=result.status,
                 duration_s=round(finished_at - started_at, 3), **result.stats,
             )
+
+
+class _ReplacedContent:
+    """`apply_plan`'s `known_hashes` for a part of this scan: the hashes of content that left
+    its place so far (`PlanStream.replaced`), and those of the rows that vanished, which the
+    stream holds by id: looked up for the few hashes asked about (an edit's new bytes)."""
+
+    def __init__(self, run: _ScanRun):
+        self.run = run
+
+    def __contains__(self, content_hash: object) -> bool:
+        stream = self.run.stream
+        if content_hash in stream.replaced:
+            return True
+        if not isinstance(content_hash, str) or not len(stream.vanished):
+            return False
+        rows = queries.rows_by_hash(self.run.store, self.run.row.id, [content_hash])
+        return any(row.id in stream.vanished for row in rows)
 
 
 def _add_part_stats(stats: dict[str, int], part: Plan) -> None:
