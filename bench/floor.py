@@ -13,7 +13,7 @@ same seeded tree as `run.py`), interleaved, minimum of the rounds, each figure a
   them (one INSERT ... SELECT). The rows are built before the clock starts.
 - `sqlite insert, hash index at the end`: the same without the `file_content_hash` index (the
   one with random keys), built after the last part, as the first scan of an empty index does
-  (store/hash_index.py): the floor of that scan, and what inserting into that index costs.
+  (store/deferred_indexes.py): the floor of that scan, and what inserting into that index costs.
 - `libmagic / 2 cores`: `mime.detect_buffer` on the files' bytes (read before the clock
   starts; at most `MAGIC_SAMPLE` files spread over the tree, scaled to all of them: the cost
   of a file does not depend on how many there are), in this process, divided by two: the CPU

@@ -35,7 +35,7 @@ from daemon.scan.progress import Progress
 from daemon.scan.sniffed import SniffedInsights
 from daemon.scan.walk import DiskEntry, WalkOptions, WalkResult, keyed_runs, walk_runs
 from daemon.scan.walkproc import walk_runs_in_children
-from daemon.store import Store, hash_index, queries, sqlite_path
+from daemon.store import Store, deferred_indexes, queries, sqlite_path
 from daemon.store.models import Library
 from daemon.store.rows import DbRow
 from daemon.units import iso_utc
@@ -216,8 +216,8 @@ class _ScanRun:
         if self.lookups or self.options.dry_run or not self.child_walk:
             return self._execute()
         # A whole scan of a library with no rows: if the index has no file at all, its hash
-        # index is built at the end (store/hash_index.py).
-        with hash_index.deferred(self.store):
+        # index is built at the end (store/deferred_indexes.py).
+        with deferred_indexes.deferred(self.store):
             return self._execute()
 
     def _execute(self) -> LibraryScan:
@@ -573,9 +573,9 @@ def scan(
     if paths:
         libraries = [lib for lib in libraries if lib.name in scopes]
     # A new index's first scan of several libraries builds its hash index once, after them
-    # all (each library's own scan would build it after the first: store/hash_index.py).
+    # all (each library's own scan would build it after the first: store/deferred_indexes.py).
     several = len(libraries) > 1 and not options.dry_run
-    with hash_index.deferred(store) if several else nullcontext():
+    with deferred_indexes.deferred(store) if several else nullcontext():
         results = [
             scan_library(store, config, lib, scopes=scopes.get(lib.name), options=options,
                          progress=progress)

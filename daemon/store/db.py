@@ -34,7 +34,7 @@ from peewee import (
     SqliteDatabase,
 )
 
-from daemon.store import changes, hash_index, hashes, migrations, paths, pgdriver
+from daemon.store import changes, deferred_indexes, hashes, migrations, paths, pgdriver
 from daemon.store.models import STATE_CODES, File, HashField, StateField, database_proxy
 from daemon.store.statistics import TRACKED, Statistics, written_table
 
@@ -166,7 +166,7 @@ class Store:
             _restrict_sqlite_files(sqlite_path(url))
         migrations.migrate(self)
         if create:  # `scan` and `run`: a first scan that did not end left it out
-            hash_index.ensure(self)
+            deferred_indexes.ensure(self)
 
     def close(self) -> None:
         if not self.db.is_closed():

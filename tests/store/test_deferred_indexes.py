@@ -1,4 +1,4 @@
-"""The `file_content_hash` index during an index's first scan (store/hash_index.py): left out
+"""The `file_content_hash` index during an index's first scan (store/deferred_indexes.py): left out
 while the first scan of an empty index inserts its rows, built at its end, whether it ends or
 fails, and built by the next `scan` or `run` where a first scan never got to its end."""
 
@@ -14,7 +14,7 @@ from daemon.config import load_config
 from daemon.scan import scanner
 from daemon.scan.progress import Progress
 from daemon.scan.scanner import ScanOptions, scan_library
-from daemon.store import Store, hash_index
+from daemon.store import Store, deferred_indexes
 from tests.conftest import REPO_ROOT
 
 
@@ -25,7 +25,7 @@ class IndexSeen(Progress):
         self.store, self.seen, self.stop_after = store, [], stop_after
 
     def discovered(self, library: str, files: int) -> None:
-        self.seen.append(hash_index.exists(self.store))
+        self.seen.append(deferred_indexes.exists(self.store))
         if self.stop_after is not None and len(self.seen) > self.stop_after:
             raise KeyboardInterrupt
 
@@ -55,8 +55,8 @@ def test_a_first_scan_builds_the_index_after_its_rows(env, store, monkeypatch):
     result = scan(env, store, progress=progress)
     assert result.stats["created"] == 10
     assert progress.seen[1:] and not any(progress.seen[1:])  # left out while parts came in
-    assert hash_index.exists(store)
-    assert hash_index.NAME in plan_of_lookup_by_hash(store)
+    assert deferred_indexes.exists(store)
+    assert deferred_indexes.NAME in plan_of_lookup_by_hash(store)
 
 
 def test_a_scan_into_an_index_that_has_files_keeps_the_index(env, store):
@@ -66,7 +66,7 @@ def test_a_scan_into_an_index_that_has_files_keeps_the_index(env, store):
     progress = IndexSeen(store)
     scan(env, store, library=1, progress=progress)  # a new library, but not a new index
     assert progress.seen and all(progress.seen)
-    assert hash_index.exists(store)
+    assert deferred_indexes.exists(store)
 
 
 def test_a_first_scan_of_several_libraries_builds_the_index_after_them_all(env, store):
@@ -77,7 +77,7 @@ def test_a_first_scan_of_several_libraries_builds_the_index_after_them_all(env, 
     report = scanner.scan(store, config, [], [], progress=progress)
     assert [library.stats["created"] for library in report.libraries] == [4, 4]
     assert len(progress.seen) >= 2 and not any(progress.seen)  # the second library's too
-    assert hash_index.exists(store)
+    assert deferred_indexes.exists(store)
 
 
 def test_a_first_scan_that_stops_builds_the_index_on_its_way_out(env, store, monkeypatch):
@@ -87,7 +87,7 @@ def test_a_first_scan_that_stops_builds_the_index_on_its_way_out(env, store, mon
     with pytest.raises(KeyboardInterrupt):
         scan(env, store, progress=progress)
     assert progress.seen[-1] is False  # it was out when the stop came
-    assert hash_index.exists(store)
+    assert deferred_indexes.exists(store)
     # The parts applied before the stop are kept, and found by hash again.
     assert store.query("SELECT count(*) FROM file")[0][0] > 0
 
@@ -97,14 +97,14 @@ def test_the_next_scan_or_run_builds_an_index_a_killed_first_scan_left_out(env, 
     first = Store(db_url)
     scan(env, first)
     with first.write_tx():
-        first.execute(f"DROP INDEX {hash_index.NAME}")  # as a first scan killed mid-way
+        first.execute(f"DROP INDEX {deferred_indexes.NAME}")  # as a first scan killed mid-way
     first.close()
     reader = Store(db_url, create=False)  # `status`, `files`: they read, they build nothing
-    assert not hash_index.exists(reader)
+    assert not deferred_indexes.exists(reader)
     reader.close()
     opened = Store(db_url)  # what `scan` and `run` open
     try:
-        assert hash_index.exists(opened)
+        assert deferred_indexes.exists(opened)
     finally:
         opened.close()
 
@@ -116,12 +116,12 @@ def test_two_processes_that_find_the_index_missing_build_it_once(env, db_url):
     first = Store(db_url)
     scan(env, first)
     with first.write_tx():
-        first.execute(f"DROP INDEX {hash_index.NAME}")
+        first.execute(f"DROP INDEX {deferred_indexes.NAME}")
     opener = None
     try:
         with first.write_tx():  # this process builds it, and holds its transaction open
-            first.lock(hash_index.NAME)
-            first.execute(f"CREATE INDEX {hash_index.NAME} ON file (content_hash)")
+            first.lock(deferred_indexes.NAME)
+            first.execute(f"CREATE INDEX {deferred_indexes.NAME} ON file (content_hash)")
             opener = subprocess.Popen(
                 [sys.executable, "-c", "import sys\nfrom daemon.store import Store\n"
                  "Store(sys.argv[1]).close()", db_url],
