@@ -215,8 +215,8 @@ class _ScanRun:
     def execute(self) -> LibraryScan:
         if self.lookups or self.options.dry_run or not self.child_walk:
             return self._execute()
-        # A whole scan of a library with no rows: if the index has no file at all, its hash
-        # index is built at the end (store/deferred_indexes.py).
+        # A whole scan of a library with no rows: if the index has no file at all, the file
+        # table's secondary indexes are built at the end (store/deferred_indexes.py).
         with deferred_indexes.deferred(self.store):
             return self._execute()
 
@@ -572,8 +572,9 @@ def scan(
         scopes.setdefault(library.name, []).append(rel_path)
     if paths:
         libraries = [lib for lib in libraries if lib.name in scopes]
-    # A new index's first scan of several libraries builds its hash index once, after them
-    # all (each library's own scan would build it after the first: store/deferred_indexes.py).
+    # A new index's first scan of several libraries builds the file table's secondary indexes
+    # once, after them all (each library's own scan would build them after the first:
+    # store/deferred_indexes.py).
     several = len(libraries) > 1 and not options.dry_run
     with deferred_indexes.deferred(store) if several else nullcontext():
         results = [

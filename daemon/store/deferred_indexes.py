@@ -1,19 +1,29 @@
-"""The `file_content_hash` index, built once at the end of an index's first scan.
+"""The `file` table's secondary indexes, built once at the end of an index's first scan.
 
-Content hashes are random keys: each new row's entry lands on a random leaf of that index.
-At 1M files the index (~27 MB) outgrows SQLite's page cache (16 MB), and its inserts were
-6.6 s of the 10.6 s that inserting a cold scan's rows takes (`bench/floor.py`, "sqlite insert"
-with and without it), where building it afterwards, from one sort, takes under a second. So
-the first scan of an empty index (not one `file` row) drops it and builds it once its rows are
-in (`deferred`); a first `assetd scan` of several libraries, once after them all. Such a scan
-looks nothing up by hash: its libraries have no row a new file could have moved from
-(scanner.py).
+Each new row of a cold scan adds an entry to every index on `file`, and those of
+`file_content_hash` (random keys) and `file_inode` land on random pages: at 1M files the
+content_hash index alone (~27 MB) outgrows SQLite's page cache (16 MB). Inserting a cold
+scan's rows at 1M (`bench/floor.py`, SQLite): 10.6 s with every index, 4.3 s + 0.8 s to build
+the content_hash index afterwards, 3.15 s + 1.3 s to build all three afterwards, each from one
+sort; the inserts are on the scan's critical path, the builds run once. PostgreSQL, 1M rows
+by COPY: 10.7-12.0 s (inserts and build) with only the content_hash index left out,
+9.8-10.3 s with all three.
 
-A scan that does not get to its end (killed, the power lost) leaves the index missing: the
-next `scan` or `run` builds it as it opens the database (`ensure`). Until then a look-up by
-hash (`dupes`, `files --hash`, a move's source) reads the table instead: slower, never wrong.
-Another process that opens the database for a scan while the first one runs builds it at
-once, and the first scan goes on with it.
+So the first scan of an empty index (not one `file` row) drops `DEFERRED` and builds them
+once its rows are in (`deferred`); a first `assetd scan` of several libraries, once after them
+all. Such a scan needs none of them: its libraries have no row a new file could have moved
+from, so it looks nothing up by inode or hash (scanner.py), and it settles its parts by id
+range (`reconcile.settle_created`; tests/store/test_query_plans.py holds both). Only
+(library_id, rel_path), which a scan reads and which keeps a path unique, stays.
+
+A scan that does not get to its end (killed, the power lost) leaves them missing: the next
+`scan` or `run` builds them as it opens the database (`ensure`). Until then a look-up they
+serve (`dupes`, `files --hash`, a move's source, the files waiting for an enricher) reads the
+table instead: slower, never wrong. Another process that opens the database for a scan while
+the first one runs builds them at once, and the first scan goes on with them.
+
+Each is built from the `File` model's own definition, as migration 0 creates it, so a
+database whose first scan dropped and rebuilt them has the very indexes a new one has.
 """
 
 from __future__ import annotations
@@ -22,45 +32,66 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from daemon.store.models import File
+
 if TYPE_CHECKING:
     from daemon.store.db import Store
 
-NAME = "file_content_hash"  # peewee's name for `File.content_hash`'s index (models.py)
-_CREATE = f"CREATE INDEX IF NOT EXISTS {NAME} ON file (content_hash)"
+# peewee's names for the indexes of `File.Meta.indexes` and `File.content_hash` (models.py);
+# not (library_id, rel_path): a scan reads it, and it keeps a library's paths unique.
+DEFERRED = ("file_content_hash", "file_inode", "file_state_checksum_label")
+_LOCK = "assetd.deferred_indexes"
 
 
-def exists(store: Store) -> bool:
+def missing(store: Store) -> list[str]:
+    """The `DEFERRED` indexes the database does not have, in `DEFERRED`'s order."""
     if store.is_sqlite:
-        sql = "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?"
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'file'"
     else:
-        sql = "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ?"
-    return bool(store.query(sql, [NAME]))
+        sql = ("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+               " AND tablename = 'file'")
+    present = {name for (name,) in store.query(sql)}
+    return [name for name in DEFERRED if name not in present]
 
 
 def ensure(store: Store) -> None:
-    """Build the index if it is missing (a first scan that did not end). Asked first: on
+    """Build the indexes that are missing (a first scan that did not end). Asked first: on
     PostgreSQL even a CREATE INDEX IF NOT EXISTS waits for every writer of the table. Then
     asked again under a lock: two PostgreSQL sessions that both run that CREATE INDEX at
     once can fail one of them on the catalog's unique name, IF NOT EXISTS or not."""
-    if exists(store):
+    if not missing(store):
         return
     with store.write_tx():
-        store.lock(NAME)
-        if not exists(store):
-            store.execute(_CREATE)
+        store.lock(_LOCK)
+        names = missing(store)
+        if names:
+            _build(store, names)
+
+
+def _build(store: Store, names: list[str]) -> None:
+    statements = _create_statements(store)
+    for name in names:
+        store.execute(statements[name])
+
+
+def _create_statements(store: Store) -> dict[str, str]:
+    """Each `file` index's CREATE INDEX, by name, from the model as migration 0 makes it."""
+    return {index._name: store.db.get_sql_context().sql(index.safe(True)).query()[0]
+            for index in File._meta.fields_to_index()}
 
 
 @contextlib.contextmanager
 def deferred(store: Store) -> Iterator[bool]:
-    """Around a scan: without the index while `file` had no row when it started (yields
-    whether it dropped it), then with it again, whether the scan ends or fails. Where the
-    index is out already (an outer `deferred`: a first `scan` of several libraries, or
-    another process's first scan), it is left to whoever dropped it."""
+    """Around a scan: without the indexes while `file` had no row when it started (yields
+    whether it dropped them), then with them again, whether the scan ends or fails. Where
+    one is out already (an outer `deferred`: a first `scan` of several libraries, or another
+    process's first scan), they are left to whoever dropped it."""
     with store.write_tx():
-        store.lock(NAME)
-        dropped = exists(store) and not store.query("SELECT 1 FROM file LIMIT 1")
+        store.lock(_LOCK)
+        dropped = not missing(store) and not store.query("SELECT 1 FROM file LIMIT 1")
         if dropped:
-            store.execute(f"DROP INDEX {NAME}")
+            for name in DEFERRED:
+                store.execute(f"DROP INDEX {name}")
     if not dropped:
         yield False
         return
@@ -68,7 +99,7 @@ def deferred(store: Store) -> Iterator[bool]:
         yield True
     except BaseException:
         # The scan's own error is what matters; a database that fails here too (unreachable)
-        # leaves the index to the next open.
+        # leaves the indexes to the next open.
         with contextlib.suppress(Exception):
             ensure(store)
         raise

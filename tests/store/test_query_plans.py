@@ -8,6 +8,7 @@ not a timing, is what a test can hold steady.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -18,10 +19,13 @@ from daemon.meta import enrich, tags
 from daemon.meta.indexed import IndexedFile
 from daemon.meta.verify_pass import rows_after
 from daemon.reports import FileFilter, list_files
+from daemon.scan import scanner
 from daemon.store import Store, queries
 from daemon.store import changes as feed
 from daemon.store.changes import Change
+from daemon.store.deferred_indexes import DEFERRED
 from daemon.store.models import STATE_ENRICHING
+from tests.conftest import write_tree
 from tests.meta.rows import HASH_A, HASH_B, file, insight, library, make_config
 
 
@@ -143,6 +147,36 @@ def test_a_scan_part_is_settled_by_its_id_range(sqlite_store, tmp_path):
         if sql.startswith("UPDATE file")]
     first = plan.split(" | ")[0]
     assert first == "SEARCH file USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)", plan
+
+
+def test_a_first_scan_reads_none_of_the_indexes_it_leaves_out(sqlite_store, tmp_path,
+                                                               monkeypatch):
+    """The first scan of an empty index drops `deferred_indexes.DEFERRED` and builds them at
+    its end: nothing it runs meanwhile may need one, or each part would read the whole table.
+    It looks nothing up by inode or hash (no row a new file could have moved from), settles
+    its parts by id range and writes their `created` changes by id range: every statement on
+    `file` it ran while they were out, planned with them back, uses none of them."""
+    monkeypatch.setattr(scanner, "PART_FILES", 20)
+    write_tree(tmp_path / "lib", {**{f"d{i % 3}/f{i}.txt": f"file {i % 40}" for i in range(70)},
+                                  "img.png": b"\x89PNG\r\n\x1a\n" + bytes(64)})
+    config = make_config(sqlite_store.url, tmp_path)
+    statements: list[str] = []
+    connection = sqlite_store.db.connection()
+    connection.set_trace_callback(statements.append)
+    try:
+        report = scanner.scan(sqlite_store, config, [], [], options=scanner.ScanOptions(
+            sniff=True, settle_parts=True))  # as `assetd scan` and the daemon scan
+    finally:
+        connection.set_trace_callback(None)
+    assert report.stats["created"] == 71
+    dropped = max(i for i, sql in enumerate(statements) if sql.startswith("DROP INDEX"))
+    built = min(i for i, sql in enumerate(statements) if sql.startswith("CREATE INDEX"))
+    on_file = [sql for sql in statements[dropped:built] if re.search(r"\bfile\b", sql)
+               and sql.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE"))]
+    assert sum(sql.startswith("UPDATE file SET state") for sql in on_file) == 4, on_file
+    for sql in on_file:
+        plan = " | ".join(row[-1] for row in connection.execute("EXPLAIN QUERY PLAN " + sql))
+        assert not any(name in plan for name in DEFERRED), (sql, plan)
 
 
 @pytest.mark.parametrize("declared", ["BLOB", "VARCHAR(255)"])
