@@ -3,11 +3,12 @@
 Each new row of a cold scan adds an entry to every index on `file`, and those of
 `file_content_hash` (random keys) and `file_inode` land on random pages: at 1M files the
 content_hash index alone (~27 MB) outgrows SQLite's page cache (16 MB). Inserting a cold
-scan's rows at 1M (`bench/floor.py`, SQLite): 10.6 s with every index, 4.3 s + 0.8 s to build
-the content_hash index afterwards, 3.15 s + 1.3 s to build all three afterwards, each from one
-sort; the inserts are on the scan's critical path, the builds run once. PostgreSQL, 1M rows
-by COPY: 10.7-12.0 s (inserts and build) with only the content_hash index left out,
-9.8-10.3 s with all three.
+scan's rows at 1M (`bench/floor.py`, SQLite, builds included): 11.5 s with every index, 4.9 s
+with the content_hash index built afterwards, 4.4 s with all three (each build one sort,
+1.3 s for the three). The inserts are on the scan's critical path, the builds run once.
+PostgreSQL, the same rows by COPY: 10.7-12.0 s with only the content_hash index left out,
+9.8-10.3 s with all three. (`PRAGMA threads = 2` for SQLite's builds made them slower on two
+busy cores, 1.39 -> 1.67 s, and the scan's peak RSS 79 -> 101 MiB: not used.)
 
 So the first scan of an empty index (not one `file` row) drops `DEFERRED` and builds them
 once its rows are in (`deferred`); a first `assetd scan` of several libraries, once after them
