@@ -165,7 +165,7 @@ class Store:
         if self.is_sqlite and create:
             _restrict_sqlite_files(sqlite_path(url))
         migrations.migrate(self)
-        if create:  # `scan` and `run`: a first scan that did not end left it out
+        if create:  # `scan` and `run`: a first scan that did not end left them out
             deferred_indexes.ensure(self)
 
     def close(self) -> None:

@@ -64,15 +64,9 @@ def ensure(store: Store) -> None:
         return
     with store.write_tx():
         store.lock(_LOCK)
-        names = missing(store)
-        if names:
-            _build(store, names)
-
-
-def _build(store: Store, names: list[str]) -> None:
-    statements = _create_statements(store)
-    for name in names:
-        store.execute(statements[name])
+        statements = _create_statements(store)
+        for name in missing(store):
+            store.execute(statements[name])
 
 
 def _create_statements(store: Store) -> dict[str, str]:
