@@ -120,3 +120,14 @@ def test_scan_without_enrichment_or_a_pool_leaves_their_modules_unimported(sqlit
     assert "magic" not in imported_by(tmp_path, "--config", config, "scan")  # nothing new
     sqlite_env.library("many", {f"{i}.txt": str(i) for i in range(300)})
     assert pool <= imported_by(tmp_path, "--config", config, "scan", "--no-enrich", "many")
+
+
+def test_a_rescan_with_nothing_to_enrich_imports_no_logging(sqlite_env, tmp_path):
+    """The enrich step after a scan binds its logger only for a file it hands to the
+    workers: a default rescan that finds nothing new logs nothing, and pays no structlog."""
+    sqlite_env.library("photos", {"a.txt": "a", "b.txt": "b"})
+    config = str(sqlite_env.config_path)
+    sqlite_env.cli("scan")
+    loaded = imported_by(tmp_path, "--config", config, "scan")
+    assert "daemon.meta.enrich" in loaded  # it did look for work
+    assert loaded & set(LOGGING) == set()
