@@ -253,24 +253,33 @@ class VanishedIds:
     files, in the daemon at every scan of such a library. A row is only needed whole where it
     may be half of a move, and the scanner's lookups by identity and by content hash find
     those (`final_plan`'s `sources`); everything else only needs marking missing, by id.
+
+    Membership is a bitmap in blocks of `BLOCK_IDS` ids, made for the blocks that hold a
+    vanished id: ids are dense where rows were inserted together, and a bitmap over every id
+    up to the largest would grow with every row ever inserted (a PostgreSQL sequence never
+    gives an id back).
     """
+
+    BLOCK_IDS = 4096  # 512 bytes a block
 
     def __init__(self) -> None:
         self._order = array("q")
-        self._bits = bytearray()
+        self._blocks: dict[int, bytearray] = {}
 
     def add(self, row_id: int) -> None:
         self._order.append(row_id)
-        byte = row_id >> 3
-        if byte >= len(self._bits):
-            self._bits.extend(bytes(byte + 1 - len(self._bits) + (len(self._bits) >> 1)))
-        self._bits[byte] |= 1 << (row_id & 7)
+        block = self._blocks.get(row_id // self.BLOCK_IDS)
+        if block is None:
+            block = self._blocks[row_id // self.BLOCK_IDS] = bytearray(self.BLOCK_IDS // 8)
+        offset = row_id % self.BLOCK_IDS
+        block[offset >> 3] |= 1 << (offset & 7)
 
     def __contains__(self, row_id: object) -> bool:
-        if not isinstance(row_id, int) or row_id < 0:
+        if not isinstance(row_id, int):
             return False
-        byte = row_id >> 3
-        return byte < len(self._bits) and bool(self._bits[byte] >> (row_id & 7) & 1)
+        block = self._blocks.get(row_id // self.BLOCK_IDS)
+        offset = row_id % self.BLOCK_IDS
+        return block is not None and bool(block[offset >> 3] >> (offset & 7) & 1)
 
     def __len__(self) -> int:
         return len(self._order)

@@ -3,6 +3,7 @@
 from daemon.scan.plan import (
     PagesAhead,
     PlanStream,
+    VanishedIds,
     encode_row_keys,
     make_plan,
     mass_missing_exceeded,
@@ -310,3 +311,14 @@ def test_pages_ahead_fetches_a_bounded_number_early_and_keeps_their_order():
     assert ahead.fetch_one() and fetched == [0, 1, 2]
     assert [page.last for page in ahead] == [b"1", b"2", b"3", b"4"]
     assert not ahead.fetch_one()
+
+
+def test_vanished_ids_keep_the_merge_order_and_cost_what_vanished_not_the_largest_id():
+    vanished = VanishedIds()
+    ids = [7, 3, 4096, 10**12, 4095, 2**40 + 1]  # a sequence that handed out many ids
+    for row_id in ids:
+        vanished.add(row_id)
+    assert list(vanished) == ids and len(vanished) == 6
+    assert all(row_id in vanished for row_id in ids)
+    assert not any(row_id in vanished for row_id in (0, 2, 4, 4097, 10**12 + 1, 2**40, "7"))
+    assert len(vanished._blocks) == 4  # blocks where ids vanished, not up to 10**12
