@@ -10,10 +10,18 @@ Two kinds, so a scrape stays cheap at a million files:
   table (`FILE_COUNTS_SQL`), never a query per library or per state, plus what the daemon
   holds in memory (libraries online, inotify watches, the last tick).
 The scrape runs on the HTTP thread, which only reads the database.
+
+The pass over the file table costs 0.3 s at a million files: a scrape every 15 s spent 2 % of
+a core on it, four times the daemon's whole idle budget. So the counts are kept between
+scrapes and counted again only when the index may have changed (SQLite's `data_version`;
+PostgreSQL has none: always), and no sooner than `COUNT_CPU_SHARE` allows after what the last
+count cost: at a million files, at most once a minute; at a few thousand, at most every few
+milliseconds. Each scrape still asks the database something, so `assetd_database_up` is live.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -49,6 +57,8 @@ FILE_COUNTS_SQL = (
     + " SUM(CASE WHEN NOT is_missing AND content_hash IS NULL THEN 1 ELSE 0 END)"
     " FROM file GROUP BY library_id"
 )
+# The share of a core the scrapes may spend counting files (see the module docstring).
+COUNT_CPU_SHARE = 0.005
 
 
 @dataclass
@@ -123,10 +133,25 @@ def _count(event: dict) -> int:
     return count if isinstance(count, int) and count > 0 else 1
 
 
+@dataclass(frozen=True)
+class _Counted:
+    """The file counts of a scrape, what they cost, and the index version they saw."""
+
+    names: tuple[str, ...]
+    counts: dict
+    unhashed: dict
+    version: int | None  # SQLite's data_version before counting; None on PostgreSQL
+    at_s: float
+    cost_s: float
+
+
 class IndexCollector(Collector):
-    def __init__(self, store: Store, view: DaemonView):
+    def __init__(self, store: Store, view: DaemonView,
+                 clock: Callable[[], float] = time.monotonic):
         self._store = store
         self._view = view
+        self._clock = clock
+        self._counted: _Counted | None = None
 
     def collect(self) -> Iterator[Metric]:
         names = self._view.libraries()
@@ -139,6 +164,7 @@ class IndexCollector(Collector):
             counts, unhashed_counts = self._file_counts(names)
         except (DatabaseError, InterfaceError):
             self._store.close()  # a broken connection; the next scrape opens a new one
+            self._counted = None  # a new connection's data_version starts again
             database_up.add_metric([], 0)
         else:
             database_up.add_metric([], 1)
@@ -152,6 +178,22 @@ class IndexCollector(Collector):
         yield from self._daemon_gauges(names)
 
     def _file_counts(self, names: list[str]) -> tuple[dict, dict]:
+        """The counts, from the last scrape's where they are still good (module docstring);
+        asks the database at least its version (PostgreSQL: `SELECT 1`) every time."""
+        store, now = self._store, self._clock()
+        version = (store.query("PRAGMA data_version")[0][0] if store.is_sqlite
+                   else store.query("SELECT 1") and None)
+        last = self._counted
+        if last is not None and last.names == tuple(names) and (
+                (version is not None and version == last.version)
+                or now - last.at_s < last.cost_s / COUNT_CPU_SHARE):
+            return last.counts, last.unhashed
+        counts, unhashed = self._count(names)
+        self._counted = _Counted(tuple(names), counts, unhashed, version, now,
+                                 self._clock() - now)
+        return counts, unhashed
+
+    def _count(self, names: list[str]) -> tuple[dict, dict]:
         counts = {(name, state): 0 for name in names for state in (*STATES, "missing")}
         unhashed = dict.fromkeys(names, 0)
         library_names = dict(self._store.query("SELECT id, name FROM library"))
