@@ -108,6 +108,14 @@ def apply_plan(
 
     # One transaction per part: a part is at most scanner.PART_FILES files.
     with store.write_tx():
+        store.update_rows(File, "id", _REWRITE_COLUMNS, rewrites)
+        # In order, one by one: in a rotation (`mv b c; mv a b`) b's row must leave path b
+        # before a's row takes it, and a set-based UPDATE checks the unique path per row.
+        store.executemany(_MOVE_FILE, [_move_params(move) for move in moves])
+        store.executemany(_MOVE_PATH_TAGS, moved_paths)
+        store.executemany(_MOVE_PATH_INSIGHTS, moved_paths)
+        # After the moves: a new file can take the path a moved one left in this very plan
+        # (`mv a c; touch a`: a's row goes to c, and a new row to a).
         created = None
         if plan.created:
             checksum_label = labels.ids(store, [set_checksum]).get(set_checksum)
@@ -115,12 +123,6 @@ def apply_plan(
             after_id = _last_file_id(store)
             store.insert_rows(File, _INSERT_COLUMNS, inserts, stored=True)
             created = feed.CreatedRows(library.name, library_id, after_id, _last_file_id(store))
-        store.update_rows(File, "id", _REWRITE_COLUMNS, rewrites)
-        # In order, one by one: in a rotation (`mv b c; mv a b`) b's row must leave path b
-        # before a's row takes it, and a set-based UPDATE checks the unique path per row.
-        store.executemany(_MOVE_FILE, [_move_params(move) for move in moves])
-        store.executemany(_MOVE_PATH_TAGS, moved_paths)
-        store.executemany(_MOVE_PATH_INSIGHTS, moved_paths)
         carry_tags(store, library_id, carries, now)
         store.record_changes(_plan_changes(library.name, plan, created, rewrites, moves,
                                            hash_fills))
@@ -136,9 +138,11 @@ def _plan_changes(library: str, plan: Plan, created: feed.CreatedRows | None,
     tuples, read by their columns' names.
 
     A hash that becomes known for unchanged bytes is an `updated` too: a consumer that saw
-    `created` with a null hash learns it there.
+    `created` with a null hash learns it there. The `created` come last, as the rows are
+    written: a new file can take the path a file moved from in the same part, and a consumer
+    replaying the feed must see that path left before it is taken again.
     """
-    found: list[Change | feed.CreatedRows] = [created] if created else []
+    found: list[Change | feed.CreatedRows] = []
     at_path, at_hash = _REWRITTEN_PATH, _REWRITTEN_HASH
     # (path_text, content_hash) as written, by file id (the first value of a rewrite row).
     written = {row[0]: (row[at_path], row[at_hash]) for row in rewrites + moves}
@@ -151,7 +155,7 @@ def _plan_changes(library: str, plan: Plan, created: feed.CreatedRows | None,
     found += [Change(feed.UPDATED, library, row[at_path], row[at_hash]) for row in hash_fills]
     found += [Change(feed.MOVED, library, *written[row.id], {"old_path": path_text(row.rel_path)})
               for row, _ in plan.moved]
-    return found
+    return [*found, created] if created else found
 
 
 def replaced_content(plan: Plan) -> set[str]:

@@ -337,6 +337,25 @@ def test_rotation_moves_rows_and_tags_stay_with_their_bytes(env):
     assert _ids(env) == {"b": ids["a"], "c": ids["b"]}
 
 
+def test_a_new_file_at_the_path_a_file_moved_from(env):
+    """`mv a c; create a`: a's row (id, tags) goes to c and a new row takes path a. The new
+    row's insert once came before the move and failed on the unique path, at every scan."""
+    root = env.library("photos", {"a.jpg": "bytes of a", "b.jpg": "bytes of b"})
+    env.cli("scan")
+    ids = _ids(env)
+    env.cli("tag", "add", str(root / "a.jpg"), "atag")
+    os.rename(root / "a.jpg", root / "c.jpg")
+    (root / "a.jpg").write_text("a new picture")
+    out = env.json("scan")
+    assert (out["stats"]["moved"], out["stats"]["created"]) == (1, 1)
+    assert _ids(env)["c.jpg"] == ids["a.jpg"] and _ids(env)["a.jpg"] not in ids.values()
+    assert _tags(env) == {"photos/a.jpg": [], "photos/b.jpg": [], "photos/c.jpg": ["atag"]}
+    # The feed, replayed in order, leaves the path before a new file takes it.
+    last = [(c["kind"], c["path"], c.get("old_path")) for c in env.json_lines("changes")][-2:]
+    assert last == [("moved", "c.jpg", "a.jpg"), ("created", "a.jpg", None)]
+    assert env.json("scan")["stats"]["unchanged"] == 3
+
+
 def test_overwrite_by_rename_does_not_carry_the_old_tags(env):
     root = env.library("photos", {"a": "bytes of a", "b": "bytes of b", "e": "edit me"})
     env.cli("scan")

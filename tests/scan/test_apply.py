@@ -56,9 +56,9 @@ def test_each_change_takes_its_path_and_hash_from_the_written_row():
     hash_fills = [apply._rewrite_row(unhashed_row, DiskEntry(b"u.jpg", 1, 1, 5, 1),
                                      Hashed(HASH_NEW, 1, 1, 5, 1), 0.0)[0]]
     moves = [apply._rewrite_row(moved_row, moved, None, 0.0)[0]]
-    first, *changes = apply._plan_changes("photos", plan, inserted, rewrites + hash_fills,
-                                          moves, hash_fills)
-    assert first is inserted
+    *changes, last = apply._plan_changes("photos", plan, inserted, rewrites + hash_fills,
+                                         moves, hash_fills)
+    assert last is inserted  # last, as written: after the moves that may free its paths
     assert [(c.kind, c.path, c.content_hash, dict(c.detail)) for c in changes] == [
         ("updated", "a.jpg", HASH_EDIT, {}),  # the touch of t.jpg is no content change
         ("updated", "u.jpg", HASH_NEW, {}),
