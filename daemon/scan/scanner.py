@@ -332,20 +332,25 @@ class _ScanRun:
             self._hold_hash_matches(part, hashes)
         return part, hashes
 
+    def _identity_sources(self, entries: list[DiskEntry]) -> dict[tuple, list[DbRow]]:
+        """The rows that may yet be a move's source of one of `entries` (a lookup by inode),
+        by their identity."""
+        rows = queries.rows_by_identity(self.store, self.row.id, [e.inode for e in entries])
+        by_identity: dict[tuple, list[DbRow]] = {}
+        for row in self._candidates(rows).values():
+            by_identity.setdefault(identity(row), []).append(row)
+        return by_identity
+
     def _find_identity_sources(self, entries: list[DiskEntry]) -> None:
         """Add the rows that share an identity with one of `entries` and may yet be a move's
         source to `sources` (a vanished row is only held by id: `plan.VanishedIds`)."""
         if entries:
-            rows = queries.rows_by_identity(self.store, self.row.id, [e.inode for e in entries])
-            wanted = {identity(entry) for entry in entries}
-            self.sources.update((row.id, row) for row in self._candidates(rows).values()
-                                if identity(row) in wanted)
+            by_identity = self._identity_sources(entries)
+            for entry in entries:
+                self.sources.update((row.id, row) for row in by_identity.get(identity(entry), ()))
 
     def _hold_identity_matches(self, part: Plan) -> None:
-        rows = queries.rows_by_identity(self.store, self.row.id, [e.inode for e in part.created])
-        by_identity: dict[tuple, list[DbRow]] = {}
-        for row in self._candidates(rows).values():
-            by_identity.setdefault(identity(row), []).append(row)
+        by_identity = self._identity_sources(part.created)
         kept = []
         for entry in part.created:
             matches = by_identity.get(identity(entry))
