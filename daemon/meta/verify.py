@@ -96,6 +96,10 @@ class Compared:
     detail: str = ""  # the hash read (MISMATCH) or the error (FAILED)
 
 
+SAME = Compared(Outcome.SAME)  # one for every file read whole and found unchanged
+SKIPPED = Compared(Outcome.SKIPPED)
+
+
 def compare_file(root: bytes, rel_path: bytes, stat_key: tuple[int, int], expected: str, *,
                  follow_symlinks: bool,
                  on_bytes: Callable[[int], None] | None = None) -> Compared:
@@ -108,10 +112,10 @@ def compare_file(root: bytes, rel_path: bytes, stat_key: tuple[int, int], expect
     try:
         st = os.stat(path, follow_symlinks=follow_symlinks)
         if (st.st_size, st.st_mtime_ns) != stat_key:
-            return Compared(Outcome.SKIPPED)
+            return SKIPPED
         hashed = hash_file(path, follow_symlinks=follow_symlinks, on_bytes=on_bytes)
     except (FileNotFoundError, TornReadError):
-        return Compared(Outcome.SKIPPED)
+        return SKIPPED
     except OSError as exc:
         return Compared(Outcome.FAILED, describe_os_error(exc))
     return _compare_hashed(hashed, stat_key, expected)
@@ -183,25 +187,25 @@ def _compare_page(report: VerifyReport, library: LibraryConfig, hasher: Hasher,
     for entry, outcome, value, _ in hasher.results(pending, on_bytes=_ignore):
         stat_key = (entry.size, entry.mtime_ns)
         if outcome == HASHED:
-            if value.content_hash == expected[entry.rel_path] and value[1:3] == stat_key:
-                report.checked += 1  # the common case, without a `Compared` a file
-                continue
             compared = _compare_hashed(value, stat_key, expected[entry.rel_path])
+            if compared is SAME:  # the common case, without `_tally`'s match a file
+                report.checked += 1
+                continue
         elif outcome == FAILED:  # why, exactly as the daemon's verify would say
             compared = compare_file(hasher.root, entry.rel_path, stat_key,
                                     expected[entry.rel_path],
                                     follow_symlinks=library.follow_symlinks)
         else:  # vanished, or changed while read
-            compared = Compared(Outcome.SKIPPED)
+            compared = SKIPPED
         _tally(report, library.name, entry.rel_path, expected[entry.rel_path], compared)
 
 
 def _compare_hashed(hashed: Hashed, stat_key: tuple[int, int], expected: str) -> Compared:
     if (hashed.size, hashed.mtime_ns) != stat_key:
-        return Compared(Outcome.SKIPPED)  # changed on purpose since it was indexed
+        return SKIPPED  # changed on purpose since it was indexed
     if hashed.content_hash != expected:
         return Compared(Outcome.MISMATCH, hashed.content_hash)
-    return Compared(Outcome.SAME)
+    return SAME
 
 
 def _ignore(_: int) -> None:
