@@ -209,16 +209,16 @@ def _mark_missing(store: Store, library: Library, row_ids: Sequence[int], now: f
     for start in range(0, len(row_ids), MARK_MISSING_CHUNK):
         chunk = row_ids[start:start + MARK_MISSING_CHUNK]
         marks = ", ".join("?" for _ in chunk)
-        present = {row_id: (rel_path, text, digest) for row_id, rel_path, text, digest in
-                   store.query(f"SELECT id, rel_path, path_text, content_hash FROM file"
-                               f" WHERE id IN ({marks}) AND NOT is_missing", list(chunk))}
+        # (path, hash) as the feed shows them, of the rows still present.
+        present = {row_id: (paths.shown(rel_path, text), from_db(digest))
+                   for row_id, rel_path, text, digest in store.query(
+                       f"SELECT id, rel_path, path_text, content_hash FROM file"
+                       f" WHERE id IN ({marks}) AND NOT is_missing", list(chunk))}
         if not present:
             continue
         store.execute(f"{_MARK_MISSING} ({marks})", [True, now, False, *chunk])
-        store.record_changes(
-            Change(feed.MISSING, library.name, paths.shown(*present[row_id][:2]),
-                   from_db(present[row_id][2]))
-            for row_id in chunk if row_id in present)
+        store.record_changes(Change(feed.MISSING, library.name, *present[row_id])
+                             for row_id in chunk if row_id in present)
 
 
 def _move_params(move: tuple) -> tuple:

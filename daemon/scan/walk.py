@@ -34,6 +34,7 @@ class DiskEntry(NamedTuple):
 # The namedtuple's own constructor is a Python function; this is a C call (a million files).
 new_entry = partial(tuple.__new__, DiskEntry)
 
+
 class WalkRun(NamedTuple):
     """A run of the walk for the scan's merge: its files' `encode_keys` (b"" where they were
     not spelled: a library with no rows has nothing to compare them with), and the files."""
