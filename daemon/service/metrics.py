@@ -181,8 +181,11 @@ class IndexCollector(Collector):
         """The counts, from the last scrape's where they are still good (module docstring);
         asks the database at least its version (PostgreSQL: `SELECT 1`) every time."""
         store, now = self._store, self._clock()
-        version = (store.query("PRAGMA data_version")[0][0] if store.is_sqlite
-                   else store.query("SELECT 1") and None)
+        if store.is_sqlite:
+            version = store.query("PRAGMA data_version")[0][0]
+        else:  # reachable? PostgreSQL cannot say whether the table changed
+            store.query("SELECT 1")
+            version = None
         last = self._counted
         if last is not None and last.names == tuple(names) and (
                 (version is not None and version == last.version)
