@@ -22,10 +22,14 @@ sends back as a result): the pool is stopped with it, and a scan that stops or f
 workers at once (`close(abandon=True)`). Should the scanning process die without unwinding
 (SIGKILL), the kernel kills them (PR_SET_PDEATHSIG): each holds copies of the pool's pipes, so
 none would ever see end-of-file, and one blocked writing its results would stay blocked.
+A worker that dies while it sends its results back (killed by that stop, by systemd's SIGTERM
+to the whole service, by the OOM killer) would leave the executor reading the rest for good:
+`_unstick` ends that read, and the scan fails or stops instead of hanging.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -124,7 +128,8 @@ class Hasher:
                     on_bytes=on_bytes, sniff=self.sniff, head_bytes=self.head_bytes,
                     path_text=entry.rel_path.decode("utf-8", "backslashreplace"))
                 continue
-            for entry, (outcome, value, sniffed) in zip(batch, future.result(), strict=True):
+            for entry, (outcome, value, sniffed) in zip(batch, self._result(future),
+                                                        strict=True):
                 yield entry, outcome, as_hashed(value) if outcome == HASHED else value, sniffed
             on_bytes(sum(entry.size for entry in batch))
 
@@ -135,13 +140,71 @@ class Hasher:
         each, and more than the contract's few seconds for a stop on a loaded machine."""
         if self._pool is None:
             return
+        pool, self._pool = self._pool, None
+        # What `shutdown` lets go of, kept to see it through (`_unstick`).
+        manager, result_queue = pool._executor_manager_thread, pool._result_queue
+        processes = list((pool._processes or {}).values())
         if abandon:
             # No public way before Python 3.14 (terminate_workers); the executor sees them
-            # die, fails what they held, and its shutdown reaps them.
-            for process in list((self._pool._processes or {}).values()):
+            # die, fails what they held, and its manager thread reaps them.
+            for process in processes:
                 process.terminate()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
+        while manager is not None and manager.is_alive():
+            manager.join(STUCK_CHECK_S)
+            _unstick(manager, processes, result_queue)
+        for process in processes:
+            process.join()
+        if result_queue is not None:
+            result_queue.close()
+
+    def _result(self, future: Future) -> list:
+        """`future.result()`, which a worker that died while it sent its results back
+        would otherwise leave waiting for good (see `_unstick`): the batch fails instead
+        (BrokenProcessPool, as for a worker that died while it hashed)."""
+        from concurrent.futures import TimeoutError as Pending
+
+        pool = self._pool
+        while True:
+            try:
+                return future.result(timeout=STUCK_CHECK_S)
+            except Pending:
+                if pool is not None:
+                    _unstick(pool._executor_manager_thread,
+                             list((pool._processes or {}).values()), pool._result_queue)
+
+
+STUCK_CHECK_S = 0.5
+
+
+def _unstick(manager: threading.Thread | None, processes: list, result_queue: Any) -> None:
+    """End the executor's manager thread's read of a result a dead worker left half sent.
+
+    All workers send their results down one pipe, whose writing end this process holds too
+    (multiprocessing's queue), so a worker killed while it writes (a result bigger than
+    the pipe's 64 KiB is written while the manager thread reads it: a stop's `terminate`,
+    systemd's SIGTERM to the service's every process, the OOM killer) leaves the manager
+    thread reading the rest of that message, for good: the pipe never reaches end-of-file
+    and nobody writes to it again. The scan then waited forever on its batch, or on
+    `shutdown`. Once a worker has died, the pool is broken (its executor would end the
+    others itself, had it seen it): the others are ended, and when none is left, zeros are
+    written into the pipe, which the manager thread reads as the rest of the message (or
+    as an empty one), fails to unpickle, and takes, as it should, for a broken pool: it
+    fails the futures still pending with BrokenProcessPool and ends.
+    """
+    if manager is None or not manager.is_alive() or result_queue is None:
+        return
+    if not any(process.exitcode not in (None, 0) for process in processes):
+        return  # the workers are alive (or left when asked): nothing is lost
+    for process in processes:
+        if process.exitcode is None:
+            process.terminate()
+    if any(process.exitcode is None for process in processes):
+        return  # still dying: the next check
+    fd = result_queue._writer.fileno()
+    os.set_blocking(fd, False)
+    with contextlib.suppress(BlockingIOError):  # full: the manager thread is not reading
+        os.write(fd, bytes(1 << 16))
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
