@@ -31,6 +31,9 @@ MAX_SCOPES = 512  # more scopes than this in one batch: merge upwards
 MIN_MAX_DELAY_S = 5.0
 
 
+STARTUP = "startup"  # the reason of the daemon's first scan of each library
+
+
 @dataclass(frozen=True)
 class Rescan:
     """A full scan of one library (startup, overflow, reload, back online, periodic)."""

@@ -48,7 +48,7 @@ from daemon.service.metrics import DaemonView, Metrics
 from daemon.service.mounttable import MountTableFollower
 from daemon.service.notify import SystemdNotifier
 from daemon.service.progress import StopFlag
-from daemon.service.queue import Announce, Reprobe, Rescan, ScanQueue
+from daemon.service.queue import STARTUP, Announce, Reprobe, Rescan, ScanQueue
 from daemon.service.scheduled_verify import ScheduledVerify
 from daemon.service.ticker import Ticker
 from daemon.service.watcher import WatchSet
@@ -191,7 +191,7 @@ class Runner:
         self.writer.start()
         for library in self.config.libraries:
             self._watch(library)
-            self.queue.put(Rescan(library.name, "startup"))
+            self.queue.put(Rescan(library.name, STARTUP))
         self.queue.put(Announce(STARTUP_DONE))
         self.ticker.start()
         self.verify.schedule(self.config.daemon.verify_interval_s)

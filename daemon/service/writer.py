@@ -34,6 +34,7 @@ from daemon.service.metrics import Metrics
 from daemon.service.notify import SystemdNotifier
 from daemon.service.progress import ScanAborted, StatusProgress, StopFlag
 from daemon.service.queue import (
+    STARTUP,
     Announce,
     EventBatch,
     HeavyDone,
@@ -47,7 +48,7 @@ from daemon.service.queue import (
 from daemon.service.scheduled_verify import record_progress
 from daemon.service.ticker import run_tick
 from daemon.service.watcher import WatchReport
-from daemon.store import Store, queries, redact_url
+from daemon.store import Store, deferred_indexes, queries, redact_url
 
 # After SIGTERM an event batch may take this long to finish; a full scan stops at once.
 BATCH_STOP_GRACE_S = 2.0
@@ -85,6 +86,11 @@ class Writer:
         # they are scanned again at `full_rescan_interval`, when the mount table changes, on
         # SIGHUP, or on a watcher event: not at every tick.
         self.guarded: set[str] = set()
+        # A new index's first start with several libraries: the file table's secondary
+        # indexes are dropped at the first startup scan and built before any other work, so
+        # once after all of them, not after the first (store/deferred_indexes.py).
+        self._startup_deferral = len(config.libraries) > 1
+        self._owes_indexes = False
         self._failures = 0
         self._database_down_since: float | None = None  # logged once when it goes and comes
         self._thread = threading.Thread(target=self._run, name="assetd-writer", daemon=True)
@@ -109,6 +115,7 @@ class Writer:
     def _do(self, work: EventBatch | Job) -> None:
         log = logs.get_logger()
         try:
+            self._deferred_indexes(work)
             match work:
                 case EventBatch():
                     self.apply_batch(work)
@@ -174,6 +181,20 @@ class Writer:
                 raise
             except Exception as exc:  # the batch is retried as a rescan; the tick goes on
                 self._failed(batch, exc)
+
+    def _deferred_indexes(self, work: EventBatch | Job) -> None:
+        """Drop the indexes at the first of the startup scans of a new index; build them
+        before the first job that is not one (the startup's Announce follows them, so READY=1
+        comes with them built). A build that fails (the database went away) is owed still,
+        and tried again before the next job; one that a stop interrupts is the next start's
+        (`Store.open` builds what is missing)."""
+        startup_scan = isinstance(work, Rescan) and work.reason == STARTUP
+        if startup_scan and self._startup_deferral:
+            self._startup_deferral = False
+            self._owes_indexes = deferred_indexes.drop_if_empty(self.store)
+        elif self._owes_indexes and not startup_scan:
+            deferred_indexes.ensure(self.store)
+            self._owes_indexes = False
 
     def rescan(self, job: Rescan) -> None:
         config = self.config

@@ -12,9 +12,11 @@ busy cores, 1.39 -> 1.67 s, and the scan's peak RSS 79 -> 101 MiB: not used.)
 
 So the first scan of an empty index (not one `file` row) drops `DEFERRED` and builds them
 once its rows are in (`deferred`); a first `assetd scan` of several libraries, once after them
-all. Such a scan needs none of them: its libraries have no row a new file could have moved
-from, so it looks nothing up by inode or hash (scanner.py), and it settles its parts by id
-range (`reconcile.settle_created`; tests/store/test_query_plans.py holds both). Only
+all, and so does the daemon's first start with several libraries: its writer drops them at
+the first startup scan and builds them before its first other job (service/writer.py). Such a
+scan needs none of them: its libraries have no row a new file could have moved from, so it
+looks nothing up by inode or hash (scanner.py), and it settles its parts by id range
+(`reconcile.settle_created`; tests/store/test_query_plans.py holds both). Only
 (library_id, rel_path), which a scan reads and which keeps a path unique, stays.
 
 A scan that does not get to its end (killed, the power lost) leaves them missing: the next
@@ -30,9 +32,11 @@ database whose first scan dropped and rebuilt them has the very indexes a new on
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from daemon import logs
 from daemon.store.models import File
 
 if TYPE_CHECKING:
@@ -62,11 +66,16 @@ def ensure(store: Store) -> None:
     once can fail one of them on the catalog's unique name, IF NOT EXISTS or not."""
     if not missing(store):
         return
+    started = time.monotonic()
     with store.write_tx():
         store.lock(_LOCK)
         statements = _create_statements(store)
-        for name in missing(store):
+        built = missing(store)
+        for name in built:
             store.execute(statements[name])
+    if built and logs.enabled("debug"):  # a one-shot scan imports no structlog for it
+        logs.get_logger().debug("indexes.built", indexes=built,
+                                duration_s=round(time.monotonic() - started, 3))
 
 
 def _create_statements(store: Store) -> dict[str, str]:
@@ -75,18 +84,27 @@ def _create_statements(store: Store) -> dict[str, str]:
             for index in File._meta.fields_to_index()}
 
 
-@contextlib.contextmanager
-def deferred(store: Store) -> Iterator[bool]:
-    """Around a scan: without the indexes while `file` had no row when it started (yields
-    whether it dropped them), then with them again, whether the scan ends or fails. Where
-    one is out already (an outer `deferred`: a first `scan` of several libraries, or another
-    process's first scan), they are left to whoever dropped it."""
+def drop_if_empty(store: Store) -> bool:
+    """Drop them if `file` has no row and they are all there (whether it did): the caller
+    then owes the database an `ensure` once its first rows are in."""
     with store.write_tx():
         store.lock(_LOCK)
         dropped = not missing(store) and not store.query("SELECT 1 FROM file LIMIT 1")
         if dropped:
             for name in DEFERRED:
                 store.execute(f"DROP INDEX {name}")
+    if dropped and logs.enabled("debug"):
+        logs.get_logger().debug("indexes.deferred", indexes=list(DEFERRED))
+    return dropped
+
+
+@contextlib.contextmanager
+def deferred(store: Store) -> Iterator[bool]:
+    """Around a scan: without the indexes while `file` had no row when it started (yields
+    whether it dropped them), then with them again, whether the scan ends or fails. Where
+    one is out already (an outer `deferred`: a first `scan` of several libraries, or another
+    process's first scan), they are left to whoever dropped it."""
+    dropped = drop_if_empty(store)
     if not dropped:
         yield False
         return
