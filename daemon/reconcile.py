@@ -236,10 +236,13 @@ def run_passes(store: Store, config: Config,
                 changes[name] = run(store, config)
     if watermark is not None:
         watermark.insight_id = newest
-    # Every tick runs the passes: a run that changed nothing is not news at info level.
-    log = logs.get_logger()
-    (log.info if any(changes.values()) else log.debug)(
-        logs.RECONCILE_FINISHED, changes=sum(changes.values()),
-        duration_s=round(time.monotonic() - started, 3), **changes,
-    )
+    # Every tick runs the passes: a run that changed nothing is not news at info level. Asked
+    # first: `assetd reconcile` (level warning) then imports no structlog (~20 ms of its ~130).
+    level = "info" if any(changes.values()) else "debug"
+    if logs.enabled(level):
+        log = logs.get_logger()
+        (log.info if level == "info" else log.debug)(
+            logs.RECONCILE_FINISHED, changes=sum(changes.values()),
+            duration_s=round(time.monotonic() - started, 3), **changes,
+        )
     return changes
