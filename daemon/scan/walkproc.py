@@ -280,8 +280,18 @@ def _wait(pid: int) -> int:
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
+class WalkerKilled(OSError):
+    """A walk's child process died of a signal: in the daemon, most often the SIGTERM that
+    `systemctl stop` sends every process of the service, which stops the daemon too (its
+    writer then takes the scan for stopped, not failed); else the OOM killer or a user."""
+
+
 def _reaped(child: _Child) -> None:
-    if child.wait() != 0:
+    code = child.wait()
+    if code < 0:
+        raise WalkerKilled(f"a walk of the library stopped: its child process was killed by "
+                           f"{signal.Signals(-code).name}")
+    if code != 0:
         raise OSError("a walk of the library failed in its child process")
 
 

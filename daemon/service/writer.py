@@ -13,7 +13,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures.process import BrokenProcessPool
 from typing import assert_never
 
 from peewee import InterfaceError, OperationalError
@@ -52,9 +51,10 @@ from daemon.store import Store, deferred_indexes, queries, redact_url
 
 # After SIGTERM an event batch may take this long to finish; a full scan stops at once.
 BATCH_STOP_GRACE_S = 2.0
-# `systemctl stop` signals the whole cgroup: the scan's hash workers die of the same SIGTERM,
-# and the scan can see its pool broken before the main loop has posted the stop request.
-BROKEN_POOL_STOP_WAIT_S = 1.0
+# `systemctl stop` signals the whole cgroup: the scan's hash workers and walker die of the same
+# SIGTERM, and the scan can see them gone (fail) before the main loop has posted the stop
+# request: a failure is taken for the stop's when the stop comes within this long.
+STOP_FAILURE_WAIT_S = 1.0
 MAX_BACKOFF_S = 30.0
 
 
@@ -142,15 +142,18 @@ class Writer:
         except ScanAborted:
             log.info("writer.aborted", work=type(work).__name__,
                      why="stopping; the next start scans again")
-        except BrokenProcessPool as exc:
-            if self.stop.wait(BROKEN_POOL_STOP_WAIT_S):
+        except (OperationalError, InterfaceError) as exc:
+            self._failed(work, exc)
+        except Exception as exc:
+            # Failed as the daemon stops: the stop's own doing (the SIGTERM of `systemctl
+            # stop` reaches every process of the service: a hash worker, the walker, the
+            # resource tracker die under the scan), not an error to report and retry.
+            if self.stop.wait(STOP_FAILURE_WAIT_S):
                 log.info("writer.aborted", work=type(work).__name__,
-                         why="stopping (the hash workers got the SIGTERM too); the next start "
-                         "scans again")
+                         why="stopping (the scan's worker processes got the SIGTERM too); the "
+                         "next start scans again", error=f"{type(exc).__name__}: {exc}")
             else:
                 self._failed(work, exc)
-        except Exception as exc:
-            self._failed(work, exc)
 
     def apply_batch(self, batch: EventBatch) -> None:
         config = self.config
