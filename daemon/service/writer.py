@@ -190,7 +190,7 @@ class Writer:
         before the first job that is not one (the startup's Announce follows them, so READY=1
         comes with them built). A build that fails (the database went away) is owed still,
         and tried again before the next job; one that a stop interrupts is the next start's
-        (`Store.open` builds what is missing)."""
+        (opening the store for `run` or `scan` builds what is missing)."""
         startup_scan = isinstance(work, Rescan) and work.reason == STARTUP
         if startup_scan and self._startup_deferral:
             self._startup_deferral = False
