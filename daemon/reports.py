@@ -236,7 +236,7 @@ def list_files(store: Store, file_filter: FileFilter) -> Iterator[FileRow]:
                      f" AND i.is_current AND {labels.insight_value('i')} LIKE ?)")
         params.append('%"error"%')
     tags = TagIndex.load(store)
-    cursor = store.execute(
+    cursor = store.stream(
         "SELECT l.name, f.library_id, f.rel_path, f.size, f.mtime_ns, f.content_hash,"
         " f.is_missing, f.missing_since, f.state FROM file f JOIN library l ON l.id = f.library_id"
         f" WHERE {' AND '.join(where)} ORDER BY l.name, f.rel_path",

@@ -30,7 +30,7 @@ class DupeGroup:
 def duplicate_groups(store: Store, library: str | None = None) -> Iterator[DupeGroup]:
     """Largest files first. With `library`, only that library's files are compared."""
     library_id = _library_id(library)
-    cursor = store.execute(
+    cursor = store.stream(
         "SELECT f.content_hash, f.size, l.name, f.rel_path FROM file f"
         " JOIN library l ON l.id = f.library_id"
         " WHERE NOT f.is_missing AND (? IS NULL OR f.library_id = ?) AND f.content_hash IN ("

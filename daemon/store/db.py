@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import itertools
 import os
 import re
 import socket
@@ -48,6 +49,8 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 # the daemon's timings did not show (bench/README.md, "Memory").
 SQLITE_CACHE_KIB = 16 * 1024
 PG_PAGE_ROWS = 1000  # rows per round trip of a bulk statement on PostgreSQL
+STREAM_PAGE_ROWS = 5000  # rows per round trip of `Store.stream` on PostgreSQL
+_STREAM_IDS = itertools.count(1)  # a server-side cursor's name is unique in its session
 PG_SESSION_OPTIONS = "-c jit=off -c max_parallel_workers_per_gather=0 -c work_mem=64MB"  # _open
 
 
@@ -313,6 +316,31 @@ class Store:
 
     def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple]:
         return list(self.execute(text, params).fetchall())
+
+    def stream(self, text: str, params: Sequence[Any] = ()) -> Iterator[tuple]:
+        """The rows of a query that may return every file, without holding them all.
+
+        SQLite's cursor steps through the result as it is read. psycopg2's ordinary cursor
+        receives the whole result first (libpq keeps it in memory: `files --json` at 100k
+        files grew by 22 MB, at 10M it would be 2 GB), so on PostgreSQL the rows come through
+        a server-side cursor, `STREAM_PAGE_ROWS` a round trip. WITH HOLD: it needs no
+        transaction around the reading (a slow reader, `files | less`, would otherwise hold
+        one open, and with it a snapshot that keeps vacuum from the table); the server keeps
+        the result until the cursor is closed, which the iterator does when it ends or is
+        dropped.
+        """
+        if self.is_sqlite:
+            yield from self.execute(text, params)
+            return
+        cursor = self.db.connection().cursor(f"assetd_stream_{next(_STREAM_IDS)}",
+                                             withhold=True)
+        cursor.itersize = STREAM_PAGE_ROWS
+        try:
+            cursor.execute(self.sql(text) if params else text, tuple(params))
+            yield from cursor
+        finally:
+            with contextlib.suppress(Exception):  # a lost connection took the cursor with it
+                cursor.close()
 
     def executemany(self, text: str, rows: Iterable[Sequence[Any]]) -> int:
         """Batched executemany on the raw cursor: ~10x faster than insert_many on SQLite.
