@@ -92,9 +92,14 @@ def apply_plan(
     carries: list[tuple[bytes, str, str | None]] = []
     replaced_by_known_content = replaced_content(plan) if known_hashes is None else known_hashes
     moves: list[tuple] = []
+    left: set[bytes] = set()  # the paths the moves leave
     for row, entry in plan.updated + plan.restored + plan.moved:
         rewrite, carry = _rewrite_row(row, entry, hashes.get(entry.rel_path), seen_s)
-        (rewrites if row.rel_path == entry.rel_path else moves).append(rewrite)
+        if row.rel_path == entry.rel_path:
+            rewrites.append(rewrite)
+        else:
+            moves.append(rewrite)
+            left.add(row.rel_path)
         if carry and carry[2] not in replaced_by_known_content:
             carries.append(carry)
     hash_fills = []
@@ -109,9 +114,14 @@ def apply_plan(
     # One transaction per part: a part is at most scanner.PART_FILES files.
     with store.write_tx():
         store.update_rows(File, "id", _REWRITE_COLUMNS, rewrites)
-        # In order, one by one: in a rotation (`mv b c; mv a b`) b's row must leave path b
-        # before a's row takes it, and a set-based UPDATE checks the unique path per row.
-        store.executemany(_MOVE_FILE, [_move_params(move) for move in moves])
+        # In order, one by one, where a move takes a path another one leaves: in a rotation
+        # (`mv b c; mv a b`) b's row must leave path b before a's row takes it, and a
+        # set-based UPDATE checks the unique path per row. Otherwise as the updates are,
+        # set-based on PostgreSQL (a statement per row there: 10,000 moves, ~0.4 s).
+        if left.isdisjoint(move[_REWRITTEN_REL_PATH] for move in moves):
+            store.update_rows(File, "id", _REWRITE_COLUMNS, moves)
+        else:
+            store.executemany(_MOVE_FILE, [_move_params(move) for move in moves])
         if moved_paths and _has_unhashed(store, "tag", library_id):
             store.executemany(_MOVE_PATH_TAGS, moved_paths)
         if moved_paths and _has_unhashed(store, "insight", library_id):
