@@ -13,6 +13,8 @@ FIGURE_LABELS = {
     "dupes": "`dupes`",
     "verify": "`verify`",
     "files_json": "`files --json`",
+    "rescan_edited": "rescan, a tenth of the files edited (`--no-enrich`)",
+    "rescan_moved": "rescan, a tenth of the files moved (`--no-enrich`)",
 }
 BASELINE_LABELS = {"hash": "`find \\| xargs xxhsum -H2`", "walk": "`find -printf`"}
 

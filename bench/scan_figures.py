@@ -10,6 +10,8 @@ every baseline runs once untimed before the first round.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,10 +22,12 @@ from tree import Tree
 LIBRARY = "bench"
 # (figure, baseline) in the order of a round; a cold scan starts from an empty database.
 SCAN_FIGURES = ("cold_no_enrich", "rescan_no_enrich", "cold", "rescan", "reconcile", "dupes",
-                "verify", "files_json")
+                "verify", "files_json", "rescan_edited", "rescan_moved")
 BASELINE_OF = {"cold_no_enrich": "hash", "cold": "hash",
                "rescan_no_enrich": "walk", "rescan": "walk",
-               "verify": "hash", "files_json": "walk"}
+               "verify": "hash", "files_json": "walk",
+               "rescan_edited": "walk", "rescan_moved": "walk"}
+CHANGED_SHARE = 10  # the changed rescans: one directory in ten edited, another one in ten moved
 
 
 def baseline_commands(root: Path) -> dict[str, list[str]]:
@@ -82,6 +86,48 @@ def scan_round(assetd: Assetd, backend, tree: Tree, workdir: Path,
     out.figures["files_json"].add(assetd.cli(config, "files", "--json", keep_stdout=False))
     if measure_size:
         out.size = backend.size(n)
+    changed_round(assetd, backend, tree, workdir, baselines, out)
+
+
+def changed_round(assetd: Assetd, backend, tree: Tree, workdir: Path,
+                  baselines: dict[str, Samples], out: BackendFigures) -> None:
+    """Rescans that find work: on a copy of the tree (the cached one stays as generated),
+    indexed untimed, every file of one directory in `CHANGED_SHARE` edited in place (a byte
+    appended), then a rescan `--no-enrich`; then every file of another one in ten moved (its
+    directory, into a new one), then a rescan. Each against `find -printf` of the copy."""
+    copy = workdir / "changed-tree"
+    if copy.exists():
+        shutil.rmtree(copy)
+    subprocess.run(["cp", "-a", str(tree.root), str(copy)], check=True)
+    try:
+        config = write_config(workdir / f"{backend.name}-changed.toml", backend.url,
+                              {LIBRARY: copy})
+        walk = baseline_commands(copy)["walk"]
+        n = tree.files
+        backend.reset()
+        assetd.scan(config, "--no-enrich", expect={"discovered": n, "created": n})
+        directories = sorted(path for path in copy.iterdir() if path.is_dir())
+        share = max(1, len(directories) // CHANGED_SHARE)
+        edited = 0
+        for directory in directories[:share]:
+            for path in directory.iterdir():
+                with path.open("ab") as f:
+                    f.write(b"\n")
+                edited += 1
+        baselines["walk"].add(run_command(walk))
+        out.figures["rescan_edited"].add(assetd.scan(
+            config, "--no-enrich", expect={"discovered": n, "updated": edited, "hashed": edited}))
+        moved = 0
+        target = copy / "moved"
+        target.mkdir()
+        for directory in directories[share:2 * share]:
+            moved += sum(1 for _ in directory.iterdir())
+            directory.rename(target / directory.name)
+        baselines["walk"].add(run_command(walk))
+        out.figures["rescan_moved"].add(assetd.scan(
+            config, "--no-enrich", expect={"discovered": n, "moved": moved, "created": 0}))
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
 
 
 @dataclass

@@ -18,10 +18,11 @@ from tests.conftest import PG_SERVER_URL
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCAN_FIGURES = ("cold_no_enrich", "cold", "rescan_no_enrich", "rescan", "reconcile", "dupes",
-                "verify", "files_json")
+                "verify", "files_json", "rescan_edited", "rescan_moved")
 RATIO_FIGURES = {"cold_no_enrich": "hash", "cold": "hash",
                  "rescan_no_enrich": "walk", "rescan": "walk",
-                 "verify": "hash", "files_json": "walk"}
+                 "verify": "hash", "files_json": "walk",
+                 "rescan_edited": "walk", "rescan_moved": "walk"}
 FILES = 300
 
 
