@@ -118,3 +118,27 @@ def test_tag_ls_rm_and_errors(env):
     assert "assetd scan" not in errors["directory"].stderr
     for proc in errors.values():
         assert proc.stderr.startswith("assetd: ") and proc.stderr.count("\n") == 1
+
+
+def test_edits_in_one_scan_carry_the_tags_only_of_tagged_contents(env):
+    """A scan looks up which old contents have tags and carries only those (apply.carry_tags):
+    among many edits in one part, the tagged file's tags follow it, with or without its new
+    hash, and an untagged file gets none."""
+    names = [f"f{i:03d}.jpg" for i in range(60)]
+    root = env.library("photos", {name: f"old {name}" for name in names})
+    env.cli("scan", "--no-enrich")
+    env.cli("tag", "add", str(root / "f007.jpg"), "keep")
+    env.cli("tag", "add", str(root / "f042.jpg"), "also")
+    for name in names[:30]:
+        (root / name).write_text(f"new {name}")
+    env.cli("scan", "--no-enrich")
+    for name in names[30:]:
+        (root / name).write_text(f"new {name}")
+    env.cli("scan", "--no-hash")  # no new hash yet: carried by path
+    files = env.files()
+    assert {key: f["tags"] for key, f in files.items() if f["tags"]} == {
+        "photos/f007.jpg": ["keep"], "photos/f042.jpg": ["also"]}
+    assert files["photos/f042.jpg"]["hash"] is None
+    env.cli("scan", "--no-enrich")
+    assert {key: f["tags"] for key, f in env.files().items() if f["tags"]} == {
+        "photos/f007.jpg": ["keep"], "photos/f042.jpg": ["also"]}
