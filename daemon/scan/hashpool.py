@@ -162,13 +162,11 @@ class Hasher:
         """`future.result()`, which a worker that died while it sent its results back
         would otherwise leave waiting for good (see `_unstick`): the batch fails instead
         (BrokenProcessPool, as for a worker that died while it hashed)."""
-        from concurrent.futures import TimeoutError as Pending
-
         pool = self._pool
         while True:
             try:
                 return future.result(timeout=STUCK_CHECK_S)
-            except Pending:
+            except TimeoutError:  # concurrent.futures' since Python 3.11
                 if pool is not None:
                     _unstick(pool._executor_manager_thread,
                              list((pool._processes or {}).values()), pool._result_queue)
