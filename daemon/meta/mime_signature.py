@@ -110,7 +110,8 @@ def _bmp(head: bytes) -> str | None:
     then the size of the header that follows, which tells the header's version. "BM" alone
     starts many files; libmagic wants the rest too."""
     header_bytes = int.from_bytes(head[14:18], "little")
-    if len(head) < _BMP_MIN_BYTES or head[6:10] != bytes(4) or header_bytes not in _BMP_HEADER_BYTES:
+    if (len(head) < _BMP_MIN_BYTES or head[6:10] != bytes(4)
+            or header_bytes not in _BMP_HEADER_BYTES):
         return None
     return f"bmp-{header_bytes}"
 
