@@ -144,3 +144,23 @@ def test_the_floors_script_prints_each_floor_as_a_ratio(tmp_path):
     for floor in ("xxhsum", "sqlite insert", "sqlite insert, hash index at the end",
                   "sqlite insert, all secondary indexes at the end", "libmagic / 2 cores"):
         assert rows[floor].endswith("x") and float(rows[floor][:-1]) > 0, completed.stdout
+
+
+def test_the_mime_bench_measures_both_scans_and_every_format(tmp_path):
+    out = tmp_path / "mime.json"
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "mime_bench.py"), "--files", "200", "--dirs",
+         "10", "--rounds", "1", "--repeat", "5", "--cache-dir", str(tmp_path / "cache"),
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(out.read_text())
+    assert result["files"] == 200
+    for figure in ("xxhsum", "cold_no_enrich", "cold_mime_only"):
+        assert positive(result["figures"][figure]["min_s"]), figure
+        assert positive(result["figures"][figure]["ratio_to_xxhsum"]), figure
+    assert positive(result["figures"]["cold_mime_only"]["peak_rss_mib"])
+    for name, timed in result["per_format"].items():
+        assert positive(timed["libmagic_us"]) and positive(timed["detect_us"]), name
+    assert "| cold_mime_only |" in completed.stdout
