@@ -12,8 +12,9 @@ audio and video enrichers would decode or probe each file, so the scans here run
 - `cold scan --no-enrich` and `cold scan, mime only` against `find | xargs xxhsum -H2` of the
   same tree in the same round (the minimum of the rounds each, as in `run.py`), peak RSS;
 - `mime a file`: (mime only - no-enrich) / files, the enricher's own cost in the scan;
-- per format, in this process: µs for libmagic (`magic.Magic(mime=True).from_buffer`) and for
-  `mime.detect_buffer` on the same bytes, and their ratio.
+- per format, and for 1,000 random bytes, in this process: µs for libmagic
+  (`magic.Magic(mime=True).from_buffer`) and for `mime.detect_buffer` on the same bytes, and
+  their ratio.
 
 `--assetd PATH` measures another build's scans with the same tree (its per-format figures are
 this checkout's). The tree is kept in the cache directory (`media-seed1-1000x100/`).
@@ -43,6 +44,7 @@ FORMATS = ("jpeg", "png", "gif89a", "riff-webp", "id3+mpeg-31", "mpeg-31", "flac
            "riff-wave", "ogg-vorbis", "ogg-opus", "ftyp-isom", "ftyp-qt", "ebml-matroska",
            "ebml-webm", "riff-avi", "pdf")
 ENRICHERS_OFF = ("image", "phash", "audio", "video")
+RANDOM = "random bytes"  # the per-format figures' last row: what no rule names
 
 
 def ensure_media_tree(cache_dir: Path, seed: int, dirs: int, per_dir: int) -> tuple[Path, int]:
@@ -72,9 +74,12 @@ def per_format_us(repeat: int) -> dict[str, dict[str, float]]:
 
     libmagic = magic.Magic(mime=True).from_buffer
     tails = random.Random(0)
+    for _ in range(mime.SPLIT_AFTER_CALLS):  # past the calls before libmagic's database splits
+        mime.detect_buffer(tails.randbytes(100), "x")
     figures = {}
-    for name in FORMATS:
-        head = mime_signature.reference_header(name) + tails.randbytes(1000)
+    for name in (*FORMATS, RANDOM):
+        head = (b"" if name == RANDOM else mime_signature.reference_header(name)) \
+            + tails.randbytes(1000)
         mime.detect_buffer(head, "x")  # the class's answer, asked once a process
         timed = {}
         for label, call, call_args in (("libmagic_us", libmagic, (head,)),
