@@ -12,7 +12,7 @@ from __future__ import annotations
 from array import array
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from operator import itemgetter
 
@@ -97,6 +97,25 @@ class Plan:
                     if row.content_hash is None or not same_stat(row, e)]
         entries += [_as_entry(row) for row in self.unchanged if row.content_hash is None]
         return entries
+
+
+def in_parts(plan: Plan, max_moves: int) -> Iterator[Plan]:
+    """`plan` as parts to apply one after the other, to the same effect: its moves
+    `max_moves` at a time, then the rest with the last of them (a new file may take a path a
+    move leaves: `mv a c; touch a`). A rescan after a large move holds every move of the
+    scan until its end, and writing them at once held as much again (`apply_plan`'s
+    parameters and changes: ~1 KB a move, 100 MB for 100,000 moved files); a part's worth
+    at a time holds a part's. Where a move takes a path another one leaves (a rotation,
+    `mv b c; mv a b`), they are written in one part, in their order, as before."""
+    moved = plan.moved
+    left = {row.rel_path for row, _ in moved} if len(moved) > max_moves else set()
+    if not left or any(entry.rel_path in left for _, entry in moved):
+        yield plan
+        return
+    last = (len(moved) - 1) // max_moves * max_moves
+    for start in range(0, last, max_moves):
+        yield Plan(moved=moved[start:start + max_moves])
+    yield replace(plan, moved=moved[last:])
 
 
 _as_disk_entry = partial(tuple.__new__, DiskEntry)

@@ -27,6 +27,7 @@ from daemon.scan.plan import (
     PlanStream,
     add_sources,
     identity,
+    in_parts,
     mass_missing_exceeded,
     match_moves_by_hash,
 )
@@ -244,7 +245,8 @@ class _ScanRun:
             return self._trip(missing, indexed, threshold, started_at)
         self._apply(last, last_hashes)
         final.missing = []  # marked by id, below
-        self._apply(final, last_hashes)
+        for part in in_parts(final, PART_FILES):
+            self._apply(part, last_hashes)
         if not options.dry_run:
             mark_missing(self.store, self.row, stream.missing_ids(final))
         self.errors += self.walked.errors
@@ -287,6 +289,7 @@ class _ScanRun:
         if self.lookups:
             self._find_identity_sources(stream.held_identities())
         final = stream.final_plan(self.sources.values())
+        self.sources = {}  # the final plan holds the sources it paired; the rest can go
         final_hashes = self._prepare_final(final)
         return final, last_part, last_hashes | final_hashes
 

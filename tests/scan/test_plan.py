@@ -2,9 +2,11 @@
 
 from daemon.scan.plan import (
     PagesAhead,
+    Plan,
     PlanStream,
     VanishedIds,
     encode_row_keys,
+    in_parts,
     make_plan,
     mass_missing_exceeded,
     match_moves_by_hash,
@@ -322,3 +324,30 @@ def test_vanished_ids_keep_the_merge_order_and_cost_what_vanished_not_the_larges
     assert all(row_id in vanished for row_id in ids)
     assert not any(row_id in vanished for row_id in (0, 2, 4, 4097, 10**12 + 1, 2**40, "7"))
     assert len(vanished._blocks) == 4  # blocks where ids vanished, not up to 10**12
+
+
+def _moves(count: int) -> list:
+    return [(row(i, f"old/{i:03d}", inode=i), disk(f"new/{i:03d}", inode=i))
+            for i in range(count)]
+
+
+def test_a_large_move_is_applied_a_part_of_moves_at_a_time_then_the_rest():
+    moves = _moves(25)
+    plan = Plan(created=[disk("old/000", inode=99)], updated=[(row(50, "x"), disk("x"))],
+                moved=moves, missing=[row(60, "gone")])
+    parts = list(in_parts(plan, 10))
+    assert [len(part.moved) for part in parts] == [10, 10, 5]
+    assert [move for part in parts for move in part.moved] == moves  # in their order
+    assert all(not (p.created or p.updated or p.missing) for p in parts[:-1])
+    last = parts[-1]  # the new file takes a path a move leaves: after every move
+    assert (last.created, last.updated, last.missing) == (plan.created, plan.updated,
+                                                          plan.missing)
+
+
+def test_moves_that_fit_a_part_or_form_a_rotation_are_applied_at_once():
+    small = Plan(moved=_moves(10))
+    assert list(in_parts(small, 10)) == [small]
+    # mv old/003 new/tmp; mv old/004 old/003: a move takes the path another one leaves
+    rotation = Plan(moved=[*_moves(20), (row(90, "old/004", inode=90),
+                                         disk("old/003", inode=90))])
+    assert list(in_parts(rotation, 10)) == [rotation]

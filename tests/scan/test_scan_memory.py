@@ -10,6 +10,7 @@ import tracemalloc
 import pytest
 
 from daemon.config import load_config
+from daemon.scan import scanner
 from daemon.scan.scanner import ScanOptions, scan_library
 from daemon.store import changes, queries
 
@@ -66,3 +67,35 @@ def test_a_vanished_library_is_held_by_id(env, store, tree, allow):
     else:
         assert not result.online and f"{FILES} of {FILES} indexed" in result.reason
         assert queries.count_present(row.id) == FILES
+
+
+MOVED_FILES = 6_000
+MOVE_PART = 500
+
+
+def test_a_large_move_is_written_a_part_at_a_time(env, store, tmp_path, monkeypatch):
+    """A rescan after a whole folder moved holds each move until its end (both halves must
+    be seen): ~700 B a move here. Writing them all in one statement set held as much again
+    (their parameters, their changes for the feed); a part at a time holds a part's."""
+    root = env.library("photos", path=str(tmp_path / "photos"))
+    old = root / "2019"
+    os.mkdir(old)
+    for i in range(MOVED_FILES):
+        with open(old / f"img{i:05d}.jpg", "wb") as f:
+            f.write(b"%d" % i)
+    config = load_config(str(env.config_path))
+    library = config.libraries[0]
+    scan_library(store, config, library, options=ScanOptions(hash_files=False))
+    os.mkdir(root / "archive")
+    os.rename(old, root / "archive" / "2019")
+    monkeypatch.setattr(scanner, "PART_FILES", MOVE_PART)
+
+    result, peak = traced_peak_bytes(lambda: scan_library(
+        store, config, library, options=ScanOptions(hash_files=False)))
+
+    assert result.stats["moved"] == MOVED_FILES and result.stats["missing"] == 0
+    assert peak < 1_400 * MOVED_FILES, f"{peak / MOVED_FILES:.0f} B a moved file"
+    feed = [c for c in changes.read(store).rows if c.kind == "moved"]
+    assert [c.path for c in feed] == sorted(f"archive/2019/img{i:05d}.jpg"
+                                            for i in range(MOVED_FILES))
+    assert all(c.detail["old_path"] == c.path.removeprefix("archive/") for c in feed)
