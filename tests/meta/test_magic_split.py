@@ -22,6 +22,7 @@ import magic
 import pytest
 
 from daemon.meta import magic_split, mime
+from daemon.store import Store, labels
 from tests.conftest import REPO_ROOT
 from tests.media import clip, image_bytes, jpeg_bytes, needs_ffmpeg, tone
 
@@ -229,3 +230,35 @@ def test_a_database_of_another_format_is_not_split():
     struct.pack_into("=I", data, 4, magic_split.FORMAT_VERSION + 1)
     with pytest.raises(ValueError, match="format"):
         magic_split._rules(bytes(data))
+
+
+SCANNED_FILES = 3_000  # each of the two hash workers sniffs ~1,500: past SPLIT_AFTER_CALLS
+
+
+def test_a_scan_whose_workers_split_the_database_stores_libmagics_answers(sqlite_env, whole):
+    """The whole path, in real processes: `assetd scan` hashes and sniffs in its workers,
+    each of which splits libmagic's database after its first 1,000 files; every stored
+    `mime` value is still the whole database's answer for the file's bytes."""
+    contents = random.Random(6)
+    files = {f"d{n % 10}/f{n:04d}": contents.randbytes(contents.randint(64, 3000))
+             for n in range(SCANNED_FILES)}
+    sqlite_env.library("data", files)
+    sqlite_env.cli("scan", "data")
+    store = Store(sqlite_env.db_url)
+    try:
+        stored = dict(store.query(
+            f"SELECT f.rel_path, {labels.insight_value('i')} FROM file f JOIN insight i"
+            f" ON i.content_hash = f.content_hash AND i.is_current"
+            f" WHERE {labels.insight_kind('i')} = 'mime'"))
+    finally:
+        store.close()
+    assert len(stored) == SCANNED_FILES
+    named = 0
+    for name, content in files.items():
+        value = json.loads(stored[name.encode()])
+        if value["detected_by"] == "libmagic":
+            named += 1
+            assert value["mime"] == whole(content), name
+        else:  # libmagic said octet-stream; Pillow and the extension had no better answer
+            assert whole(content) == "application/octet-stream", name
+    assert named > 10  # random bytes libmagic names all the same (x-dosexec, zlib ...)
