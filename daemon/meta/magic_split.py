@@ -138,6 +138,8 @@ class Split:
         self.strong = _pattern(test for index, test in decided.items() if index not in weak)
         self.weak = _pattern(decided[index] for index in weak)
         self.checks = whole_database_checks
+        self.decided = len(decided)
+        self.binary_rules = sum(1 for rule in rules if rule.set_index == 0)
         self._library = _prototyped(library)
         self._rest = _database(data, [r for i, r in enumerate(rules) if i not in decided])
         self._rest_and_weak = _database(
@@ -178,25 +180,54 @@ class Split:
         return cookie
 
 
-@functools.cache
+class NotSplit(ValueError):
+    """Why the database is not split (libmagic then answers with its whole database)."""
+
+
 def split() -> Split | None:
     """This process's `Split`, or None where the database cannot be split (then libmagic
-    answers with its whole database)."""
+    answers with its whole database; `describe` says why)."""
+    return _attempt()[0]
+
+
+@functools.cache
+def _attempt() -> tuple[Split | None, str]:
     try:
-        import magic  # python-magic's libmagic: the very library its cookies use
-
-        library = ctypes.CDLL(magic.libmagic._name)
-        path = _compiled_database(library)
-        if path is None:
-            return None
-        with open(path, "rb") as database:
-            data = database.read()
-        return _split(library, data)
-    except (ImportError, OSError, ValueError, AttributeError):
-        return None
+        return _load(), ""
+    except (ImportError, OSError, ValueError, AttributeError) as exc:
+        return None, str(exc) or type(exc).__name__
 
 
-def _compiled_database(library: ctypes.CDLL) -> str | None:
+def describe() -> str:
+    """For `config check`: libmagic's version, and whether its database is split (building
+    the split if this process has not: ~0.2 s)."""
+    try:
+        import magic
+
+        version = magic.libmagic.magic_version()
+        version_text = f"libmagic {version // 100}.{version % 100:02d}"
+    except (ImportError, AttributeError, OSError):
+        version_text = "libmagic"
+    found, why_not = _attempt()
+    if found is None:
+        return f"{version_text}, its whole database for every file ({why_not})"
+    return (f"{version_text}, its database split: {found.decided} of {found.binary_rules}"
+            " binary rules decided by a file's first bytes")
+
+
+def _load() -> Split:
+    import magic  # python-magic's libmagic: the very library its cookies use
+
+    library = ctypes.CDLL(magic.libmagic._name)
+    if not hasattr(library, "magic_load_buffers"):
+        raise NotSplit("this libmagic cannot load a database from memory")
+    path = _compiled_database(library)
+    with open(path, "rb") as database:
+        data = database.read()
+    return _split(library, data)
+
+
+def _compiled_database(library: ctypes.CDLL) -> str:
     """The one compiled database on libmagic's path, if every other file there is comments."""
     getpath = library.magic_getpath
     getpath.restype, getpath.argtypes = ctypes.c_char_p, [ctypes.c_char_p, ctypes.c_int]
@@ -207,9 +238,13 @@ def _compiled_database(library: ctypes.CDLL) -> str | None:
         mgc = name if name.endswith(".mgc") else name + ".mgc"
         if os.path.isfile(mgc):  # libmagic maps NAME.mgc where it exists
             compiled.append(mgc)
-        elif os.path.isdir(name) or (os.path.isfile(name) and _has_rules(name)):
-            return None
-    return compiled[0] if len(compiled) == 1 else None
+        elif os.path.isdir(name):
+            raise NotSplit(f"{name} is a directory of magic files")
+        elif os.path.isfile(name) and _has_rules(name):
+            raise NotSplit(f"{name} holds rules of its own")
+    if len(compiled) != 1:
+        raise NotSplit(f"{len(compiled)} compiled databases on libmagic's path, not one")
+    return compiled[0]
 
 
 def _has_rules(path: str) -> bool:
@@ -217,7 +252,7 @@ def _has_rules(path: str) -> bool:
         return any(line.strip() and not line.lstrip().startswith(b"#") for line in source)
 
 
-def _split(library: ctypes.CDLL, data: bytes) -> Split | None:
+def _split(library: ctypes.CDLL, data: bytes) -> Split:
     rules = _rules(data)
     risky = _risky(rules)
     decided = {index: test for index, rule in enumerate(rules)
@@ -225,27 +260,29 @@ def _split(library: ctypes.CDLL, data: bytes) -> Split | None:
     checks = []
     for index in risky - decided.keys():
         check = _check_of(rules[index].top)
-        if check is None:
-            return None  # a pass over the database we cannot tell in advance: do not split
+        if check is None:  # a pass over the database we cannot tell in advance
+            raise NotSplit("a rule that runs libmagic again opens with a test not checked here")
         checks.append(check)
     return Split(library, data, rules, decided, risky, checks)
 
 
 def _rules(data: bytes) -> list[_Rule]:
     if len(data) < ENTRY_BYTES or len(data) % ENTRY_BYTES:
-        raise ValueError("not a compiled magic database")
+        raise NotSplit("not a compiled magic database")
     number, version, binary_count, text_count = struct.unpack_from("=IIII", data)
-    if (number, version) != (MAGIC_NUMBER, FORMAT_VERSION):
-        raise ValueError(f"compiled magic format {version:#x}/{number:#x}, not {FORMAT_VERSION}")
+    if number != MAGIC_NUMBER:
+        raise NotSplit("not a compiled magic database in this host's byte order")
+    if version != FORMAT_VERSION:
+        raise NotSplit(f"compiled magic format {version}, not {FORMAT_VERSION}")
     if (binary_count + text_count + 1) * ENTRY_BYTES != len(data):
-        raise ValueError("compiled magic database of an unexpected size")
+        raise NotSplit("a compiled magic database of an unexpected size")
     rules: list[_Rule] = []
     for index in range(binary_count + text_count):
         set_index = 0 if index < binary_count else 1
         entry = _entry(data, index)
         if entry.cont_level == 0 or index == binary_count:
             if entry.cont_level:
-                raise ValueError("a magic set opens with a continuation")
+                raise NotSplit("a magic set opens with a continuation")
             rules.append(_Rule(set_index))
         rules[-1].entries.append((index, entry))
     return rules

@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import random
+import re
 import struct
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import pytest
 
 from daemon.meta import magic_split, mime
 from daemon.store import Store, labels
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, cli_env
 from tests.media import clip, image_bytes, jpeg_bytes, needs_ffmpeg, tone
 
 needs_libmagic = pytest.mark.skipif(mime.backend() != mime.LIBMAGIC, reason="libmagic not loaded")
@@ -262,3 +263,18 @@ def test_a_scan_whose_workers_split_the_database_stores_libmagics_answers(sqlite
         else:  # libmagic said octet-stream; Pillow and the extension had no better answer
             assert whole(content) == "application/octet-stream", name
     assert named > 10  # random bytes libmagic names all the same (x-dosexec, zlib ...)
+
+
+def test_config_check_says_whether_libmagic_answers_from_a_split_database(sqlite_env, tmp_path):
+    sqlite_env.library("data", {"a.bin": b"\x00\x01"})
+    line = _mime_line(sqlite_env.cli("config", "check"))
+    assert re.search(r"libmagic \d+\.\d\d, its database split: \d+ of \d+ binary rules", line)
+    local = tmp_path / "local"
+    local.write_text("0 string ASSETDTEST assetd test data\n")
+    env = {**cli_env(), "MAGIC": f"{local}:{_database_path()}"}
+    line = _mime_line(sqlite_env.cli("config", "check", process_env=env))
+    assert f"its whole database for every file ({local} holds rules of its own)" in line
+
+
+def _mime_line(checked) -> str:
+    return next(li for li in checked.stdout.splitlines() if li.startswith("enricher mime"))
