@@ -516,10 +516,18 @@ class PlanStream:
         return len(vanished) - sum(1 for row, _ in final.moved if row.id in vanished)
 
 
+# Full rows read at once where a key is merged file by file: from that key on, within its
+# page, `LOAD_ROWS` and twice as many at each read that follows the last one with no run
+# compared in bulk between them (a stretch of changes). Reading the whole page (5,000 rows)
+# read every row of a library whose changes are spread over it: a tenth of its directories
+# moved read all 100,000 rows of 100k files, 0.43 s of a 1.3 s rescan on PostgreSQL.
+LOAD_ROWS = 100
+
+
 class _RowStream:
     """The database side of a merge: the pages' encoded keys in one buffer, compared a run
-    at a time; a page's full rows are read only when one of its keys is merged file by file.
-    Every record starts at a NUL-free rel_path and ends at its second NUL."""
+    at a time; full rows are read only where a key is merged file by file, from that key on
+    (`LOAD_ROWS`). Every record starts at a NUL-free rel_path and ends at its second NUL."""
 
     def __init__(self, pages: Iterable[KeyPage]):
         self._pages = iter(pages)
@@ -528,6 +536,8 @@ class _RowStream:
         self._unloaded: deque[KeyPage] = deque()  # pages whose keys are in the buffer
         self._loaded: dict[bytes, DbRow] = {}
         self._loaded_through = b""  # the last key of the page in `_loaded`
+        self._load_rows = LOAD_ROWS  # how many the next read of full rows asks for
+        self._took_in_bulk = True  # since that read
         self._taken = b""  # the path of the last record taken
         self._done = False
 
@@ -553,6 +563,7 @@ class _RowStream:
         if self._keys.startswith(keys, self._at):
             self._at += len(keys)
             self._taken = last_path(keys)
+            self._took_in_bulk = True
             return True
         return False
 
@@ -576,14 +587,18 @@ class _RowStream:
         self._at = keys.index(b"\0", end + 1) + 1
         row = self._loaded.pop(rel_path, None)
         if row is None and rel_path > self._loaded_through:
-            # Keys are taken in order: a key not loaded yet is in a later page, and every
-            # key of the pages loaded before it was taken, so their rows can go.
+            # Keys are taken in order: a key not loaded yet is at or after this one, and the
+            # rows loaded before it were passed, so they can go.
             while self._unloaded and self._unloaded[0].last < rel_path:
                 self._unloaded.popleft()
             if self._unloaded:
-                page = self._unloaded.popleft()
-                self._loaded = {r.rel_path: r for r in page.load()}
-                self._loaded_through = page.last
+                page = self._unloaded[0]
+                self._load_rows = LOAD_ROWS if self._took_in_bulk else 2 * self._load_rows
+                self._took_in_bulk = False
+                rows = page.load(rel_path, self._load_rows)
+                self._loaded = {r.rel_path: r for r in rows}
+                self._loaded_through = (rows[-1].rel_path if len(rows) == self._load_rows
+                                        else page.last)
                 row = self._loaded.pop(rel_path, None)
         return row
 

@@ -209,17 +209,21 @@ def _key_pages(store: Store, library_id: int, first: bytes, end: bytes | None,
             return
         keys = bytes(keys)  # psycopg2 returns bytea as a memoryview
         last = last_path(keys)
-        yield KeyPage(keys, last, partial(_rows_between, store, library_id,
+        yield KeyPage(keys, last, partial(_rows_from, store, library_id,
                                           keys[:keys.index(b"\0")], last))
         if keys.count(b"\0") < 2 * page_rows:
             return
         op = ">"
 
 
-def _rows_between(store: Store, library_id: int, first: bytes, last: bytes) -> list[DbRow]:
+def _rows_from(store: Store, library_id: int, first: bytes, last: bytes, start: bytes,
+               limit: int) -> list[DbRow]:
+    """The full rows of the page from `first` to `last`, from the path `start` on, at most
+    `limit`."""
     rows = store.query(
         f"SELECT {_SNAPSHOT_COLUMNS} FROM file WHERE library_id = ? AND rel_path >= ?"
-        " AND rel_path <= ? ORDER BY rel_path", [library_id, first, last])
+        " AND rel_path <= ? ORDER BY rel_path LIMIT ?",
+        [library_id, max(first, start), last, limit])
     return list(map(_db_row, rows))
 
 

@@ -3,7 +3,7 @@ lower layer, so that `queries` need not import the scan (`scan/plan.py` decides 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import NamedTuple
 
 
@@ -23,8 +23,9 @@ class KeyPage(NamedTuple):
     """A page of the database side of a merge, in rel_path order: its rows' `row_key`s
     encoded as the walk encodes its files' (`keys.KEY_RECORD`; `plan.encode_row_keys`), its
     last rel_path, and how to read its full rows (only needed where a key does not match the
-    disk)."""
+    disk): `load(start, limit)`, the page's rows from the path `start` on, in order, at most
+    `limit`."""
 
     keys: bytes
     last: bytes
-    load: Callable[[], Iterable[DbRow]]
+    load: Callable[[bytes, int], list[DbRow]]

@@ -1,5 +1,8 @@
 """The plan is plain data: these tests need no disk and no database."""
 
+from functools import partial
+
+from daemon.scan import plan
 from daemon.scan.plan import (
     PagesAhead,
     Plan,
@@ -159,8 +162,13 @@ def runs_and_pages(disk_entries, db_rows, run_files=2, page_rows=2):
     runs = [disk_entries[i:i + run_files] for i in range(0, len(disk_entries), run_files)]
     pages = [db_rows[i:i + page_rows] for i in range(0, len(db_rows), page_rows)]
     return list(keyed_runs(runs)), [
-        KeyPage(encode_row_keys(page), page[-1].rel_path, lambda page=page: page)
+        KeyPage(encode_row_keys(page), page[-1].rel_path, partial(rows_from, page))
         for page in pages]
+
+
+def rows_from(page: list[DbRow], start: bytes, limit: int) -> list[DbRow]:
+    """A page's `load`, as `queries.key_pages` gives it."""
+    return [r for r in page if r.rel_path >= start][:limit]
 
 
 def stream_of(disk_entries, db_rows, unreadable=None) -> PlanStream:
@@ -292,7 +300,7 @@ def test_keys_out_of_order_stop_the_merge():
     stream = PlanStream([])
     runs, _ = runs_and_pages([disk("b", size=11)], [])
     rows = [row(2, "c"), row(1, "a")]
-    pages = [KeyPage(encode_row_keys(rows), b"a", lambda: rows)]
+    pages = [KeyPage(encode_row_keys(rows), b"a", partial(rows_from, rows))]
     with pytest.raises(RuntimeError, match="out of rel_path order"):
         list(stream.consume(runs, pages, max_files=10, max_bytes=1 << 60))
 
@@ -351,3 +359,34 @@ def test_moves_that_fit_a_part_or_form_a_rotation_are_applied_at_once():
     rotation = Plan(moved=[*_moves(20), (row(90, "old/004", inode=90),
                                          disk("old/003", inode=90))])
     assert list(in_parts(rotation, 10)) == [rotation]
+
+
+def _merge_counting_loads(disk_entries, db_rows, run_files=10):
+    """Merge one page of `db_rows` with the walk's runs; the full-row reads it made."""
+    loads = []
+
+    def load(start, limit):
+        loads.append(limit)
+        return rows_from(db_rows, start, limit)
+
+    runs, _ = runs_and_pages(disk_entries, [], run_files=run_files)
+    page = KeyPage(encode_row_keys(db_rows), db_rows[-1].rel_path, load)
+    stream = PlanStream([])
+    assert list(stream.consume(runs, [page], max_files=10**6, max_bytes=1 << 60)) == []
+    return stream, loads
+
+
+def test_full_rows_are_read_where_keys_differ_not_the_whole_page():
+    """Changes spread over a page (two directories gone) read a few rows each; a stretch of
+    changes reads twice as many at each read, so it still takes a few reads."""
+    names = [f"p{i:04d}" for i in range(1000)]
+    db_rows = [row(i, name, inode=i) for i, name in enumerate(names)]
+    gone = {*names[100:110], *names[500:510]}
+    kept = [disk(name, inode=i) for i, name in enumerate(names) if name not in gone]
+    stream, loads = _merge_counting_loads(kept, db_rows)
+    assert sorted(stream.vanished) == [i for i, name in enumerate(names) if name in gone]
+    assert sum(loads) <= 4 * plan.LOAD_ROWS  # not the page's 1,000
+    edited = [disk(name, size=99, inode=i) for i, name in enumerate(names)]
+    stream, loads = _merge_counting_loads(edited, db_rows)
+    assert len(stream.part.updated) == 1000
+    assert loads == [100, 200, 400, 800]  # read from each first key on, at most that many

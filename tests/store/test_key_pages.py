@@ -52,8 +52,11 @@ def test_the_database_spells_each_key_as_the_walk_does(store):
     # A settled row's key is the walk's record of the same file, byte for byte.
     settled = [r for r in rows if r.content_hash and not r.is_missing]
     assert encode_row_keys(settled) == encode_keys(map(row_key, settled))
-    # Each page loads its own full rows.
-    assert [r.id for page in pages for r in page.load()] == [r.id for r in rows]
+    # Each page loads its own full rows, from a path on, at most as many as asked.
+    assert [r.id for page in pages for r in page.load(b"", 100)] == [r.id for r in rows]
+    second = pages[1]
+    assert [r.id for r in second.load(rows[4].rel_path, 1)] == [rows[4].id]
+    assert [r.id for r in second.load(rows[4].rel_path, 100)] == [rows[4].id, rows[5].id]
 
 
 def test_scoped_pages_hold_the_scope_and_its_subtree_only(store):
