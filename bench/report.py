@@ -15,6 +15,8 @@ FIGURE_LABELS = {
     "files_json": "`files --json`",
     "rescan_edited": "rescan, a tenth of the files edited (`--no-enrich`)",
     "rescan_moved": "rescan, a tenth of the files moved (`--no-enrich`)",
+    "rescan_edited_spread": "rescan, a tenth edited, spread over the tree (`--no-enrich`)",
+    "rescan_moved_spread": "rescan, a tenth moved, spread over the tree (`--no-enrich`)",
 }
 BASELINE_LABELS = {"hash": "`find \\| xargs xxhsum -H2`", "walk": "`find -printf`"}
 

@@ -22,11 +22,13 @@ from tree import Tree
 LIBRARY = "bench"
 # (figure, baseline) in the order of a round; a cold scan starts from an empty database.
 SCAN_FIGURES = ("cold_no_enrich", "rescan_no_enrich", "cold", "rescan", "reconcile", "dupes",
-                "verify", "files_json", "rescan_edited", "rescan_moved")
+                "verify", "files_json", "rescan_edited", "rescan_moved",
+                "rescan_edited_spread", "rescan_moved_spread")
 BASELINE_OF = {"cold_no_enrich": "hash", "cold": "hash",
                "rescan_no_enrich": "walk", "rescan": "walk",
                "verify": "hash", "files_json": "walk",
-               "rescan_edited": "walk", "rescan_moved": "walk"}
+               "rescan_edited": "walk", "rescan_moved": "walk",
+               "rescan_edited_spread": "walk", "rescan_moved_spread": "walk"}
 CHANGED_SHARE = 10  # the changed rescans: one directory in ten edited, another one in ten moved
 
 
@@ -89,12 +91,35 @@ def scan_round(assetd: Assetd, backend, tree: Tree, workdir: Path,
     changed_round(assetd, backend, tree, workdir, baselines, out)
 
 
+def _edit_all(directories: list[Path]) -> int:
+    """Append a byte to every file of these directories; how many files."""
+    edited = 0
+    for directory in directories:
+        for path in directory.iterdir():
+            with path.open("ab") as f:
+                f.write(b"\n")
+            edited += 1
+    return edited
+
+
+def _move_all(directories: list[Path], target: Path) -> int:
+    """Move these directories into `target` (new); how many files they hold."""
+    target.mkdir()
+    moved = 0
+    for directory in directories:
+        moved += sum(1 for _ in directory.iterdir())
+        directory.rename(target / directory.name)
+    return moved
+
+
 def changed_round(assetd: Assetd, backend, tree: Tree, workdir: Path,
                   baselines: dict[str, Samples], out: BackendFigures) -> None:
     """Rescans that find work: on a copy of the tree (the cached one stays as generated),
-    indexed untimed, every file of one directory in `CHANGED_SHARE` edited in place (a byte
-    appended), then a rescan `--no-enrich`; then every file of another one in ten moved (its
-    directory, into a new one), then a rescan. Each against `find -printf` of the copy."""
+    indexed untimed, every file of a tenth of the directories edited in place (a byte
+    appended), then a rescan `--no-enrich`; then another tenth moved (the directories, into a
+    new one), then a rescan. First the first and the second tenth (changes in a row), then
+    every tenth directory of the rest (`_spread`: a change in every page of rows). Each
+    against `find -printf` of the copy."""
     copy = workdir / "changed-tree"
     if copy.exists():
         shutil.rmtree(copy)
@@ -108,24 +133,23 @@ def changed_round(assetd: Assetd, backend, tree: Tree, workdir: Path,
         assetd.scan(config, "--no-enrich", expect={"discovered": n, "created": n})
         directories = sorted(path for path in copy.iterdir() if path.is_dir())
         share = max(1, len(directories) // CHANGED_SHARE)
-        edited = 0
-        for directory in directories[:share]:
-            for path in directory.iterdir():
-                with path.open("ab") as f:
-                    f.write(b"\n")
-                edited += 1
-        baselines["walk"].add(run_command(walk))
-        out.figures["rescan_edited"].add(assetd.scan(
-            config, "--no-enrich", expect={"discovered": n, "updated": edited, "hashed": edited}))
-        moved = 0
-        target = copy / "moved"
-        target.mkdir()
-        for directory in directories[share:2 * share]:
-            moved += sum(1 for _ in directory.iterdir())
-            directory.rename(target / directory.name)
-        baselines["walk"].add(run_command(walk))
-        out.figures["rescan_moved"].add(assetd.scan(
-            config, "--no-enrich", expect={"discovered": n, "moved": moved, "created": 0}))
+        rest = directories[2 * share:]
+        stride = max(2, len(rest) // share)
+        # Two tenths in a row (the first, the second), then as many directories spread over
+        # the rest (one in `stride`), which puts a change in every page of rows.
+        for figure, edit, move, moving in (
+                ("rescan_edited", directories[:share], "rescan_moved",
+                 directories[share:2 * share]),
+                ("rescan_edited_spread", rest[0::stride], "rescan_moved_spread",
+                 rest[stride // 2::stride])):
+            edited = _edit_all(edit)
+            baselines["walk"].add(run_command(walk))
+            out.figures[figure].add(assetd.scan(config, "--no-enrich", expect={
+                "discovered": n, "updated": edited, "hashed": edited}))
+            moved = _move_all(moving, copy / move)
+            baselines["walk"].add(run_command(walk))
+            out.figures[move].add(assetd.scan(config, "--no-enrich", expect={
+                "discovered": n, "moved": moved, "created": 0}))
     finally:
         shutil.rmtree(copy, ignore_errors=True)
 

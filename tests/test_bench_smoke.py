@@ -18,11 +18,13 @@ from tests.conftest import PG_SERVER_URL
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCAN_FIGURES = ("cold_no_enrich", "cold", "rescan_no_enrich", "rescan", "reconcile", "dupes",
-                "verify", "files_json", "rescan_edited", "rescan_moved")
+                "verify", "files_json", "rescan_edited", "rescan_moved",
+                "rescan_edited_spread", "rescan_moved_spread")
 RATIO_FIGURES = {"cold_no_enrich": "hash", "cold": "hash",
                  "rescan_no_enrich": "walk", "rescan": "walk",
                  "verify": "hash", "files_json": "walk",
-                 "rescan_edited": "walk", "rescan_moved": "walk"}
+                 "rescan_edited": "walk", "rescan_moved": "walk",
+                 "rescan_edited_spread": "walk", "rescan_moved_spread": "walk"}
 FILES = 300
 
 
