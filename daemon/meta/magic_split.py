@@ -22,14 +22,15 @@ A file that passes no decided test is answered by the rest (`rest`); one that pa
 ones, by the rest and the weak rules (`rest_and_weak`); any other, by the whole database. A
 rule that makes libmagic run over the whole database again (`indirect`, itself or through
 `use`) is never left out of the database that could reach it: such a rule is decided and
-not weak, or its first test is checked here (`_whole_database_checks`) and, when it may pass,
-the whole database answers.
+not weak, or its first test is checked here (`_check_of`) and, when it may pass, the whole
+database answers.
 
 Only a database this module understands is split: libmagic's compiled format 18 (libmagic
 5.39-5.45) in this host's byte order, found where libmagic finds it (`magic_getpath`, which
 honours `MAGIC`), and no other magic file with rules on that path (Debian's /etc/magic is
-comments). Otherwise libmagic answers with its whole database, as before.
-`tests/meta/test_magic_split.py` compares the answers with the whole database's.
+comments). Otherwise libmagic answers with its whole database, as before (`NotSplit` says why,
+and `config check` prints it: `describe`). `tests/meta/test_magic_split.py` compares the
+answers with the whole database's.
 """
 
 from __future__ import annotations
