@@ -240,8 +240,7 @@ def run_passes(store: Store, config: Config,
     # first: `assetd reconcile` (level warning) then imports no structlog (~20 ms of its ~130).
     level = "info" if any(changes.values()) else "debug"
     if logs.enabled(level):
-        log = logs.get_logger()
-        (log.info if level == "info" else log.debug)(
+        getattr(logs.get_logger(), level)(
             logs.RECONCILE_FINISHED, changes=sum(changes.values()),
             duration_s=round(time.monotonic() - started, 3), **changes,
         )

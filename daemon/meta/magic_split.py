@@ -325,10 +325,8 @@ def _decided_test(entry: _Entry) -> _Test | None:
         return _Test(entry.offset, tuple(literal[n:n + 1] for n in range(len(literal))))
     if entry.type not in _NUMBERS:
         return None
-    size, order = _NUMBERS[entry.type]
-    everything = (1 << 8 * size) - 1
-    wanted = int.from_bytes(entry.value[:8], sys.byteorder) & everything
-    mask = entry.mask & everything if entry.mask else everything
+    size, order, stored, mask = _number(entry)
+    wanted = stored & (1 << 8 * size) - 1
     atoms = []
     for wanted_byte, mask_byte in zip(wanted.to_bytes(size, order), mask.to_bytes(size, order),
                                       strict=True):
@@ -351,10 +349,7 @@ def _check_of(entry: _Entry) -> Callable[[bytes], bool] | None:
         end = offset + span + len(literal) if span else None
         return lambda head: literal in head[offset:end]
     if entry.type in _NUMBERS and entry.reln and entry.reln in "<>=":
-        size, order = _NUMBERS[entry.type]
-        everything = (1 << 8 * size) - 1
-        mask = entry.mask & everything if entry.mask else everything
-        stored = int.from_bytes(entry.value[:8], sys.byteorder)
+        size, order, stored, mask = _number(entry)
         unsigned, relation = bool(entry.flag & _UNSIGNED), entry.reln
         # As magiccheck compares: unsigned, or the number sign-extended from its size against
         # the stored value as a signed 64-bit one.
@@ -367,6 +362,15 @@ def _check_of(entry: _Entry) -> Callable[[bytes], bool] | None:
             return _compare(number if unsigned else _signed(number, size), relation, target)
         return may_pass
     return None
+
+
+def _number(entry: _Entry) -> tuple[int, str, int, int]:
+    """A number test's size and byte order in the file, the value it is compared with (as
+    stored: 8 bytes), and the mask libmagic applies first (every bit where it has none)."""
+    size, order = _NUMBERS[entry.type]
+    everything = (1 << 8 * size) - 1
+    return size, order, int.from_bytes(entry.value[:8], sys.byteorder), (
+        entry.mask & everything if entry.mask else everything)
 
 
 def _signed(value: int, size: int) -> int:

@@ -13,7 +13,7 @@ from itertools import islice
 from daemon.scan.hash import Hashed
 from daemon.scan.plan import Plan
 from daemon.scan.walk import DiskEntry
-from daemon.store import Store, labels, paths
+from daemon.store import Store, labels, paths, queries
 from daemon.store import changes as feed
 from daemon.store.changes import Change
 from daemon.store.hashes import PREFIX as HASH_PREFIX
@@ -188,11 +188,12 @@ def carry_tags(
     now: float,
 ) -> int:
     """(rel_path, old_hash, new_hash_or_None) per edited file: its tags go with it."""
-    tagged = _tagged(store, {to_db(old) for _, old, _ in carries})
-    to_hash = [(library_id, rel, to_db(new), now, to_db(old), to_db(new))
-               for rel, old, new in carries if new and to_db(old) in tagged]
-    to_path = [(library_id, rel, now, to_db(old), library_id, rel)
-               for rel, old, new in carries if not new and to_db(old) in tagged]
+    digests = [(rel, to_db(old), to_db(new)) for rel, old, new in carries]
+    tagged = queries.tagged_contents(store, {old for _, old, _ in digests})
+    to_hash = [(library_id, rel, new, now, old, new)
+               for rel, old, new in digests if new and old in tagged]
+    to_path = [(library_id, rel, now, old, library_id, rel)
+               for rel, old, new in digests if not new and old in tagged]
     store.executemany(_CARRY_TAGS_TO_HASH, to_hash)
     store.executemany(_CARRY_TAGS_TO_PATH, to_path)
     return len(carries)
@@ -201,22 +202,8 @@ def carry_tags(
 # Statements that would change nothing are not sent. Each carry or path move is a statement
 # of its own (executemany), and PostgreSQL plans and runs each: 10,000 edited files cost ~1 s
 # there for their tag carries, 10,000 moved ones ~1 s for their unhashed tags and insights,
-# where the tag table most often holds no tag of those contents, and no unhashed row at all.
-_TAGGED_CHUNK = 500
-
-
-def _tagged(store: Store, digests: set[bytes]) -> set[bytes]:
-    """The digests among these that some tag holds: a carry from any other inserts nothing."""
-    found: set[bytes] = set()
-    pending = list(digests)
-    for start in range(0, len(pending), _TAGGED_CHUNK):
-        chunk = pending[start:start + _TAGGED_CHUNK]
-        found.update(bytes(digest) for (digest,) in store.query(
-            "SELECT DISTINCT content_hash FROM tag WHERE content_hash IN"
-            f" ({', '.join('?' for _ in chunk)})", chunk))
-    return found
-
-
+# where the tag table most often holds no tag of those contents (`queries.tagged_contents`),
+# and no unhashed row at all.
 def _has_unhashed(store: Store, table: str, library_id: int) -> bool:
     """Does `table` (tag, insight) hold a row of this library by path, with no hash yet?"""
     return bool(store.query(f"SELECT 1 FROM {table} WHERE library_id = ?"

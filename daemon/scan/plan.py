@@ -108,8 +108,11 @@ def in_parts(plan: Plan, max_moves: int) -> Iterator[Plan]:
     at a time holds a part's. Where a move takes a path another one leaves (a rotation,
     `mv b c; mv a b`), they are written in one part, in their order, as before."""
     moved = plan.moved
-    left = {row.rel_path for row, _ in moved} if len(moved) > max_moves else set()
-    if not left or any(entry.rel_path in left for _, entry in moved):
+    if len(moved) <= max_moves:
+        yield plan
+        return
+    left = {row.rel_path for row, _ in moved}
+    if any(entry.rel_path in left for _, entry in moved):
         yield plan
         return
     last = (len(moved) - 1) // max_moves * max_moves

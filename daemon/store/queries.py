@@ -238,6 +238,19 @@ def rows_by_hash(store: Store, library_id: int, content_hashes: list[str]) -> li
     return _rows_where(store, library_id, "content_hash", all_to_db(set(content_hashes)))
 
 
+def tagged_contents(store: Store, digests: set[bytes]) -> set[bytes]:
+    """The content digests among these that some tag holds (a tag carry from any other
+    content inserts nothing)."""
+    found: set[bytes] = set()
+    values = list(digests)
+    for start in range(0, len(values), LOOKUP_CHUNK):
+        chunk = values[start:start + LOOKUP_CHUNK]
+        found.update(bytes(digest) for (digest,) in store.query(
+            "SELECT DISTINCT content_hash FROM tag WHERE content_hash IN ("
+            + ", ".join("?" for _ in chunk) + ")", chunk))
+    return found
+
+
 def _rows_where(store: Store, library_id: int, column: str, values: list) -> list[DbRow]:
     found: list[DbRow] = []
     values = sorted(set(values))
